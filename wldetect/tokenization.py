@@ -1,0 +1,52 @@
+"""Batch tokenisation shared by counting, training and detection (NumPy only: the detector imports it).
+
+Texts go to the Rust tokenizer in one `encode_batch` call (it parallelises internally) and come back as
+one flat int64 array of ids plus per-text lengths: the layout `np.bincount` (counting) and
+`np.add.reduceat`-style pooling (detection) work on without a Python loop per token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+from tokenizers import Tokenizer
+
+
+@dataclass
+class EncodedBatch:
+    ids: np.ndarray  # int64 (total_tokens,), all texts back to back
+    lengths: np.ndarray  # int64 (n_texts,)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Start of each text in `ids` (n_texts + 1 entries, the last is total_tokens)."""
+        return np.concatenate([[0], np.cumsum(self.lengths)])
+
+    def padded(self, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(n_texts, longest) ids and a bool mask of real positions: padding only up to this batch's longest."""
+        n, longest = len(self.lengths), int(self.lengths.max(initial=0))
+        positions = np.arange(longest)
+        mask = positions[None, :] < self.lengths[:, None]
+        ids = np.full((n, longest), pad_id, dtype=np.int64)
+        ids[mask] = self.ids
+        return ids, mask
+
+
+def configure(tokenizer: Tokenizer, max_length: int | None) -> Tokenizer:
+    """No padding ever; truncation only where `max_sequence_length` says so."""
+    tokenizer.no_padding()
+    if max_length is None:
+        tokenizer.no_truncation()
+    else:
+        tokenizer.enable_truncation(max_length)
+    return tokenizer
+
+
+def encode_texts(tokenizer: Tokenizer, texts: list[str]) -> EncodedBatch:
+    """Token ids of each text with no special tokens added ([CLS], [SEP], <bos> never reach the model)."""
+    encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
+    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+    ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=int(lengths.sum()))
+    return EncodedBatch(ids=ids, lengths=lengths)
