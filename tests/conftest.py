@@ -1,0 +1,141 @@
+"""Shared fixtures: an isolated cache, and small hub-layout model directories built on the spot.
+
+The tiny model uses a word-level tokenizer whose tokenizer.json stores padding and truncation (as MiniLM's
+does), with fewer tokens than embedding rows (as Gemma3 has), so every test sees those traps.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+TINY_LANGUAGES = ["eng_Latn", "fra_Latn", "deu_Latn"]
+TINY_WORDS = {
+    "eng_Latn": "the cat sat on mat and dog ran home with a big red ball today".split(),
+    "fra_Latn": "le chat est sur tapis et chien court maison avec une grande balle rouge".split(),
+    "deu_Latn": "die katze sitzt auf der matte und hund läuft nach hause mit einem roten".split(),
+}
+TINY_EXTRA_ROWS = 5  # embedding rows beyond the tokenizer's vocabulary, like Gemma3's 262,208 vs 262,145
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache directory and no test can reach the Hugging Face hub."""
+    cache = tmp_path_factory.mktemp("wldetect-cache")
+    monkeypatch.setenv("WLDETECT_CACHE_DIR", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    return cache
+
+
+def tiny_vocabulary() -> list[str]:
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    for code in TINY_LANGUAGES:
+        for word in TINY_WORDS[code]:
+            if word not in words:
+                words.append(word)
+    return words
+
+
+def write_tokenizer_json(path: Path, vocabulary: list[str], pad_to: int | None = 16) -> Path:
+    """A word-level tokenizer.json with a BERT-like post-processor and (optionally) stored fixed padding."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocabulary)}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.add_special_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    if pad_to:
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]", length=pad_to)
+        tokenizer.enable_truncation(max_length=pad_to)
+    tokenizer.save(str(path))
+    return path
+
+
+def write_hub_model(
+    directory: Path,
+    rows: int,
+    hidden: int,
+    *,
+    dtype: str = "float32",
+    sharded: bool = False,
+    tensor_name: str = "model.embed_tokens.weight",
+    vocabulary: list[str] | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Write a hub-layout model directory; return the float32 reference of its embedding matrix."""
+    import torch
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(seed)
+    embeddings = torch.randn(rows, hidden, generator=generator).to(getattr(torch, dtype))
+    other = {"model.norm.weight": torch.ones(hidden), "lm_head.weight": torch.randn(7, hidden, generator=generator)}
+    if sharded:
+        save_file({"model.norm.weight": other["model.norm.weight"]}, str(directory / "model-00001-of-00003.safetensors"))
+        save_file({tensor_name: embeddings.contiguous()}, str(directory / "model-00002-of-00003.safetensors"))
+        # The third shard is not a safetensors file at all: opening it would fail, so a test passes only
+        # if the loader reads the index and touches nothing but the shard that holds the embeddings.
+        (directory / "model-00003-of-00003.safetensors").write_bytes(b"not a shard")
+        weight_map = {
+            "model.norm.weight": "model-00001-of-00003.safetensors",
+            tensor_name: "model-00002-of-00003.safetensors",
+            "lm_head.weight": "model-00003-of-00003.safetensors",
+        }
+        (directory / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    else:
+        save_file({tensor_name: embeddings.contiguous(), **other}, str(directory / "model.safetensors"))
+    write_tokenizer_json(directory / "tokenizer.json", vocabulary or tiny_vocabulary())
+    return embeddings.to(torch.float32).numpy()
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path) -> Path:
+    """A single-file hub-layout model: tokenizer of len(tiny_vocabulary()) tokens, 5 more embedding rows."""
+    directory = tmp_path / "tiny-model"
+    write_hub_model(directory, rows=len(tiny_vocabulary()) + TINY_EXTRA_ROWS, hidden=8)
+    return directory
+
+
+def tiny_sentences(code: str, n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng([seed, TINY_LANGUAGES.index(code)])
+    words = TINY_WORDS[code]
+    return [" ".join(rng.choice(words, size=int(rng.integers(3, 9)))) for _ in range(n)]
+
+
+def write_tiny_project(root: Path, model_dir: Path, examples_per_language: int = 40) -> Path:
+    """params/models + params/training + a jsonl corpus for the tiny model; returns the training config path."""
+    (root / "params" / "models").mkdir(parents=True, exist_ok=True)
+    (root / "params" / "training").mkdir(parents=True, exist_ok=True)
+    (root / "data").mkdir(exist_ok=True)
+    model_config = {
+        "model": {"name": str(model_dir), "type": "tiny", "hidden_dim": 8, "embedding_layer_name": "model.embed_tokens"},
+        "languages": {code: i for i, code in enumerate(TINY_LANGUAGES)},
+        "inference": {"max_sequence_length": 32, "pooling": "logsumexp"},
+    }
+    (root / "params" / "models" / "tiny.yaml").write_text(yaml.safe_dump(model_config))
+    with open(root / "data" / "train.jsonl", "w", encoding="utf-8") as handle:
+        for code in TINY_LANGUAGES:
+            for text in tiny_sentences(code, examples_per_language):
+                handle.write(json.dumps({"text": text, "language": code}) + "\n")
+    training_config = {
+        "model_config_path": "params/models/tiny.yaml",
+        "dataset": {"name": "data/train.jsonl", "shuffle_seed": 1},
+        "training": {"batch_size": 16, "learning_rate": 0.05, "epochs": 2, "checkpoint_interval": 5, "seed": 3},
+        "output": {"artifacts_dir": "artifacts/tiny"},
+    }
+    path = root / "params" / "training" / "tiny.yaml"
+    path.write_text(yaml.safe_dump(training_config))
+    return path
+
+
+@pytest.fixture
+def tiny_training_config(tmp_path, tiny_model_dir) -> Path:
+    """Path of a training parameter file for the tiny model and a 3-language jsonl corpus."""
+    return write_tiny_project(tmp_path / "project", tiny_model_dir)
