@@ -265,7 +265,8 @@ def load_training_config(path: str | Path, overrides: dict[str, Any] | None = No
 
 def _looks_like_hub_id(name: str) -> bool:
     """`owner/name` with no local file of that name is treated as a Hugging Face repo id."""
-    return name.count("/") == 1 and not name.startswith((".", "/", "~"))
+    data_suffixes = (".parquet", ".jsonl", ".json", ".csv", ".txt", ".arrow")
+    return name.count("/") == 1 and not name.startswith((".", "/", "~")) and not name.endswith(data_suffixes)
 
 
 def cache_dir() -> Path:

@@ -66,14 +66,16 @@ def fetch_file(spec: ModelSpec, filename: str) -> Path:
             raise FileNotFoundError(f"{spec.name}: {filename} not found")
         return path
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     try:
         return Path(hf_hub_download(repo_id=spec.name, filename=filename, revision=spec.revision))
-    except EntryNotFoundError:
+    except (EntryNotFoundError, LocalEntryNotFoundError):
+        # Not in the repo or (offline) not in the local hub cache: the caller falls back to the next layout.
         raise FileNotFoundError(f"{spec.name}: {filename} not found") from None
     except Exception as err:  # network, gated repo, unknown repo: all user-fixable
-        raise WLDetectError(f"model {spec.name}: could not download {filename}: {type(err).__name__}: {err}") from None
+        first_line = (str(err).splitlines() or [""])[0]
+        raise WLDetectError(f"model {spec.name}: could not download {filename}: {type(err).__name__}: {first_line}") from None
 
 
 def _list_repo_files(spec: ModelSpec) -> list[str]:

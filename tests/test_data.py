@@ -1,0 +1,98 @@
+"""Training data: local files and hub-layout directories through `datasets`, filtered exactly as documented."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wldetect.config import DatasetConfig
+from wldetect.errors import WLDetectError
+from wldetect.sources.data import prepare_training_dataset
+
+LANGUAGES = ["eng_Latn", "fra_Latn", "deu_Latn"]
+
+
+def _rows() -> list[dict]:
+    rows = [{"text": f"english sentence {i}", "language": "eng_Latn"} for i in range(50)]
+    rows += [{"text": f"phrase française {i}", "language": "fra_Latn"} for i in range(20)]
+    rows += [{"text": f"deutscher satz {i}", "language": "deu_Latn"} for i in range(5)]
+    rows += [{"text": f"frase española {i}", "language": "spa_Latn"} for i in range(7)]  # not a model language
+    rows += [{"text": "   ", "language": "eng_Latn"}, {"text": "", "language": "fra_Latn"}, {"text": None, "language": "eng_Latn"}]
+    return rows
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_filtering_invalid_texts_and_report(tmp_path, capsys):
+    path = _write_jsonl(tmp_path / "train.jsonl", _rows())
+    data = prepare_training_dataset(DatasetConfig(name=str(path)), LANGUAGES)
+    report = data.report
+    assert (report.loaded, report.invalid_texts, report.in_languages, report.final) == (85, 3, 75, 75)
+    assert report.per_language == {"eng_Latn": 50, "fra_Latn": 20, "deu_Latn": 5}
+    printed = capsys.readouterr().out
+    assert "Kept 75 / 85 examples in the configured languages" in printed
+    assert "Skipped 3 empty or non-text examples" in printed
+    texts = data.texts(0, len(data))
+    languages = data.dataset[:]["language"]
+    assert all(LANGUAGES[label] == code for label, code in zip(data.labels, languages))
+    assert all(t.strip() for t in texts)
+
+
+def test_min_cap_balance_and_seeded_shuffle(tmp_path, capsys):
+    path = _write_jsonl(tmp_path / "train.jsonl", _rows())
+    config = DatasetConfig(name=str(path), min_samples_per_language=10, max_samples_per_language=30, shuffle_seed=5)
+    data = prepare_training_dataset(config, LANGUAGES)
+    assert data.report.per_language == {"eng_Latn": 30, "fra_Latn": 20}
+    assert data.report.dropped_languages == {"deu_Latn": 5}
+    assert "Warning: dropped deu_Latn: 5 examples < min_samples_per_language" in capsys.readouterr().out
+    again = prepare_training_dataset(config, LANGUAGES, verbose=False)
+    assert again.texts(0, len(again)) == data.texts(0, len(data))  # same seed, same order
+    other = prepare_training_dataset(config.model_copy(update={"shuffle_seed": 6}), LANGUAGES, verbose=False)
+    assert other.texts(0, len(other)) != data.texts(0, len(data))
+    assert sorted(other.texts(0, len(other))) != sorted(data.texts(0, len(data)))  # a different English sample of 30
+
+    balanced = prepare_training_dataset(config.model_copy(update={"balance_languages": True}), LANGUAGES, verbose=False)
+    assert balanced.report.per_language == {"eng_Latn": 20, "fra_Latn": 20}
+
+
+def test_unfiltered_unknown_languages_are_an_error(tmp_path):
+    path = _write_jsonl(tmp_path / "train.jsonl", _rows())
+    with pytest.raises(WLDetectError, match="languages not in the model config: spa_Latn"):
+        prepare_training_dataset(DatasetConfig(name=str(path), filter_languages=False), LANGUAGES)
+
+
+def test_parquet_csv_and_renamed_columns(tmp_path):
+    frame = pd.DataFrame(_rows()[:75]).rename(columns={"text": "sentence", "language": "lang"})
+    frame.to_parquet(tmp_path / "train.parquet")
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    for name in ["train.parquet", "train.csv"]:
+        config = DatasetConfig(name=str(tmp_path / name), text_column="sentence", language_column="lang")
+        data = prepare_training_dataset(config, LANGUAGES, verbose=False)
+        assert data.dataset.column_names == ["text", "language"]
+        assert len(data) == 75
+    with pytest.raises(WLDetectError, match="column 'text' not found \\(columns: sentence, lang\\)"):
+        prepare_training_dataset(DatasetConfig(name=str(tmp_path / "train.parquet")), LANGUAGES)
+
+
+def test_hub_layout_directory_with_splits_goes_through_load_dataset(tmp_path):
+    """OpenLID-v2 on the hub is parquet under data/; a local copy of that layout loads the named split."""
+    (tmp_path / "openlid" / "data").mkdir(parents=True)
+    pd.DataFrame(_rows()[:75]).to_parquet(tmp_path / "openlid" / "data" / "train-00000-of-00001.parquet")
+    pd.DataFrame(_rows()[:10]).to_parquet(tmp_path / "openlid" / "data" / "validation-00000-of-00001.parquet")
+    data = prepare_training_dataset(DatasetConfig(name=str(tmp_path / "openlid")), LANGUAGES, verbose=False)
+    assert len(data) == 75
+    val = prepare_training_dataset(DatasetConfig(name=str(tmp_path / "openlid"), split="validation"), LANGUAGES, verbose=False)
+    assert len(val) == 10
+    with pytest.raises(WLDetectError, match="split test"):
+        prepare_training_dataset(DatasetConfig(name=str(tmp_path / "openlid"), split="test"), LANGUAGES)
+
+
+def test_unsupported_file_type(tmp_path):
+    (tmp_path / "train.xlsx").write_text("x")
+    with pytest.raises(WLDetectError, match="unsupported data file type"):
+        prepare_training_dataset(DatasetConfig(name=str(tmp_path / "train.xlsx")), LANGUAGES)
