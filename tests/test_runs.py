@@ -1,0 +1,58 @@
+"""Run records: unique ids, complete manifests, failure marking, listing."""
+
+import json
+
+import pytest
+
+from wldetect.errors import WLDetectError
+from wldetect.runs import create_run, input_hash, list_runs, open_run, start_run
+
+
+def test_run_directories_are_never_reused(tmp_path):
+    first = create_run("demo", kind="03_train", parameters={"threshold": 10}, threshold=10, root=tmp_path)
+    second = create_run("demo", kind="03_train", parameters={"threshold": 10}, threshold=10, root=tmp_path, run_id=first.run_id)
+    assert first.path != second.path and second.run_id == f"{first.run_id}-2"
+    assert first.run_id.endswith("-demo-t10") and first.run_id[:8].isdigit()
+
+
+def test_manifest_records_code_environment_inputs_and_outcome(tmp_path):
+    data = tmp_path / "counts.npy"
+    data.write_bytes(b"12345")
+    run = create_run("x", kind="01_count_tokens", parameters={"config": tmp_path / "c.yaml"}, root=tmp_path / "runs")
+    run.record_input("token_counts", data)
+    run.record_timing("count", 1.23456)
+    run.finish({"accuracy": 0.9})
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["metrics"] == {"accuracy": 0.9}
+    assert set(manifest["git"]) == {"commit", "dirty"}
+    assert manifest["packages"]["numpy"] and manifest["machine"]["cpu_count"] >= 1
+    assert manifest["inputs"]["token_counts"]["sha256"] == "5994471abb01112afcc18159f6cc74b4f511b99806da59b3caf5a9c173cacfc5"
+    assert manifest["timings_s"] == {"count": 1.235}
+    assert (run.path / "params.yaml").read_text() == f"config: {tmp_path / 'c.yaml'}\n"
+
+
+def test_directory_hash_depends_on_names_and_contents(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.txt").write_text("1")
+    before = input_hash(tmp_path / "a")
+    (tmp_path / "a" / "x.txt").write_text("2")
+    assert input_hash(tmp_path / "a") != before
+
+
+def test_failed_runs_and_listing(tmp_path):
+    ok = create_run("good", kind="03_train", parameters={}, threshold=0, root=tmp_path)
+    ok.finish({"accuracy": 0.5, "f1_macro": 0.4})
+    bad = create_run("bad", kind="03_train", parameters={}, threshold=5, root=tmp_path)
+    bad.fail("RuntimeError: boom\nsecond line")
+    table = list_runs(tmp_path).set_index("run_id")
+    assert table.loc[ok.run_id, "status"] == "completed" and table.loc[ok.run_id, "accuracy"] == 0.5
+    assert table.loc[bad.run_id, "status"] == "failed"
+    assert open_run(bad.path).manifest()["error"].startswith("RuntimeError: boom")
+
+
+def test_start_run_reuses_a_given_directory(tmp_path):
+    made = create_run("x", kind="03_train", parameters={"a": 1}, root=tmp_path)
+    again = start_run("x", kind="03_train", parameters={"a": 1, "resolved": True}, threshold=3, run_dir=made.path)
+    assert again.path == made.path and again.manifest()["parameters"]["resolved"] is True
+    with pytest.raises(WLDetectError, match="not a run directory"):
+        open_run(tmp_path / "nothing")

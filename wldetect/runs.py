@@ -1,0 +1,341 @@
+"""Run records: every notebook execution leaves `runs/<run-id>/` behind, complete enough to reproduce it.
+
+A run directory holds the executed notebook(s) and their HTML renderings, `params.yaml` (the resolved
+parameters), `manifest.json` (status, git commit and dirty flag, package versions, input hashes, timings,
+machine and device) and, for training runs, `artifacts/`. The layout is described in runs/README.md.
+
+Runs are created with an exclusive `mkdir`, so two processes (a sweep with --jobs) never share or overwrite
+one; a run is `running` until `finish()` marks it `completed` or `failed`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wldetect.errors import WLDetectError
+from wldetect.io import write_text_atomic
+
+MANIFEST = "manifest.json"
+PARAMS = "params.yaml"
+ARTIFACTS = "artifacts"
+_PACKAGES = [
+    "wldetect", "torch", "numpy", "tokenizers", "safetensors", "ml_dtypes", "datasets", "huggingface_hub",
+    "pandas", "scikit-learn", "statsmodels", "scipy", "matplotlib", "seaborn", "papermill", "wordfreq",
+]  # fmt: skip
+_FULL_HASH_LIMIT = 1 << 30  # files above 1 GiB (Gemma3's embeddings) get a sampled hash
+
+
+def project_root() -> Path:
+    """The repository the workflow runs in: $WLDETECT_PROJECT_ROOT, else the nearest ancestor of the
+    working directory holding `params/` (so notebooks work from notebooks/ and from the root alike)."""
+    if os.environ.get("WLDETECT_PROJECT_ROOT"):
+        return Path(os.environ["WLDETECT_PROJECT_ROOT"]).resolve()
+    here = Path.cwd().resolve()
+    for candidate in [here, *here.parents]:
+        if (candidate / "params").is_dir() and (candidate / "notebooks").is_dir():
+            return candidate
+    return here
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("WLDETECT_RUNS_DIR") or project_root() / "runs")
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_run_id(name: str, threshold: int | None = None) -> str:
+    """Readable and sortable: `20261121T101500Z-demo-t10`."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
+    return f"{stamp}-{slug}" + (f"-t{threshold}" if threshold is not None else "")
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of the file (of its size, first and last 64 MiB beyond 1 GiB, marked `sampled:`)."""
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        if size <= _FULL_HASH_LIMIT:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+            return digest.hexdigest()
+        digest.update(str(size).encode())
+        digest.update(handle.read(1 << 26))
+        handle.seek(size - (1 << 26))
+        digest.update(handle.read(1 << 26))
+    return "sampled:" + digest.hexdigest()
+
+
+def input_hash(path: Path) -> str:
+    """Hash of a file, or of a directory's files (names and contents), for the manifest."""
+    path = Path(path)
+    if path.is_file():
+        return file_hash(path)
+    digest = hashlib.sha256()
+    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(child.relative_to(path)).encode())
+        digest.update(file_hash(child).encode())
+    return digest.hexdigest()
+
+
+def git_state(root: Path) -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit or None, "dirty": dirty if commit else None}
+
+
+def environment_facts() -> dict[str, Any]:
+    packages = {}
+    for name in _PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    device = {"cuda_available": False}
+    if "torch" in sys.modules:  # only describe the accelerator if this process uses torch at all
+        import torch
+
+        device = {"cuda_available": torch.cuda.is_available(), "torch_threads": torch.get_num_threads()}
+        if torch.cuda.is_available():
+            device["cuda_device"] = torch.cuda.get_device_name(0)
+    return {
+        "packages": packages,
+        "machine": {
+            "hostname": socket.gethostname(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "processor": platform.machine(),
+            "cpu_count": os.cpu_count(),
+        },
+        "device": device,
+    }
+
+
+def papermill_output_path() -> str | None:
+    """Where papermill is writing this notebook, when the kernel was started by a `papermill IN OUT` command.
+
+    Papermill does not tell the kernel its output path, but the kernel's parent process is papermill: its
+    command line names it. Returns None when that cannot be known (JupyterLab, a non-Linux system).
+    """
+    try:
+        argv = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    args = [a.decode(errors="replace") for a in argv if a]
+    if not any("papermill" in a for a in args[:3]):
+        return None
+    positional = [a for a in args[1:] if a.endswith(".ipynb") or a == "-"]
+    if len(positional) >= 2:
+        return positional[1] if positional[1] == "-" else str(Path(positional[1]).resolve())
+    return "-" if positional else None
+
+
+@dataclass
+class Run:
+    """One run record directory and its manifest."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.path / ARTIFACTS
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    def manifest(self) -> dict[str, Any]:
+        return json.loads(self.manifest_path.read_text())
+
+    def _update(self, **fields: Any) -> dict[str, Any]:
+        manifest = self.manifest()
+        manifest.update(fields)
+        write_text_atomic(self.manifest_path, json.dumps(manifest, indent=2, default=str) + "\n")
+        return manifest
+
+    def record_input(self, name: str, path: str | Path | None) -> None:
+        """Hash an input (counts, mask, data, embeddings) into the manifest so a run can be matched to its data."""
+        if path is None:
+            return
+        path = Path(path)
+        inputs = self.manifest().get("inputs", {})
+        inputs[name] = {"path": str(path), "sha256": input_hash(path) if path.exists() else None}
+        self._update(inputs=inputs)
+
+    def record_timing(self, step: str, seconds: float) -> None:
+        timings = self.manifest().get("timings_s", {})
+        timings[step] = round(seconds, 3)
+        self._update(timings_s=timings)
+
+    def record_notebook(self, notebook: Path, html: Path | None = None) -> None:
+        notebooks = self.manifest().get("notebooks", [])
+        entry = {"notebook": str(notebook), "html": str(html) if html else None}
+        if entry not in notebooks:
+            notebooks.append(entry)
+        self._update(notebooks=notebooks)
+
+    def finish(self, metrics: dict[str, Any] | None = None, status: str = "completed", error: str | None = None) -> None:
+        manifest = self.manifest()
+        started = manifest.get("started_unix", time.time())
+        fields: dict[str, Any] = {
+            "status": status,
+            "finished": utc_now(),
+            "duration_s": round(time.time() - started, 2),
+            "metrics": {**manifest.get("metrics", {}), **(metrics or {})},
+        }
+        if error:
+            fields["error"] = error
+        self._update(**fields)
+
+    def fail(self, error: str) -> None:
+        self.finish(status="failed", error=error)
+
+
+def create_run(
+    name: str,
+    *,
+    kind: str,
+    parameters: dict[str, Any],
+    threshold: int | None = None,
+    root: Path | None = None,
+    run_id: str | None = None,
+) -> Run:
+    """Make a new run directory (never reusing one) with its resolved parameters and an initial manifest."""
+    root = Path(root) if root else runs_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    base = run_id or make_run_id(name, threshold)
+    for attempt in range(1000):
+        path = root / (base if attempt == 0 else f"{base}-{attempt + 1}")
+        try:
+            path.mkdir()
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise WLDetectError(f"could not create a new run directory under {root}")
+    run = Run(path)
+    write_text_atomic(path / PARAMS, yaml.safe_dump(_plain(parameters), sort_keys=False))
+    manifest = {
+        "run_id": run.run_id,
+        "kind": kind,
+        "name": name,
+        "threshold": threshold,
+        "status": "running",
+        "started": utc_now(),
+        "started_unix": time.time(),
+        "parameters": _plain(parameters),
+        "git": git_state(project_root()),
+        **environment_facts(),
+        "papermill_output": papermill_output_path(),
+        "inputs": {},
+        "timings_s": {},
+        "notebooks": [],
+        "metrics": {},
+    }
+    write_text_atomic(run.manifest_path, json.dumps(manifest, indent=2, default=str) + "\n")
+    return run
+
+
+def start_run(
+    name: str, *, kind: str, parameters: dict[str, Any], threshold: int | None = None, run_dir: str | Path | None = None
+) -> Run:
+    """What a notebook calls first: reuse the run `wldetect run` made for it, or make its own (raw papermill,
+    JupyterLab). Inside IPython, a cell that raises marks the run failed, so a crash is never shown as done."""
+    if run_dir:
+        run = open_run(run_dir)
+        run._update(parameters=_plain(parameters), threshold=threshold)
+        write_text_atomic(run.path / PARAMS, yaml.safe_dump(_plain(parameters), sort_keys=False))
+    else:
+        run = create_run(name, kind=kind, parameters=parameters, threshold=threshold)
+    _mark_failed_on_error(run)
+    return run
+
+
+def _mark_failed_on_error(run: Run) -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def after_cell(result) -> None:
+        error = result.error_in_exec or result.error_before_exec
+        if error is not None and run.manifest().get("status") == "running":
+            run.fail(f"{type(error).__name__}: {error}".splitlines()[0])
+
+    shell.events.register("post_run_cell", after_cell)
+
+
+def open_run(path: str | Path) -> Run:
+    path = Path(path)
+    if not (path / MANIFEST).is_file():
+        raise WLDetectError(f"{path}: not a run directory (no {MANIFEST})")
+    return Run(path)
+
+
+def _plain(value: Any) -> Any:
+    """Parameters as YAML/JSON-safe plain data (paths become strings)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def list_runs(root: Path | None = None):
+    """Past runs as a pandas table: id, kind, status, parameters and key metrics, newest first."""
+    import pandas as pd
+
+    root = Path(root) if root else runs_dir()
+    rows = []
+    for manifest_path in sorted(root.glob(f"*/{MANIFEST}"), reverse=True):
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except ValueError:
+            continue
+        metrics = manifest.get("metrics", {})
+        rows.append(
+            {
+                "run_id": manifest.get("run_id", manifest_path.parent.name),
+                "kind": manifest.get("kind"),
+                "status": manifest.get("status"),
+                "threshold": manifest.get("threshold"),
+                "config": manifest.get("parameters", {}).get("config"),
+                "accuracy": metrics.get("accuracy"),
+                "f1_macro": metrics.get("f1_macro"),
+                "tokens_masked": metrics.get("tokens_masked"),
+                "duration_s": manifest.get("duration_s"),
+            }
+        )
+    return pd.DataFrame(rows)

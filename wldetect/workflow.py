@@ -1,0 +1,156 @@
+"""Executing the step notebooks headlessly with papermill: single steps, threshold sweeps, the whole demo.
+
+Each execution goes straight into a new run record (`runs/<run-id>/<notebook>.ipynb` plus its HTML), so
+the executed notebook *is* the report of that run. The notebooks themselves stay thin: every cell calls a
+`wldetect` function.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from wldetect.errors import WLDetectError
+from wldetect.runs import Run, create_run, open_run, project_root
+
+NOTEBOOKS = ["01_count_tokens", "02_create_mask", "03_train", "04_evaluate", "05_compare", "06_weight_analysis"]
+KERNEL = "python3"
+
+
+def notebook_path(name: str) -> Path:
+    """`03_train`, `03_train.ipynb` or just `03` name the same notebook."""
+    stem = Path(name).stem
+    matches = [n for n in NOTEBOOKS if n == stem or n.split("_", 1)[0] == stem]
+    if not matches:
+        raise WLDetectError(f"unknown notebook {name!r} (expected one of {', '.join(NOTEBOOKS)})")
+    path = project_root() / "notebooks" / f"{matches[0]}.ipynb"
+    if not path.is_file():
+        raise WLDetectError(f"{path}: notebook not found (run from the repository or set WLDETECT_PROJECT_ROOT)")
+    return path
+
+
+def render_html(notebook: Path) -> Path | None:
+    """An HTML copy next to the executed notebook, for review without Jupyter."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from wldetect.io import write_text_atomic
+
+    if not notebook.is_file():
+        return None
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    return write_text_atomic(notebook.with_suffix(".html"), body)
+
+
+def run_notebook(
+    name: str,
+    parameters: dict[str, Any] | None = None,
+    *,
+    run_name: str | None = None,
+    runs_root: Path | None = None,
+    raise_on_failure: bool = True,
+) -> Run:
+    """Execute one step notebook into a new run record and render it; the run is `failed` if a cell raised."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    source = notebook_path(name)
+    parameters = dict(parameters or {})
+    threshold = parameters.get("threshold")
+    run = create_run(run_name or source.stem, kind=source.stem, parameters=parameters, threshold=threshold, root=runs_root)
+    executed = run.path / source.name
+    started = time.time()
+    error: str | None = None
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(executed),
+            parameters={**parameters, "run_dir": str(run.path)},
+            kernel_name=KERNEL,
+            cwd=str(project_root()),
+            progress_bar=False,
+        )
+    except PapermillExecutionError as err:
+        error = f"{err.ename}: {err.evalue}".splitlines()[0]
+    finally:
+        run.record_timing(source.stem, time.time() - started)
+        run.record_notebook(executed, render_html(executed))
+    if error is not None:
+        if run.manifest().get("status") != "failed":
+            run.fail(error)
+        if raise_on_failure:
+            raise WLDetectError(f"notebook {source.stem} failed ({error}); see {executed}")
+    elif run.manifest().get("status") == "running":
+        run.finish()
+    return run
+
+
+def sweep(
+    config: str | Path,
+    thresholds: list[int],
+    *,
+    jobs: int = 1,
+    name: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    runs_root: Path | None = None,
+) -> Run:
+    """Train once per threshold (sharing one token count), then compare all runs in one report.
+
+    The first threshold is the baseline of the comparison (put 0, no mask, first). With `jobs > 1` the
+    training notebooks run in parallel kernels, each limited to its share of the CPU threads.
+    """
+    from wldetect.config import load_training_config
+    from wldetect.counting import count_tokens
+
+    if not thresholds:
+        raise WLDetectError("sweep: give at least one threshold")
+    if any(t < 0 for t in thresholds):
+        raise WLDetectError(f"sweep: thresholds must be >= 0, got {thresholds}")
+    training_config = load_training_config(config, overrides)
+    count_tokens(training_config)  # once, cached: every training run below reuses it
+    name = name or f"sweep-{Path(config).stem}"
+    jobs = max(1, min(jobs, len(thresholds)))
+    if jobs > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+
+    def train_one(threshold: int) -> Run:
+        parameters = {"config": str(config), "threshold": threshold, "name": name, "overrides": overrides or {}}
+        return run_notebook("03_train", parameters, run_name=name, runs_root=runs_root)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        training_runs = list(pool.map(train_one, thresholds))
+    return run_notebook(
+        "05_compare",
+        {"runs": [str(r.path) for r in training_runs], "name": name},
+        run_name=f"{name}-report",
+        runs_root=runs_root,
+    )
+
+
+def demo(config: str | Path = "params/training/demo.yaml", threshold: int = 10, pud_dir: Path | None = None) -> dict[str, Run]:
+    """The whole workflow on the embedded default: counts, mask report, baseline and masked training,
+    evaluation on real sentences, comparison and weight analysis. Returns the run of each step."""
+    config = str(config)
+    steps: dict[str, Run] = {}
+    steps["01_count_tokens"] = run_notebook("01_count_tokens", {"config": config}, run_name="demo")
+    steps["02_create_mask"] = run_notebook("02_create_mask", {"config": config, "threshold": threshold}, run_name="demo")
+    report = sweep(config, [0, threshold], name="demo")
+    steps["05_compare"] = report
+    baseline_run, masked_run = (open_run(p) for p in report.manifest()["parameters"]["runs"])
+    steps["03_train (baseline)"], steps["03_train (masked)"] = baseline_run, masked_run
+    pud_dir = pud_dir or project_root().parent / "shared" / "data" / "pud-dev"
+    evaluation_set = str(pud_dir) if pud_dir.is_dir() else "demo"
+    steps["04_evaluate"] = run_notebook(
+        "04_evaluate",
+        {"model_path": str(masked_run.artifacts_dir), "dataset": evaluation_set, "compare_with": str(baseline_run.artifacts_dir)},
+        run_name="demo",
+    )
+    steps["06_weight_analysis"] = run_notebook(
+        "06_weight_analysis",
+        {"model_path": str(masked_run.artifacts_dir), "baseline_path": str(baseline_run.artifacts_dir)},
+        run_name="demo",
+    )
+    return steps
