@@ -189,6 +189,25 @@ class Run:
         inputs[name] = {"path": str(path), "sha256": input_hash(path) if path.exists() else None}
         self._update(inputs=inputs)
 
+    def record_training_inputs(self, training_config, **artifacts: str | Path | None) -> None:
+        """Hash what a step read: training data, embeddings (float32 cache), and any counts/mask files given."""
+        from wldetect.sources import demo
+        from wldetect.sources.hub import load_model
+
+        dataset = training_config.dataset
+        if dataset.name == "demo":
+            self.record_input("training_data", demo.demo_corpus_path(dataset.demo_examples_per_language, dataset.shuffle_seed))
+        elif Path(dataset.name).exists():
+            self.record_input("training_data", dataset.name)
+        else:  # a hub dataset: the id and split identify it; hashing 121M rows is not worth it
+            inputs = self.manifest().get("inputs", {})
+            inputs["training_data"] = {"hub_dataset": dataset.name, "split": dataset.split, "sha256": None}
+            self._update(inputs=inputs)
+        for index, source in enumerate(load_model(training_config.model).sources):
+            self.record_input("embeddings" if index == 0 else f"embeddings_{index}", source.cache_path)
+        for name, path in artifacts.items():
+            self.record_input(name, path)
+
     def record_timing(self, step: str, seconds: float) -> None:
         timings = self.manifest().get("timings_s", {})
         timings[step] = round(seconds, 3)
@@ -300,6 +319,22 @@ def open_run(path: str | Path) -> Run:
     if not (path / MANIFEST).is_file():
         raise WLDetectError(f"{path}: not a run directory (no {MANIFEST})")
     return Run(path)
+
+
+def latest_runs(kind: str, n: int = 1, root: Path | None = None) -> list[Run]:
+    """The `n` most recent completed runs of a step (`03_train`), newest first: notebook defaults use them."""
+    root = Path(root) if root else runs_dir()
+    found = []
+    for manifest_path in sorted(root.glob(f"*/{MANIFEST}"), reverse=True):
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except ValueError:
+            continue
+        if manifest.get("kind") == kind and manifest.get("status") == "completed":
+            found.append(Run(manifest_path.parent))
+            if len(found) == n:
+                return found
+    raise WLDetectError(f"need {n} completed {kind} run(s) under {root}, found {len(found)}: run notebooks/{kind}.ipynb first")
 
 
 def _plain(value: Any) -> Any:

@@ -124,7 +124,7 @@ def sweep(
         training_runs = list(pool.map(train_one, thresholds))
     return run_notebook(
         "05_compare",
-        {"runs": [str(r.path) for r in training_runs], "name": name},
+        {"runs_to_compare": [str(r.path) for r in training_runs], "name": name},
         run_name=f"{name}-report",
         runs_root=runs_root,
     )

@@ -77,14 +77,19 @@ def generate_sentences(code: str, n: int, seed: int) -> list[str]:
     return sentences
 
 
+def demo_corpus_path(examples_per_language: int = 2000, seed: int = 0, languages: list[str] | None = None) -> Path:
+    """Where the demo corpus of these settings is cached (a `datasets` save_to_disk directory)."""
+    key = json.dumps([_CORPUS_VERSION, examples_per_language, seed, sorted(languages or DEMO_LANGUAGES)])
+    return cache_dir() / "demo_corpus" / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def demo_corpus(examples_per_language: int = 2000, seed: int = 0, languages: list[str] | None = None):
     """The demo training corpus as a `datasets.Dataset` (columns `text`, `language`), cached on disk."""
     from datasets import Dataset, disable_progress_bars, load_from_disk
 
     disable_progress_bars()  # saving 80k rows takes a second: a bar is noise in notebooks and logs
     languages = sorted(languages or DEMO_LANGUAGES)
-    key = json.dumps([_CORPUS_VERSION, examples_per_language, seed, languages])
-    path = cache_dir() / "demo_corpus" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    path = demo_corpus_path(examples_per_language, seed, languages)
     if (path / "dataset_info.json").is_file():
         return load_from_disk(str(path))
     texts: list[str] = []
