@@ -1,0 +1,123 @@
+"""Step 5: McNemar and bootstrap on hand-checked examples, and comparisons of evaluated artifacts and runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+from test_evaluation import write_tiny_artifacts, write_tiny_evalset
+
+from wldetect.comparison import compare_runs, mcnemar_test, paired_bootstrap_ci
+from wldetect.errors import WLDetectError
+from wldetect.evaluation import evaluate
+
+
+def outcomes(both_correct: int, baseline_only: int, run_only: int, both_wrong: int) -> tuple[np.ndarray, np.ndarray]:
+    baseline = np.array([1] * both_correct + [1] * baseline_only + [0] * run_only + [0] * both_wrong, dtype=bool)
+    run = np.array([1] * both_correct + [0] * baseline_only + [1] * run_only + [0] * both_wrong, dtype=bool)
+    return baseline, run
+
+
+def test_mcnemar_exact_matches_the_binomial_by_hand():
+    # 12 sentences changed, 10 for the worse: p = 2 * P(X <= 2), X ~ Bin(12, 1/2) = 2 * (1 + 12 + 66) / 4096
+    result = mcnemar_test(*outcomes(80, 10, 2, 8))
+    assert (result.baseline_only, result.run_only, result.test) == (10, 2, "exact")
+    assert result.p_value == pytest.approx(158 / 4096)
+
+
+def test_mcnemar_chi_square_with_continuity_correction_by_hand():
+    # 45 changed: chi2 = (|30 - 15| - 1)^2 / 45 = 196 / 45 on 1 degree of freedom
+    result = mcnemar_test(*outcomes(900, 30, 15, 55))
+    assert result.test == "chi2"
+    assert result.statistic == pytest.approx(196 / 45)
+    assert result.p_value == pytest.approx(stats.chi2.sf(196 / 45, df=1))
+
+
+def test_paired_bootstrap_interval_by_hand():
+    baseline, run = outcomes(80, 10, 2, 8)  # differences: ten -1, two +1, 88 zeros; mean -0.08
+    difference, low, high = paired_bootstrap_ci(baseline, run, n_resamples=20_000, seed=1)
+    assert difference == pytest.approx(-0.08)
+    standard_error = np.sqrt((0.12 - 0.08**2) / 100)  # sqrt(Var(d) / n) with E[d^2] = 12/100
+    assert low == pytest.approx(-0.08 - 1.96 * standard_error, abs=0.012)
+    assert high == pytest.approx(-0.08 + 1.96 * standard_error, abs=0.012)
+    # the same interval as scipy's index-resampling paired bootstrap (percentile method)
+    reference = stats.bootstrap(
+        (run.astype(float), baseline.astype(float)),
+        lambda r, b, axis: (r - b).mean(axis=axis),
+        paired=True,
+        method="percentile",
+        n_resamples=20_000,
+        rng=np.random.default_rng(2),
+    ).confidence_interval
+    assert low == pytest.approx(reference.low, abs=0.011) and high == pytest.approx(reference.high, abs=0.011)
+    assert paired_bootstrap_ci(baseline, baseline) == (0.0, 0.0, 0.0)
+
+
+@pytest.fixture
+def evaluated(tmp_path):
+    """A baseline artifacts dir, a worse masked model as a run record (runs/<id>/artifacts), both evaluated."""
+    evalset = write_tiny_evalset(tmp_path / "tiny-set", per_language=20)
+    baseline = write_tiny_artifacts(tmp_path / "baseline")
+    run_dir = tmp_path / "runs" / "20260101T000000Z-demo-t10"
+    masked = write_tiny_artifacts(run_dir / "artifacts", misattributed={"cat": "fra_Latn", "hund": "eng_Latn"}, mask_threshold=10)
+    for model in (baseline, masked):
+        evaluate(model, dataset=str(evalset), verbose=False, heatmap=False)
+    return {"baseline": baseline, "run": run_dir, "evalset": evalset, "tmp": tmp_path}
+
+
+def test_comparing_a_run_with_itself_shows_no_difference(evaluated):
+    comparison = compare_runs([evaluated["baseline"], evaluated["baseline"]], results="tiny-set", verbose=False)
+    assert list(comparison.overall.index) == ["baseline", "baseline#2"]
+    assert (comparison.overall.filter(like="_delta") == 0).all().all()
+    row = comparison.significance.iloc[0]
+    assert row["p_value"] == 1.0 and row["baseline_only"] == row["run_only"] == 0
+    assert (row["ci_low"], row["ci_high"]) == (0.0, 0.0)
+    assert (comparison.per_language["accuracy_delta"] == 0).all() and not comparison.per_language["flagged"].any()
+    assert (comparison.per_language["p_mcnemar"] == 1.0).all()
+
+
+def test_comparison_of_an_artifacts_dir_and_a_run_record(evaluated):
+    output = evaluated["tmp"] / "comparison"
+    comparison = compare_runs([evaluated["baseline"], evaluated["run"]], results="tiny-set", output_dir=output, verbose=False)
+    overall = comparison.overall
+    assert list(overall.index) == ["baseline", "20260101T000000Z-demo-t10"]
+    masked = overall.iloc[1]
+    assert masked["accuracy_delta"] < 0 and masked["ci_low"] <= masked["accuracy_delta"] <= masked["ci_high"]
+    assert masked["tokens_masked"] > 0 and np.isnan(overall.iloc[0]["tokens_masked"])
+    significance = comparison.significance.iloc[0]
+    assert significance["accuracy_delta"] == pytest.approx(masked["accuracy_delta"])
+    assert significance["p_value"] == pytest.approx(masked["p_mcnemar"])
+
+    per_language = comparison.per_language
+    assert per_language["accuracy_delta"].is_monotonic_increasing  # largest drop first
+    assert per_language["flagged"].tolist() == (per_language["accuracy_delta"] < -0.01).tolist()
+    assert per_language.iloc[0]["language"] in {"eng_Latn", "deu_Latn"}
+    for name in ("overall.csv", "per_language.csv", "significance.csv", "summary.txt", "accuracy_vs_threshold.png", "language_deltas.png"):
+        assert (output / name).is_file(), name
+    assert "baseline" in comparison.summary()
+
+
+def test_runs_on_different_sentences_cannot_be_compared(evaluated):
+    other_set = write_tiny_evalset(evaluated["tmp"] / "other" / "tiny-set", per_language=10)  # same name, fewer lines
+    other = evaluate(evaluated["baseline"], dataset=str(other_set), verbose=False, heatmap=False, output=evaluated["tmp"] / "x" / "tiny-set_results.json")
+    with pytest.raises(WLDetectError, match="scored different sentences"):
+        compare_runs([evaluated["baseline"], other.paths["results"]], results="tiny-set", verbose=False)
+
+
+@pytest.mark.parametrize(
+    "paths, message",
+    [
+        (lambda e: [e["baseline"]], "at least two runs"),
+        (lambda e: [e["baseline"], e["tmp"] / "nowhere"], "no such directory"),
+        (lambda e: [e["baseline"], e["evalset"]], "not an artifacts directory"),
+    ],
+)
+def test_bad_comparison_inputs_are_one_line_errors(evaluated, paths, message):
+    with pytest.raises(WLDetectError, match=message) as info:
+        compare_runs(paths(evaluated), results="tiny-set", verbose=False)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_results_file_names_the_command_to_run(evaluated):
+    with pytest.raises(WLDetectError, match="run `wldetect eval --model-path"):
+        compare_runs([evaluated["baseline"], evaluated["run"]], verbose=False)  # flores_dev was never evaluated

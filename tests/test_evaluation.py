@@ -1,0 +1,192 @@
+"""Step 4: metrics against scikit-learn, language bookkeeping, and `evaluate` on real (hand-built) artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import TINY_EXTRA_ROWS, TINY_LANGUAGES, TINY_WORDS, tiny_sentences, tiny_vocabulary, write_tokenizer_json
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from wldetect.errors import WLDetectError
+from wldetect.evaluation import (
+    EvaluationResult,
+    compute_metrics,
+    confusion_table,
+    evaluate,
+    evaluate_tables,
+    score_predictions,
+)
+from wldetect.lookup import FILE_NAMES, quantize, save_lookup_table
+from wldetect.sources.evalsets import EvaluationSet
+
+MODEL_LANGUAGES = TINY_LANGUAGES + ["ita_Latn"]  # ita_Latn: a model language absent from the evaluation set
+
+
+def write_tiny_artifacts(directory: Path, misattributed: dict[str, str] | None = None, mask_threshold: int | None = None) -> Path:
+    """A real artifacts directory for WLDetect: each word's row votes for its language.
+
+    `misattributed` moves words to another language's column (a worse model); `mask_threshold` also writes
+    a token mask (the first half of the vocabulary masked) and the mask statistics a trainer would record.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    vocabulary = tiny_vocabulary()
+    write_tokenizer_json(directory / "tokenizer.json", vocabulary)
+    table = np.zeros((len(vocabulary) + TINY_EXTRA_ROWS, len(MODEL_LANGUAGES)), dtype=np.float32)
+    for code in TINY_LANGUAGES:
+        for word in TINY_WORDS[code]:
+            table[vocabulary.index(word), MODEL_LANGUAGES.index(code)] += 3.0
+    for word, code in (misattributed or {}).items():
+        table[vocabulary.index(word)] = 0.0
+        table[vocabulary.index(word), MODEL_LANGUAGES.index(code)] = 12.0
+    config = {
+        "model": {"name": "tiny", "type": "tiny", "hidden_dim": 8, "embedding_layer_name": "e"},
+        "languages": {code: i for i, code in enumerate(MODEL_LANGUAGES)},
+        "inference": {"max_sequence_length": 32, "pooling": "average"},
+    }
+    (directory / "model_config.yaml").write_text(yaml.safe_dump(config))
+    for fmt, name in FILE_NAMES.items():
+        save_lookup_table(quantize(table, fmt), directory / name, languages=MODEL_LANGUAGES)
+    if mask_threshold is not None:
+        mask = np.ones(table.shape[0], dtype=bool)
+        mask[: table.shape[0] // 2] = False
+        np.save(directory / "token_mask.npy", mask)
+    return directory
+
+
+def write_tiny_evalset(directory: Path, per_language: int = 20) -> Path:
+    """<code>.txt files for the three tiny languages plus glg_Latn, which the tiny model does not know."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for code in TINY_LANGUAGES:
+        (directory / f"{code}.txt").write_text("\n".join(tiny_sentences(code, per_language, seed=7)) + "\n")
+    (directory / "glg_Latn.txt").write_text("\n".join(tiny_sentences("fra_Latn", 5, seed=8)) + "\n")
+    return directory
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+GOLD = ["a", "a", "a", "a", "b", "b", "b", "c", "c", "c", "c", "c"]
+PRED = ["a", "a", "b", "a", "b", "c", "b", "c", "c", "a", "d", None]  # d: a label outside the set; None: no prediction
+
+
+def test_metrics_equal_scikit_learn_on_a_known_prediction_set():
+    overall, per_language = compute_metrics(GOLD, PRED, ["a", "b", "c"])
+    y_pred = ["<none>" if p is None else p for p in PRED]
+    assert overall["accuracy"] == pytest.approx(accuracy_score(GOLD, y_pred)) == pytest.approx(7 / 12)
+    for average in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(GOLD, y_pred, labels=["a", "b", "c"], average=average, zero_division=0)
+        assert overall[f"precision_{average}"] == pytest.approx(p)
+        assert overall[f"recall_{average}"] == pytest.approx(r)
+        assert overall[f"f1_{average}"] == pytest.approx(f)
+    assert overall["f1_macro"] == pytest.approx(f1_score(GOLD, y_pred, labels=["a", "b", "c"], average="macro"))
+    p, r, f, s = precision_recall_fscore_support(GOLD, y_pred, labels=["a", "b", "c"], zero_division=0)
+    np.testing.assert_allclose(per_language["precision"], p)
+    np.testing.assert_allclose(per_language["recall"], r)
+    np.testing.assert_allclose(per_language["f1"], f)
+    assert per_language["support"].tolist() == s.tolist() == [4, 3, 5]
+    # a language's accuracy is its share of its own sentences right: 3/4, 2/3, 2/5
+    np.testing.assert_allclose(per_language["accuracy"], [3 / 4, 2 / 3, 2 / 5])
+    assert overall["n_no_prediction"] == 1 and overall["n_correct"] == 7
+
+    confusion = confusion_table(GOLD, PRED, ["a", "b", "c"])
+    assert list(confusion.columns) == ["a", "b", "c", "d", "<none>"]
+    expected = confusion_matrix(GOLD, y_pred, labels=["a", "b", "c", "d", "<none>"])[:3]
+    np.testing.assert_array_equal(confusion.to_numpy(), expected)
+
+
+def _evaluation_set(frame: pd.DataFrame) -> EvaluationSet:
+    return EvaluationSet(sentences=frame, name="toy", kind="text_dir", source="toy", split=None)
+
+
+def test_unknown_and_missing_languages_are_reported_not_dropped():
+    sentences = pd.DataFrame(
+        {"id": [1, 2, 1, 2, 1, 2], "language": ["a", "a", "b", "b", "zzz", "zzz"], "text": list("uvwxyz")}
+    )
+    result = score_predictions(
+        _evaluation_set(sentences), ["a", "b", "b", "b", "a", None], [0.9] * 6, model_languages=["a", "b", "m"]
+    )
+    assert result.unknown_languages == {"zzz": {"sentences": 2, "predicted_as": {"a": 1, "<none>": 1}}}
+    assert result.missing_languages == ["m"]
+    assert result.overall["n_sentences"] == 4 and result.overall["accuracy"] == pytest.approx(3 / 4)
+    assert result.predictions["in_model"].tolist() == [True, True, True, True, False, False]
+    summary = result.summary()
+    assert "zzz (2 sentences" in summary and "no sentences in this set (1): m" in summary
+
+
+def test_no_shared_language_is_an_error():
+    sentences = pd.DataFrame({"id": [1], "language": ["zzz"], "text": ["x"]})
+    with pytest.raises(WLDetectError, match="none of its 1 languages"):
+        score_predictions(_evaluation_set(sentences), ["a"], [0.5], model_languages=["a"])
+
+
+# --------------------------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_writes_results_predictions_and_heatmap(tmp_path):
+    model = write_tiny_artifacts(tmp_path / "model", misattributed={"cat": "fra_Latn"})
+    evalset = write_tiny_evalset(tmp_path / "tiny-set")
+    result = evaluate(model, dataset=str(evalset), verbose=False)
+
+    assert set(result.paths) == {"results", "predictions", "heatmap"}
+    assert result.paths["results"] == model / "tiny-set_results.json"
+    assert all(path.is_file() for path in result.paths.values())
+    data = json.loads(result.paths["results"].read_text())
+    assert data["schema_version"] == 1 and data["table"] == "e3m4"
+    assert data["languages"]["unknown_to_model"]["glg_Latn"]["sentences"] == 5
+    assert data["languages"]["missing_from_dataset"] == ["ita_Latn"]
+    assert set(data["per_language"]) == set(TINY_LANGUAGES)
+    assert set(data["overall"]) >= {"accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro"}
+    assert 0.5 < data["overall"]["accuracy"] < 1.0  # "cat" drags some English sentences to French
+    assert data["top_confusions"][0]["gold"] == "eng_Latn" and data["top_confusions"][0]["predicted"] == "fra_Latn"
+
+    predictions = pd.read_csv(result.paths["predictions"])
+    assert list(predictions.columns) == ["id", "language", "predicted", "confidence", "correct", "in_model"]
+    assert len(predictions) == 65 and (~predictions["in_model"]).sum() == 5
+
+    loaded = EvaluationResult.load(result.paths["results"])
+    assert loaded.overall == result.overall
+    pd.testing.assert_frame_equal(loaded.predictions, result.predictions, check_dtype=False)
+    pd.testing.assert_frame_equal(loaded.per_language, result.per_language, check_dtype=False)
+
+
+def test_evaluate_on_a_flores_plus_hub_layout_uses_the_seed_file_name(tmp_path):
+    from test_evalsets import write_flores_plus
+
+    model = write_tiny_artifacts(tmp_path / "model")
+    flores = write_flores_plus(tmp_path / "flores_plus")
+    result = evaluate(model, dataset=str(flores), split="devtest", verbose=False, heatmap=False)
+    assert result.paths["results"].name == "flores_devtest_results.json"
+    assert list(result.unknown_languages) == ["cmn_Hant"]
+    assert result.overall["n_languages"] == 2
+
+
+def test_evaluate_tables_side_by_side_in_one_call(tmp_path):
+    model = write_tiny_artifacts(tmp_path / "model")
+    evalset = write_tiny_evalset(tmp_path / "tiny-set", per_language=8)
+    comparison = evaluate_tables(model, dataset=str(evalset), verbose=False)
+    assert list(comparison.overall.index) == ["fp32", "e4m3fn", "e3m4"]
+    assert (model / "tiny-set_fp32_results.json").is_file() and (model / "tiny-set_results.json").is_file()
+    assert comparison.overall["accuracy"].notna().all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"model_path": "missing-dir"}, "no such directory"),
+        ({"table": "fp16"}, "expected one of e3m4, e4m3fn, fp32"),
+        ({"output": "results.txt"}, "expected a .json path"),
+    ],
+)
+def test_bad_inputs_are_one_line_errors(tmp_path, kwargs, message):
+    model = write_tiny_artifacts(tmp_path / "model")
+    evalset = write_tiny_evalset(tmp_path / "set", per_language=2)
+    arguments = {"model_path": model, "dataset": str(evalset), "verbose": False, **kwargs}
+    if arguments["model_path"] == "missing-dir":
+        arguments["model_path"] = tmp_path / "missing-dir"
+    with pytest.raises(WLDetectError, match=message) as info:
+        evaluate(**arguments)
+    assert "\n" not in str(info.value)

@@ -1,0 +1,429 @@
+"""Step 5: compare evaluations of several runs against a baseline, sentence by sentence.
+
+The seed leaves this to a person holding two `flores_dev_results.json` files side by side. Here the runs'
+predictions are paired on the same sentences, so every difference comes with a test:
+
+- McNemar's test on the paired correct/wrong outcomes (`statsmodels.stats.contingency_tables.mcnemar`;
+  the exact binomial version when fewer than 25 sentences changed, the chi-square version with continuity
+  correction otherwise), overall and per language;
+- a paired bootstrap confidence interval for the accuracy difference. A resample of n sentences changes the
+  difference only through how many "improved" (+1) and "worsened" (-1) sentences it draws, so drawing those
+  counts from a multinomial is exactly the index-resampling bootstrap, at any n, in microseconds (seeded).
+
+Inputs (`DIR_OR_RUN`): an artifacts directory, a run record `runs/<run-id>/` (its `artifacts/` is used), or a
+`*_results.json` file; from a directory the `<results>_results.json` file is read (`flores_dev` by default).
+All runs must have been evaluated on the same sentences (same set, split and scored languages).
+
+Tables (pandas; rates are fractions, deltas are run minus baseline, also fractions: 0.01 = 1 point)
+- `overall` (index run): table, threshold, tokens_masked, tokens_masked_share, masked_occurrence_share,
+  n_sentences, accuracy, f1_macro, f1_weighted, precision_macro, recall_macro, each with `_delta`, then
+  ci_low/ci_high (bootstrap interval of accuracy_delta) and p_mcnemar; read left to right it says
+  "threshold -> tokens masked -> accuracy".
+- `per_language` (one row per non-baseline run and language, sorted by run then largest accuracy drop):
+  run, language, support, accuracy_baseline, accuracy, accuracy_delta, f1_baseline, f1, f1_delta,
+  worsened, improved, p_mcnemar, flagged (accuracy_delta below -drop_threshold, the seed's
+  "Significant Accuracy Drop >1%").
+- `significance` (index run, non-baseline): n, both_correct, baseline_only, run_only, both_wrong,
+  accuracy_baseline, accuracy, accuracy_delta, ci_low, ci_high, test, statistic, p_value, significant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from wldetect.errors import WLDetectError
+from wldetect.evaluation import RESULTS_SUFFIX, EvaluationResult, MODEL_CONFIG, mask_statistics
+from wldetect.io import atomic_path, write_text_atomic
+
+DEFAULT_RESULTS = "flores_dev"
+EXACT_BELOW = 25  # discordant pairs under which McNemar's exact binomial test is used
+_METRICS = ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro")
+_MASK_COLUMNS = ("threshold", "tokens_masked", "tokens_masked_share", "masked_occurrence_share")
+
+
+# --------------------------------------------------------------------------------------------- statistics
+
+
+@dataclass
+class McNemarResult:
+    both_correct: int
+    baseline_only: int  # baseline right, run wrong: sentences the run worsened
+    run_only: int  # baseline wrong, run right: sentences the run improved
+    both_wrong: int
+    test: str  # "exact" or "chi2"
+    statistic: float
+    p_value: float
+
+
+def mcnemar_test(baseline_correct: np.ndarray, run_correct: np.ndarray, exact_below: int = EXACT_BELOW) -> McNemarResult:
+    """McNemar's test of paired correct/wrong outcomes: exact when fewer than `exact_below` pairs differ."""
+    baseline_correct = np.asarray(baseline_correct, dtype=bool)
+    run_correct = np.asarray(run_correct, dtype=bool)
+    return mcnemar_from_counts(
+        int((baseline_correct & run_correct).sum()),
+        int((baseline_correct & ~run_correct).sum()),
+        int((~baseline_correct & run_correct).sum()),
+        int((~baseline_correct & ~run_correct).sum()),
+        exact_below,
+    )
+
+
+def mcnemar_from_counts(
+    both_correct: int, baseline_only: int, run_only: int, both_wrong: int, exact_below: int = EXACT_BELOW
+) -> McNemarResult:
+    """McNemar's test from the 2x2 table of paired outcomes."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    exact = baseline_only + run_only < exact_below
+    outcome = mcnemar([[both_correct, baseline_only], [run_only, both_wrong]], exact=exact, correction=True)
+    return McNemarResult(
+        both_correct, baseline_only, run_only, both_wrong, "exact" if exact else "chi2",
+        float(outcome.statistic), float(outcome.pvalue),
+    )  # fmt: skip
+
+
+def paired_bootstrap_ci(
+    baseline_correct: np.ndarray,
+    run_correct: np.ndarray,
+    n_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(difference, low, high): run accuracy minus baseline accuracy with a paired percentile bootstrap CI.
+
+    Equivalent to resampling sentence indices with replacement (see the module docstring), computed by
+    drawing the numbers of improved and worsened sentences from a multinomial.
+    """
+    baseline_correct = np.asarray(baseline_correct, dtype=bool)
+    run_correct = np.asarray(run_correct, dtype=bool)
+    n = len(baseline_correct)
+    if n == 0 or len(run_correct) != n:
+        raise ValueError("two equally long, non-empty outcome vectors expected")
+    improved = int((run_correct & ~baseline_correct).sum())
+    worsened = int((baseline_correct & ~run_correct).sum())
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n, [improved / n, worsened / n, (n - improved - worsened) / n], size=n_resamples)
+    differences = (draws[:, 0] - draws[:, 1]) / n
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(differences, [tail, 1 - tail])
+    return (improved - worsened) / n, float(low), float(high)
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+
+@dataclass
+class ComparedRun:
+    label: str
+    source: Path | None  # what the user named (directory or results file); None for in-memory results
+    result: EvaluationResult
+
+    @property
+    def mask(self) -> dict[str, Any]:
+        return self.result.mask or {}
+
+
+def results_file(path: str | Path, results: str = DEFAULT_RESULTS) -> Path:
+    """The results JSON a DIR_OR_RUN argument points to."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        if not path.name.endswith(".json"):
+            raise WLDetectError(f"{path}: expected an artifacts directory, a run directory or a *_results.json file")
+        return path
+    if not path.is_dir():
+        raise WLDetectError(f"{path}: no such directory or results file")
+    candidates = [path, path / "artifacts"]
+    for directory in candidates:
+        found = directory / f"{results}{RESULTS_SUFFIX}"
+        if found.is_file():
+            return found
+    for directory in candidates:
+        if (directory / MODEL_CONFIG).is_file():
+            others = sorted(p.name[: -len(RESULTS_SUFFIX)] for p in directory.glob(f"*{RESULTS_SUFFIX}"))
+            hint = f" (evaluated here: {', '.join(others)}; choose one with --results)" if others else ""
+            raise WLDetectError(
+                f"{directory}: no {results}{RESULTS_SUFFIX}; run `wldetect eval --model-path {directory}` first{hint}"
+            )
+    raise WLDetectError(f"{path}: not an artifacts directory (no {MODEL_CONFIG}) nor a run directory with artifacts/")
+
+
+def _default_label(path: Path, result: EvaluationResult) -> str:
+    if path.is_file():
+        directory = path.parent
+    else:
+        directory = path
+    name = directory.name
+    if name == "artifacts" and directory.parent.name:
+        name = directory.parent.name  # a run record: its run id says more than "artifacts"
+    return name if result.table == "e3m4" else f"{name}:{result.table}"
+
+
+def _unique(labels: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        unique.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+    return unique
+
+
+def load_runs(
+    runs: Sequence[str | Path | EvaluationResult], results: str = DEFAULT_RESULTS, labels: Sequence[str] | None = None
+) -> list[ComparedRun]:
+    loaded = []
+    for item in runs:
+        if isinstance(item, EvaluationResult):
+            loaded.append((None, item, None))
+        else:
+            path = Path(item).expanduser()
+            result = EvaluationResult.load(results_file(path, results))
+            if result.mask is None:  # evaluated before a mask statistics file existed: look again
+                result.mask = mask_statistics(result.paths["results"].parent)
+            loaded.append((path, result, _default_label(path, result)))
+    if labels is not None:
+        if len(labels) != len(loaded):
+            raise WLDetectError(f"{len(labels)} labels for {len(loaded)} runs")
+        names = [str(label) for label in labels]
+    else:
+        names = [label or f"{r.model_path.name}:{r.table}" for _, r, label in loaded]
+    return [ComparedRun(label, path, result) for label, (path, result, _) in zip(_unique(names), loaded)]
+
+
+def _paired_outcomes(baseline: ComparedRun, runs: list[ComparedRun]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Correct/wrong of every run on the baseline's scored sentences, aligned on (language, id)."""
+    keys = ["language", "id"]
+    base = baseline.result.scored[keys + ["correct"]].set_index(keys).sort_index()
+    outcomes = {baseline.label: base["correct"].to_numpy(bool)}
+    base_data = baseline.result.dataset
+    for run in runs:
+        data = run.result.dataset
+        for key in ("kind", "name", "split"):
+            if data.get(key) != base_data.get(key):
+                raise WLDetectError(
+                    f"runs {baseline.label} and {run.label} were evaluated on different sets "
+                    f"({_describe(base_data)} vs {_describe(data)}): evaluate both on the same set and split"
+                )
+        other = run.result.scored[keys + ["correct"]].set_index(keys).sort_index()
+        if not other.index.equals(base.index):
+            only_base = len(base.index.difference(other.index))
+            only_run = len(other.index.difference(base.index))
+            raise WLDetectError(
+                f"runs {baseline.label} and {run.label} scored different sentences ({only_base} only in the first, "
+                f"{only_run} only in the second; do the models know the same languages?)"
+            )
+        outcomes[run.label] = other["correct"].to_numpy(bool)
+    return base.reset_index()[keys], outcomes
+
+
+def _describe(dataset: dict[str, Any]) -> str:
+    split = f" split {dataset['split']}" if dataset.get("split") else ""
+    return f"{dataset.get('kind')} {dataset.get('source')}{split}"
+
+
+# -------------------------------------------------------------------------------------------- comparison
+
+
+@dataclass
+class Comparison:
+    runs: list[ComparedRun]
+    overall: pd.DataFrame
+    per_language: pd.DataFrame
+    significance: pd.DataFrame
+    drop_threshold: float
+    confidence: float
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def baseline(self) -> str:
+        return self.runs[0].label
+
+    @property
+    def flagged(self) -> pd.DataFrame:
+        return self.per_language[self.per_language["flagged"]]
+
+    def summary(self, top: int = 10) -> str:
+        o = self.overall
+        lines = [f"Baseline: {self.baseline}   ({int(o['n_sentences'].iloc[0]):,} paired sentences)"]
+        header = (
+            f"{'run':<28} {'table':<6} {'threshold':>9} {'masked tokens':>16} {'masked occ.':>11} "
+            f"{'accuracy':>9} {'Δ acc (pp)':>10} {f'{self.confidence:.0%} CI (pp)':>16} {'McNemar p':>10} "
+            f"{'F1 macro':>8} {'Δ F1':>8}"
+        )
+        lines.append(header)
+        for label, row in o.iterrows():
+            threshold = "none" if pd.isna(row["threshold"]) else f"{row['threshold']:g}"
+            masked = (
+                "-" if pd.isna(row["tokens_masked"])
+                else f"{int(row['tokens_masked']):,} ({row['tokens_masked_share']:.1%})"
+            )  # fmt: skip
+            occurrences = "-" if pd.isna(row["masked_occurrence_share"]) else f"{row['masked_occurrence_share']:.2%}"
+            if label == self.baseline:
+                delta = ci = p = "baseline"
+                f1_delta = ""
+            else:
+                delta = f"{100 * row['accuracy_delta']:+.2f}"
+                ci = f"[{100 * row['ci_low']:+.2f}, {100 * row['ci_high']:+.2f}]"
+                p = f"{row['p_mcnemar']:.3g}"
+                f1_delta = f"{row['f1_macro_delta']:+.4f}"
+            lines.append(
+                f"{str(label)[:28]:<28} {row['table']:<6} {threshold:>9} {masked:>16} {occurrences:>11} "
+                f"{row['accuracy']:>9.2%} {delta:>10} {ci:>16} {p:>10} {row['f1_macro']:>8.4f} {f1_delta:>8}"
+            )
+        for run in self.runs[1:]:
+            rows = self.per_language[self.per_language["run"] == run.label]
+            flagged = rows[rows["flagged"]]
+            lines.append("")
+            lines.append(
+                f"{run.label}: {len(flagged)} of {len(rows)} languages drop more than "
+                f"{100 * self.drop_threshold:g} point(s) in accuracy"
+            )
+            if not rows.empty:
+                lines.append(f"  {'language':<10} {'support':>7} {'acc base':>9} {'acc':>8} {'Δ pp':>7} {'Δ F1':>8} {'p':>7}")
+                for r in rows.head(top).itertuples():
+                    mark = "  <-- flagged" if r.flagged else ""
+                    lines.append(
+                        f"  {r.language:<10} {r.support:>7} {r.accuracy_baseline:>9.2%} {r.accuracy:>8.2%} "
+                        f"{100 * r.accuracy_delta:>+7.2f} {r.f1_delta:>+8.4f} {r.p_mcnemar:>7.3g}{mark}"
+                    )
+        for key, path in self.paths.items():
+            lines.append(f"{key}: {path}")
+        return "\n".join(lines)
+
+    def save(self, output_dir: str | Path, figures: bool = True) -> dict[str, Path]:
+        """Write overall.csv, per_language.csv, significance.csv, summary.txt and the two figures."""
+        output_dir = Path(output_dir)
+        paths = {}
+        for name, table in (("overall", self.overall), ("per_language", self.per_language), ("significance", self.significance)):
+            path = output_dir / f"{name}.csv"
+            with atomic_path(path) as tmp:
+                table.to_csv(tmp, index=name != "per_language", float_format="%.6g")
+            paths[name] = path
+        if figures:
+            from wldetect import plots
+
+            paths["threshold_figure"] = plots.threshold_curves(
+                self.overall, output_dir / "accuracy_vs_threshold.png", baseline=self.baseline, confidence=self.confidence
+            )
+            paths["language_figure"] = plots.language_delta_bars(
+                self.per_language, output_dir / "language_deltas.png", drop_threshold=self.drop_threshold
+            )
+        self.paths = paths
+        paths["summary"] = write_text_atomic(output_dir / "summary.txt", self.summary() + "\n")
+        self.paths = paths
+        return paths
+
+
+def compare_runs(
+    runs: Sequence[str | Path | EvaluationResult],
+    results: str = DEFAULT_RESULTS,
+    labels: Sequence[str] | None = None,
+    output_dir: str | Path | None = None,
+    drop_threshold: float = 0.01,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    verbose: bool = True,
+) -> Comparison:
+    """Compare runs (the first is the baseline) on the same sentences; save tables and figures to `output_dir`.
+
+    `runs`: artifacts directories, run directories, results JSON files, or `EvaluationResult`s. `results`
+    names the evaluation to read from a directory (`flores_dev`, `pud-dev`, `flores_dev_fp32`, ...).
+    """
+    loaded = load_runs(runs, results, labels)
+    if len(loaded) < 2:
+        raise WLDetectError("compare needs at least two runs: a baseline and one to compare with it")
+    baseline = loaded[0]
+    keys, outcomes = _paired_outcomes(baseline, loaded[1:])
+    base_correct = outcomes[baseline.label]
+    base_metrics = baseline.result.overall
+
+    overall_rows, significance_rows, language_frames = [], [], []
+    for run in loaded:
+        metrics = run.result.overall
+        row: dict[str, Any] = {"run": run.label, "table": run.result.table}
+        for column in _MASK_COLUMNS:
+            value = run.mask.get(column)
+            row[column] = np.nan if value is None else value
+        row["n_sentences"] = int(metrics["n_sentences"])
+        for metric in _METRICS:
+            row[metric] = float(metrics[metric])
+            row[f"{metric}_delta"] = float(metrics[metric]) - float(base_metrics[metric])
+        if run is baseline:
+            row.update(ci_low=0.0, ci_high=0.0, p_mcnemar=1.0)
+        else:
+            correct = outcomes[run.label]
+            test = mcnemar_test(base_correct, correct)
+            difference, low, high = paired_bootstrap_ci(base_correct, correct, n_resamples, confidence, seed)
+            row.update(ci_low=low, ci_high=high, p_mcnemar=test.p_value)
+            significance_rows.append(
+                {
+                    "run": run.label,
+                    "n": len(correct),
+                    "both_correct": test.both_correct,
+                    "baseline_only": test.baseline_only,
+                    "run_only": test.run_only,
+                    "both_wrong": test.both_wrong,
+                    "accuracy_baseline": float(base_correct.mean()),
+                    "accuracy": float(correct.mean()),
+                    "accuracy_delta": difference,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "test": test.test,
+                    "statistic": test.statistic,
+                    "p_value": test.p_value,
+                    "significant": test.p_value < alpha,
+                }
+            )
+            language_frames.append(_per_language(baseline, run, keys, base_correct, correct, drop_threshold))
+        overall_rows.append(row)
+
+    overall = pd.DataFrame(overall_rows).set_index("run")
+    significance = pd.DataFrame(significance_rows).set_index("run")
+    per_language = pd.concat(language_frames, ignore_index=True)
+    comparison = Comparison(loaded, overall, per_language, significance, drop_threshold, confidence)
+    if output_dir is not None:
+        comparison.save(output_dir)
+    if verbose:
+        print(comparison.summary())
+    return comparison
+
+
+def _per_language(
+    baseline: ComparedRun, run: ComparedRun, keys: pd.DataFrame, base_correct: np.ndarray, correct: np.ndarray, drop_threshold: float
+) -> pd.DataFrame:
+    base_table = baseline.result.per_language
+    table = run.result.per_language
+    rows = []
+    codes, uniques = pd.factorize(keys["language"])
+    cell = 2 * base_correct.astype(np.int64) + correct.astype(np.int64)  # 3 both right, 2 worse, 1 better, 0 both wrong
+    counts = np.bincount(codes * 4 + cell, minlength=4 * len(uniques)).reshape(len(uniques), 4)
+    position = {code: i for i, code in enumerate(uniques)}
+    for code in base_table.index:
+        both_wrong, run_only, baseline_only, both_correct = (int(n) for n in counts[position[code]])
+        test = mcnemar_from_counts(both_correct, baseline_only, run_only, both_wrong)
+        accuracy_delta = float(table.at[code, "accuracy"]) - float(base_table.at[code, "accuracy"])
+        rows.append(
+            {
+                "run": run.label,
+                "language": code,
+                "support": int(base_table.at[code, "support"]),
+                "accuracy_baseline": float(base_table.at[code, "accuracy"]),
+                "accuracy": float(table.at[code, "accuracy"]),
+                "accuracy_delta": accuracy_delta,
+                "f1_baseline": float(base_table.at[code, "f1"]),
+                "f1": float(table.at[code, "f1"]),
+                "f1_delta": float(table.at[code, "f1"]) - float(base_table.at[code, "f1"]),
+                "worsened": test.baseline_only,
+                "improved": test.run_only,
+                "p_mcnemar": test.p_value,
+                "flagged": accuracy_delta < -drop_threshold - 1e-12,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(["accuracy_delta", "f1_delta", "language"], kind="stable").reset_index(drop=True)

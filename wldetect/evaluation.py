@@ -1,0 +1,709 @@
+"""Step 4: evaluate a trained detector on FLORES+ (or a stand-in) and save metrics, predictions and a heatmap.
+
+`evaluate(model_path, ...)` loads the artifacts with the NumPy-only `WLDetect`, predicts every sentence of the
+evaluation set, and computes the seed's metrics with scikit-learn. `evaluate_tables(...)` does it for the
+fp32, E4M3FN and E3M4 lookup tables of one model and compares them (step 5's `compare_runs`).
+
+Which sentences count
+    Sentences whose gold language the model knows are scored. Languages of the evaluation set that the model
+    does not know are excluded from the metrics and reported by name (with what the model called them);
+    model languages with no sentences in the set are reported too. A sentence the detector returns no
+    prediction for counts as wrong (predicted label `<none>`).
+
+Metric definitions (scikit-learn, `zero_division=0`)
+    Labels are the evaluated languages (in the set and in the model). `accuracy` is the share of scored
+    sentences predicted correctly; `precision/recall/f1_{macro,weighted}` come from
+    `precision_recall_fscore_support(y_true, y_pred, labels=evaluated, average=...)`. Predictions of a model
+    language absent from the set are errors (they lower the gold language's recall) but get no row of their
+    own. A language's `accuracy` is its correct share of its own sentences (equal to its recall, as the seed
+    reports it).
+
+Files (written atomically next to the artifacts unless `output_dir`/`output` say otherwise)
+    `<stem>_results.json`, `<stem>_predictions.csv` and `<stem>_confusion.png`, where `<stem>` is
+    `flores_<split>` for FLORES+, FLORES-200 and the demo development set (the offline stand-in for FLORES:
+    the seed's `flores_dev_results.json`), the directory name for a directory of `<code>.txt` files
+    (`pud-dev`), plus `_<table>` when the table is not the default e3m4 (`flores_dev_fp32_results.json`).
+
+Results JSON schema (`schema_version` 1; every rate is a fraction in [0, 1])
+    {
+      "schema_version": 1,
+      "model_path": str, "table": "e3m4" | "e4m3fn" | "fp32",
+      "dataset": {"name": str, "kind": "flores_plus" | "flores200" | "text_dir" | "demo",
+                  "source": str, "split": "dev" | "devtest" | null, "notes": [str]},
+      "evaluated_at": "YYYY-MM-DDTHH:MM:SSZ",
+      "overall": {"accuracy", "f1_macro", "f1_weighted", "precision_macro", "precision_weighted",
+                  "recall_macro", "recall_weighted": float,
+                  "n_sentences", "n_correct", "n_languages", "n_no_prediction": int},
+      "per_language": {code: {"accuracy", "precision", "recall", "f1": float, "support": int}},
+      "languages": {"model": [code], "evaluated": [code], "missing_from_dataset": [code],
+                    "unknown_to_model": {code: {"sentences": int, "predicted_as": {code: int}}}},
+      "confusion_matrix": {"gold": [code], "predicted": [code], "matrix": [[int]]},  # rows gold, cols predicted
+      "top_confusions": [{"gold", "predicted": code, "count": int, "share_of_gold": float}],
+      "mask": null | {"threshold", "vocab_size", "tokens_masked", "tokens_masked_share",
+                      "masked_occurrence_share", ...} (see `mask_statistics`),
+      "timing": {"seconds": float, "sentences_per_second": float},
+      "files": {"predictions": filename, "heatmap": filename}
+    }
+
+Predictions CSV: one row per sentence of the set, in its order: `id, language, predicted, confidence,
+correct, in_model` (`language` is the gold code; `(language, id)` is unique; `in_model` is false for languages
+the model does not know, whose rows are not scored). The text is not copied: FLORES+ asks not to re-host it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from wldetect.errors import WLDetectError
+from wldetect.io import atomic_path, write_text_atomic
+from wldetect.sources.evalsets import EvaluationSet, load_evaluation_set
+
+SCHEMA_VERSION = 1
+TABLES = ("e3m4", "e4m3fn", "fp32")
+DEFAULT_TABLE = "e3m4"
+NO_PREDICTION = "<none>"
+RESULTS_SUFFIX = "_results.json"
+PREDICTIONS_SUFFIX = "_predictions.csv"
+HEATMAP_SUFFIX = "_confusion.png"
+MODEL_CONFIG = "model_config.yaml"
+TOP_CONFUSIONS = 50
+_PREDICT_BATCH = 4096
+OVERALL_METRICS = (
+    "accuracy", "f1_macro", "f1_weighted", "precision_macro", "precision_weighted", "recall_macro", "recall_weighted",
+)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------- metrics
+
+
+def compute_metrics(
+    gold: Sequence[str], predicted: Sequence[str | None], labels: Sequence[str]
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """Overall and per-language metrics of scored sentences; `labels` are the evaluated languages.
+
+    Returns the overall dict (the seed's keys plus counts) and a DataFrame indexed by language with
+    columns support, accuracy, precision, recall, f1.
+    """
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    y_true = np.asarray(gold, dtype=object)
+    y_pred = np.asarray([NO_PREDICTION if p is None else p for p in predicted], dtype=object)
+    labels = list(labels)
+    if len(y_true) == 0:
+        raise WLDetectError("no sentences to score: the evaluation set shares no language with the model")
+    overall: dict[str, Any] = {"accuracy": float(accuracy_score(y_true, y_pred))}
+    for average in ("macro", "weighted"):
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=average, zero_division=0
+        )
+        overall[f"precision_{average}"] = float(precision)
+        overall[f"recall_{average}"] = float(recall)
+        overall[f"f1_{average}"] = float(f1)
+    correct = y_true == y_pred
+    overall.update(
+        n_sentences=int(len(y_true)),
+        n_correct=int(correct.sum()),
+        n_languages=len(labels),
+        n_no_prediction=int((y_pred == NO_PREDICTION).sum()),
+    )
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average=None, zero_division=0
+    )
+    per_gold_correct = pd.Series(correct).groupby(y_true).sum()
+    per_language = pd.DataFrame(
+        {
+            "support": support.astype(np.int64),
+            "accuracy": [per_gold_correct.get(code, 0) / n if n else 0.0 for code, n in zip(labels, support)],
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+        },
+        index=pd.Index(labels, name="language"),
+    )
+    order = (*OVERALL_METRICS, "n_sentences", "n_correct", "n_languages", "n_no_prediction")
+    return {key: overall[key] for key in order}, per_language
+
+
+def confusion_table(gold: Sequence[str], predicted: Sequence[str | None], labels: Sequence[str]) -> pd.DataFrame:
+    """Counts with gold languages as rows (`labels`) and predicted labels as columns: `labels` first, then any
+    other language predicted (a model language absent from the set), then `<none>` if it occurred."""
+    from sklearn.metrics import confusion_matrix
+
+    y_pred = [NO_PREDICTION if p is None else p for p in predicted]
+    labels = list(labels)
+    known = set(labels)
+    extra = sorted({p for p in y_pred if p not in known and p != NO_PREDICTION})
+    columns = labels + extra + ([NO_PREDICTION] if NO_PREDICTION in set(y_pred) else [])
+    matrix = confusion_matrix(list(gold), y_pred, labels=columns)[: len(labels)]
+    return pd.DataFrame(
+        matrix, index=pd.Index(labels, name="gold"), columns=pd.Index(columns, name="predicted")
+    )
+
+
+def top_confusions(confusion: pd.DataFrame, n: int = TOP_CONFUSIONS) -> pd.DataFrame:
+    """The most frequent (gold, predicted) errors with their share of the gold language's sentences."""
+    long = confusion.stack().rename("count").reset_index()
+    long = long[(long["gold"] != long["predicted"]) & (long["count"] > 0)]
+    totals = confusion.sum(axis=1)
+    long["share_of_gold"] = long["count"].to_numpy(np.float64) / totals.reindex(long["gold"]).to_numpy(np.float64)
+    long = long.sort_values(["count", "gold", "predicted"], ascending=[False, True, True]).head(n)
+    return long.reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------ mask stats
+
+
+MASK_STATS_FILE = "mask_stats.json"  # written by training.export_artifacts next to token_mask.npy
+MASK_FILE = "token_mask.npy"
+TRAINING_SUMMARY_FILE = "training_summary.json"
+
+
+def mask_statistics(model_path: str | Path) -> dict[str, Any] | None:
+    """What masking did to the model in `model_path`: threshold, tokens masked, share of training data.
+
+    Read from `mask_stats.json` (the trainer's record: threshold, vocab_size, tokens_masked,
+    tokens_masked_share, masked_occurrence_share = share of training token occurrences whose token is
+    masked, ...). Without it: counted from `token_mask.npy` (False = masked; threshold and occurrence share
+    unknown), or all zeros for a model this package trained without a mask (`training_summary.json` says
+    `mask: null`); None when nothing tells.
+    """
+    model_path = Path(model_path)
+    stats_path = model_path / MASK_STATS_FILE
+    if stats_path.is_file():
+        try:
+            stats = json.loads(stats_path.read_text(encoding="utf-8"))
+        except ValueError:
+            raise WLDetectError(f"{stats_path}: not valid JSON") from None
+        if isinstance(stats, dict):
+            return stats
+        raise WLDetectError(f"{stats_path}: expected a JSON object")
+    mask_path = model_path / MASK_FILE
+    if mask_path.is_file():
+        mask = np.asarray(np.load(mask_path, mmap_mode="r"), dtype=bool).reshape(-1)
+        masked = int((~mask).sum())
+        return {
+            "threshold": None,
+            "source": str(mask_path),
+            "vocab_size": int(mask.shape[0]),
+            "tokens_masked": masked,
+            "tokens_masked_share": masked / max(int(mask.shape[0]), 1),
+            "masked_occurrence_share": None,
+        }
+    summary_path = model_path / TRAINING_SUMMARY_FILE
+    if summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        except ValueError:
+            return None
+        if isinstance(summary, dict) and "mask" in summary and summary["mask"] is None:
+            return {
+                "threshold": None,
+                "source": "no mask",
+                "vocab_size": summary.get("vocab_size"),
+                "tokens_masked": 0,
+                "tokens_masked_share": 0.0,
+                "masked_occurrence_share": 0.0,
+            }
+    return None
+
+
+def configured_dataset(model_path: str | Path) -> str | None:
+    """The evaluation set the model was trained to be evaluated on (`training_summary.json`), if recorded."""
+    path = Path(model_path) / TRAINING_SUMMARY_FILE
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        dataset = summary["config"]["evaluation"]["dataset"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(dataset) if dataset else None
+
+
+# ------------------------------------------------------------------------------------------------ result
+
+
+@dataclass
+class EvaluationResult:
+    """Everything one evaluation produced; `save` writes it, `load` reads it back for comparisons."""
+
+    model_path: Path
+    table: str
+    dataset: dict[str, Any]  # name, kind, source, split, notes
+    overall: dict[str, Any]
+    per_language: pd.DataFrame  # index language; support, accuracy, precision, recall, f1
+    predictions: pd.DataFrame  # id, language, predicted, confidence, correct, in_model
+    confusion: pd.DataFrame  # rows gold, columns predicted
+    top_confusions: pd.DataFrame  # gold, predicted, count, share_of_gold
+    model_languages: list[str]
+    unknown_languages: dict[str, dict[str, Any]]  # code -> sentences, predicted_as
+    missing_languages: list[str]
+    mask: dict[str, Any] | None = None
+    seconds: float = 0.0
+    evaluated_at: str = ""
+    paths: dict[str, Path] = field(default_factory=dict)  # results, predictions, heatmap
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.overall["accuracy"])
+
+    @property
+    def scored(self) -> pd.DataFrame:
+        """The predictions that count: sentences in a language the model knows."""
+        return self.predictions[self.predictions["in_model"]]
+
+    @property
+    def stem(self) -> str:
+        return output_stem(self.dataset["name"], self.dataset.get("split"), self.table)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "model_path": str(self.model_path),
+            "table": self.table,
+            "dataset": self.dataset,
+            "evaluated_at": self.evaluated_at,
+            "overall": self.overall,
+            "per_language": {
+                code: {
+                    "accuracy": float(row.accuracy),
+                    "precision": float(row.precision),
+                    "recall": float(row.recall),
+                    "f1": float(row.f1),
+                    "support": int(row.support),
+                }
+                for code, row in self.per_language.iterrows()
+            },
+            "languages": {
+                "model": self.model_languages,
+                "evaluated": list(self.per_language.index),
+                "missing_from_dataset": self.missing_languages,
+                "unknown_to_model": self.unknown_languages,
+            },
+            "confusion_matrix": {
+                "gold": list(self.confusion.index),
+                "predicted": list(self.confusion.columns),
+                "matrix": self.confusion.to_numpy().tolist(),
+            },
+            "top_confusions": [
+                {"gold": r.gold, "predicted": r.predicted, "count": int(r.count), "share_of_gold": float(r.share_of_gold)}
+                for r in self.top_confusions.itertuples()
+            ],
+            "mask": self.mask,
+            "timing": {
+                "seconds": round(self.seconds, 3),
+                "sentences_per_second": round(len(self.predictions) / self.seconds, 1) if self.seconds > 0 else None,
+            },
+            "files": {k: Path(v).name for k, v in self.paths.items() if k != "results"},
+        }
+
+    def save(self, results_path: str | Path, heatmap: bool = True) -> dict[str, Path]:
+        """Write `<stem>_results.json`, `<stem>_predictions.csv` and (optionally) `<stem>_confusion.png`."""
+        results_path = Path(results_path)
+        base = _stem_of(results_path)
+        paths = {
+            "results": results_path,
+            "predictions": results_path.with_name(base + PREDICTIONS_SUFFIX),
+        }
+        if heatmap:
+            paths["heatmap"] = results_path.with_name(base + HEATMAP_SUFFIX)
+        self.paths = paths
+        with atomic_path(paths["predictions"]) as tmp:
+            self.predictions.to_csv(tmp, index=False, float_format="%.6g")
+        if heatmap:
+            from wldetect import plots
+
+            title = (
+                f"{_model_label(self.model_path)} ({self.table} table) on {_dataset_label(self.dataset)}: "
+                f"accuracy {self.overall['accuracy']:.1%}, macro F1 {self.overall['f1_macro']:.3f}, "
+                f"{self.overall['n_sentences']:,} sentences"
+            )
+            plots.confusion_heatmap(self.confusion, self.per_language["accuracy"], paths["heatmap"], title=title)
+        write_text_atomic(results_path, json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
+        return paths
+
+    @classmethod
+    def load(cls, results_path: str | Path) -> "EvaluationResult":
+        """Read a results JSON and its predictions file (named in `files.predictions`, next to it)."""
+        results_path = Path(results_path)
+        if not results_path.is_file():
+            raise WLDetectError(f"{results_path}: results file not found")
+        try:
+            data = json.loads(results_path.read_text(encoding="utf-8"))
+        except ValueError:
+            raise WLDetectError(f"{results_path}: not valid JSON") from None
+        if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+            raise WLDetectError(
+                f"{results_path}: not a wldetect evaluation results file (schema_version {SCHEMA_VERSION} expected); "
+                "re-run `wldetect eval`"
+            )
+        predictions_name = data.get("files", {}).get("predictions") or _stem_of(results_path) + PREDICTIONS_SUFFIX
+        predictions_path = results_path.with_name(predictions_name)
+        if not predictions_path.is_file():
+            raise WLDetectError(f"{predictions_path}: predictions file not found (needed to compare sentence by sentence)")
+        predictions = pd.read_csv(
+            predictions_path,
+            dtype={"id": np.int64, "language": str, "predicted": str, "confidence": np.float64},
+            keep_default_na=False,
+            na_values={"confidence": ["", "nan", "NaN"]},
+        )
+        predictions["correct"] = predictions["correct"].astype(str).str.lower().eq("true")
+        predictions["in_model"] = predictions["in_model"].astype(str).str.lower().eq("true")
+        per_language = pd.DataFrame.from_dict(data["per_language"], orient="index")
+        per_language.index.name = "language"
+        per_language = per_language[["support", "accuracy", "precision", "recall", "f1"]]
+        matrix = data["confusion_matrix"]
+        confusion = pd.DataFrame(
+            matrix["matrix"],
+            index=pd.Index(matrix["gold"], name="gold"),
+            columns=pd.Index(matrix["predicted"], name="predicted"),
+        )
+        languages = data["languages"]
+        paths = {"results": results_path, "predictions": predictions_path}
+        if data.get("files", {}).get("heatmap"):
+            paths["heatmap"] = results_path.with_name(data["files"]["heatmap"])
+        return cls(
+            model_path=Path(data["model_path"]),
+            table=data["table"],
+            dataset=data["dataset"],
+            overall=data["overall"],
+            per_language=per_language,
+            predictions=predictions,
+            confusion=confusion,
+            top_confusions=pd.DataFrame(data["top_confusions"], columns=["gold", "predicted", "count", "share_of_gold"]),
+            model_languages=languages["model"],
+            unknown_languages=languages["unknown_to_model"],
+            missing_languages=languages["missing_from_dataset"],
+            mask=data.get("mask"),
+            seconds=float(data.get("timing", {}).get("seconds") or 0.0),
+            evaluated_at=data.get("evaluated_at", ""),
+            paths=paths,
+        )
+
+    def summary(self, worst: int = 5, confusions: int = 5) -> str:
+        o = self.overall
+        split = f" {self.dataset['split']}" if self.dataset.get("split") else ""
+        lines = [
+            f"Evaluated {self.model_path} (table {self.table}) on {self.dataset['kind']} {self.dataset['source']}{split}",
+            f"  {o['n_sentences']:,} sentences in {o['n_languages']} languages, "
+            f"{self.seconds:.2f} s ({len(self.predictions) / max(self.seconds, 1e-9):,.0f} sentences/s)",
+            f"  accuracy {o['accuracy']:.2%}   F1 macro {o['f1_macro']:.4f}   F1 weighted {o['f1_weighted']:.4f}   "
+            f"precision macro {o['precision_macro']:.4f}   recall macro {o['recall_macro']:.4f}",
+        ]
+        if self.mask:
+            lines.append("  Mask: " + describe_mask(self.mask))
+        if o.get("n_no_prediction"):
+            lines.append(f"  {o['n_no_prediction']} sentences got no prediction (counted as wrong)")
+        for note in self.dataset.get("notes") or []:
+            lines.append(f"  Note: {note}")
+        if self.unknown_languages:
+            parts = []
+            for code, info in list(self.unknown_languages.items())[:_LISTED]:
+                top = ", ".join(f"{p} {n}" for p, n in list(info["predicted_as"].items())[:2])
+                parts.append(f"{code} ({info['sentences']} sentences; predicted as {top})")
+            lines.append(
+                f"  Not known to the model, excluded from the metrics ({len(self.unknown_languages)}): "
+                + "; ".join(parts)
+                + _more(len(self.unknown_languages))
+            )
+        if self.missing_languages:
+            lines.append(
+                f"  Model languages with no sentences in this set ({len(self.missing_languages)}): "
+                + ", ".join(self.missing_languages[: 3 * _LISTED])
+                + _more(len(self.missing_languages), 3 * _LISTED)
+            )
+        if worst:
+            low = self.per_language.sort_values(["accuracy", "f1"]).head(worst)
+            lines.append(
+                "  Lowest accuracy: " + ", ".join(f"{code} {row.accuracy:.1%}" for code, row in low.iterrows())
+            )
+        if confusions and not self.top_confusions.empty:
+            lines.append(
+                "  Most frequent confusions: "
+                + ", ".join(
+                    f"{r.gold}->{r.predicted} {int(r.count)}" for r in self.top_confusions.head(confusions).itertuples()
+                )
+            )
+        for key, path in self.paths.items():
+            lines.append(f"  {key}: {path}")
+        return "\n".join(lines)
+
+
+_LISTED = 12  # languages named in a printed summary; the JSON lists all
+
+
+def _more(total: int, listed: int = _LISTED) -> str:
+    return f" ... and {total - listed} more (all in the results JSON)" if total > listed else ""
+
+
+def describe_mask(mask: dict[str, Any]) -> str:
+    """`threshold 10: 23,649 of 30,522 tokens masked (77.5%), 0.83% of training token occurrences`."""
+    if not mask.get("tokens_masked"):
+        return "none (no token masked)"
+    threshold = mask.get("threshold")
+    text = f"threshold {threshold}: " if threshold is not None else ""
+    vocab = f" of {mask['vocab_size']:,}" if mask.get("vocab_size") else ""
+    text += f"{mask['tokens_masked']:,}{vocab} tokens masked ({mask.get('tokens_masked_share', float('nan')):.1%})"
+    if mask.get("masked_occurrence_share") is not None:
+        text += f", {mask['masked_occurrence_share']:.2%} of training token occurrences"
+    return text
+
+
+def _model_label(model_path: Path) -> str:
+    path = Path(model_path)
+    return path.parent.name if path.name == "artifacts" and path.parent.name else path.name
+
+
+def _dataset_label(dataset: dict[str, Any]) -> str:
+    """`FLORES+ dev`, `demo dev set`, `pud-dev`: a short name for titles."""
+    kind, split = dataset.get("kind"), dataset.get("split")
+    if kind == "demo":
+        return "the demo dev set"
+    if kind == "flores_plus":
+        return f"FLORES+ {split}"
+    if kind == "flores200":
+        return f"FLORES-200 {split}"
+    return Path(str(dataset.get("source", dataset.get("name", "")))).name
+
+
+def output_stem(name: str, split: str | None, table: str) -> str:
+    """`flores_dev`, `flores_dev_fp32`, `pud-dev`: the prefix of an evaluation's output files."""
+    stem = f"{name}_{split}" if split else name
+    return stem if table == DEFAULT_TABLE else f"{stem}_{table}"
+
+
+def _stem_of(results_path: Path) -> str:
+    name = results_path.name
+    if name.endswith(RESULTS_SUFFIX):
+        return name[: -len(RESULTS_SUFFIX)]
+    return results_path.stem
+
+
+def score_predictions(
+    evaluation_set: EvaluationSet,
+    predicted: Sequence[str | None],
+    confidence: Sequence[float],
+    model_languages: Sequence[str],
+    *,
+    model_path: str | Path = ".",
+    table: str = DEFAULT_TABLE,
+    mask: dict[str, Any] | None = None,
+    seconds: float = 0.0,
+) -> EvaluationResult:
+    """Metrics, confusions and language bookkeeping for predictions of every sentence of `evaluation_set`."""
+    sentences = evaluation_set.sentences
+    if len(predicted) != len(sentences) or len(confidence) != len(sentences):
+        raise ValueError("one prediction and one confidence per sentence expected")
+    model_languages = list(model_languages)
+    known = set(model_languages)
+    predicted_labels = np.asarray([NO_PREDICTION if p is None else str(p) for p in predicted], dtype=object)
+    gold = sentences["language"].to_numpy(dtype=object)
+    in_model = np.fromiter((g in known for g in gold), dtype=bool, count=len(gold))
+    predictions = pd.DataFrame(
+        {
+            "id": sentences["id"].to_numpy(np.int64),
+            "language": gold,
+            "predicted": predicted_labels,
+            "confidence": np.asarray(confidence, dtype=np.float64),
+            "correct": gold == predicted_labels,
+            "in_model": in_model,
+        }
+    )
+    present = set(gold[in_model])
+    evaluated = [code for code in model_languages if code in present]  # the model's order
+    missing = [code for code in model_languages if code not in present]
+    unknown: dict[str, dict[str, Any]] = {}
+    outside = predictions[~in_model]
+    for code, group in outside.groupby("language", sort=True):
+        counts = group["predicted"].value_counts()
+        unknown[str(code)] = {
+            "sentences": int(len(group)),
+            "predicted_as": {str(k): int(v) for k, v in counts.head(5).items()},
+        }
+    if not evaluated:
+        raise WLDetectError(
+            f"evaluation set {evaluation_set.source}: none of its {len(unknown)} languages is known to the model "
+            f"({', '.join(list(unknown)[:5])}...)"
+        )
+    scored = predictions[in_model]
+    overall, per_language = compute_metrics(scored["language"], scored["predicted"], evaluated)
+    confusion = confusion_table(scored["language"], scored["predicted"], evaluated)
+    dataset = {
+        "name": evaluation_set.name,
+        "kind": evaluation_set.kind,
+        "source": evaluation_set.source,
+        "split": evaluation_set.split,
+        "notes": list(evaluation_set.notes),
+    }
+    return EvaluationResult(
+        model_path=Path(model_path),
+        table=table,
+        dataset=dataset,
+        overall=overall,
+        per_language=per_language,
+        predictions=predictions,
+        confusion=confusion,
+        top_confusions=top_confusions(confusion),
+        model_languages=model_languages,
+        unknown_languages=unknown,
+        missing_languages=missing,
+        mask=mask,
+        seconds=seconds,
+        evaluated_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+# ------------------------------------------------------------------------------------------- evaluate
+
+
+def _check_model_dir(model_path: str | Path) -> Path:
+    model_path = Path(model_path).expanduser()
+    if not model_path.is_dir():
+        raise WLDetectError(f"--model-path {model_path}: no such directory")
+    if not (model_path / MODEL_CONFIG).is_file():
+        if (model_path / "artifacts" / MODEL_CONFIG).is_file():  # a run record: its artifacts/ subdirectory
+            return model_path / "artifacts"
+        raise WLDetectError(f"--model-path {model_path}: no {MODEL_CONFIG} here (not a trained artifacts directory)")
+    return model_path
+
+
+def _check_table(table: str) -> str:
+    if table not in TABLES:
+        raise WLDetectError(f"table {table!r}: expected one of {', '.join(TABLES)}")
+    return table
+
+
+def model_languages(model_path: Path) -> list[str]:
+    """Codes of the model's output columns, in index order, from the artifacts' model_config.yaml."""
+    path = model_path / MODEL_CONFIG
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        languages = data["languages"]
+        return sorted(languages, key=languages.__getitem__)
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        raise WLDetectError(f"{path}: expected a 'languages' mapping of code to index") from None
+
+
+def load_detector(model_path: Path, table: str):
+    from wldetect.detect import WLDetect
+
+    return WLDetect.load(model_path, table=table)
+
+
+def predict_all(detector, texts: list[str], batch_size: int = _PREDICT_BATCH) -> tuple[list[str | None], np.ndarray]:
+    """Top-1 language (None: no tokens) and confidence of every text, in batches so memory stays flat.
+
+    Uses the detector's vectorised `predict_indices` when it has one, else `predict` (any object whose
+    `predict(list)` returns `(language, confidence)` or None per text works).
+    """
+    labels: list[str | None] = []
+    confidence = np.full(len(texts), np.nan)
+    fast = getattr(detector, "predict_indices", None)
+    languages = np.asarray(getattr(detector, "languages", []) + [None], dtype=object)
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start : start + batch_size]
+        if fast is not None:
+            best, conf = fast(batch)
+            labels.extend(languages[np.where(best >= 0, best, -1)].tolist())
+            confidence[start : start + len(batch)] = np.where(best >= 0, conf, np.nan)
+            continue
+        for offset, item in enumerate(detector.predict(batch)):
+            if isinstance(item, list):  # top_k shape: a ranked list of pairs
+                item = item[0] if item else None
+            if item is None:
+                labels.append(None)
+            else:
+                labels.append(str(item[0]))
+                confidence[start + offset] = float(item[1])
+    return labels, confidence
+
+
+def _resolve_outputs(model_path: Path, stem: str, output_dir: str | Path | None, output: str | Path | None) -> Path:
+    if output is not None:
+        output = Path(output)
+        if output.suffix != ".json":
+            raise WLDetectError(f"--output {output}: expected a .json path for the results")
+        return output
+    directory = Path(output_dir) if output_dir is not None else model_path
+    return directory / (stem + RESULTS_SUFFIX)
+
+
+def evaluate(
+    model_path: str | Path,
+    dataset: str | Path | None = None,
+    split: str = "dev",
+    table: str = DEFAULT_TABLE,
+    output_dir: str | Path | None = None,
+    verbose: bool = True,
+    *,
+    output: str | Path | None = None,
+    evaluation_set: EvaluationSet | None = None,
+    heatmap: bool = True,
+) -> EvaluationResult:
+    """Evaluate the artifacts in `model_path` on an evaluation set and save results, predictions and heatmap.
+
+    `dataset`: `flores_plus`/a hub id, a local FLORES+ or FLORES-200 directory, a directory of `<code>.txt`
+    files, or `demo`; None means the set recorded in the model's training_summary.json, else `demo` (the
+    shipped development set). `output` overrides the results JSON path (its
+    predictions and heatmap go next to it). Pass an already loaded `evaluation_set` to skip loading.
+    """
+    model_path = _check_model_dir(model_path)
+    table = _check_table(table)
+    languages = model_languages(model_path)
+    if evaluation_set is None:
+        evaluation_set = load_evaluation_set(dataset if dataset is not None else configured_dataset(model_path), split)
+    detector = load_detector(model_path, table)
+    texts = evaluation_set.sentences["text"].tolist()
+    start = time.perf_counter()
+    predicted, confidence = predict_all(detector, texts)
+    seconds = time.perf_counter() - start
+    result = score_predictions(
+        evaluation_set,
+        predicted,
+        confidence,
+        languages,
+        model_path=model_path,
+        table=table,
+        mask=mask_statistics(model_path),
+        seconds=seconds,
+    )
+    result.save(_resolve_outputs(model_path, result.stem, output_dir, output), heatmap=heatmap)
+    if verbose:
+        print(result.summary())
+    return result
+
+
+def evaluate_tables(
+    model_path: str | Path,
+    tables: Iterable[str] = ("fp32", "e4m3fn", "e3m4"),
+    dataset: str | Path | None = None,
+    split: str = "dev",
+    output_dir: str | Path | None = None,
+    verbose: bool = True,
+    **compare_options: Any,
+):
+    """Evaluate several lookup tables of one model on the same sentences and compare them (first = baseline).
+
+    Returns the step-5 `Comparison` (overall metrics, per-language deltas, McNemar and bootstrap against the
+    first table); each table's results are saved as by `evaluate`.
+    """
+    from wldetect.comparison import compare_runs
+
+    model_path = _check_model_dir(model_path)
+    tables = [_check_table(t) for t in tables]
+    if len(set(tables)) != len(tables) or not tables:
+        raise WLDetectError(f"tables {tables}: give each table once")
+    evaluation_set = load_evaluation_set(dataset if dataset is not None else configured_dataset(model_path), split)
+    results = []
+    for table in tables:
+        results.append(
+            evaluate(model_path, split=split, table=table, output_dir=output_dir, verbose=verbose, evaluation_set=evaluation_set)
+        )
+    return compare_runs(results, labels=tables, verbose=verbose, **compare_options)
