@@ -6,6 +6,7 @@ User errors (`WLDetectError`) print as one line on stderr and exit with status 2
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -30,8 +31,11 @@ def _commands() -> None:
 @app.command()
 def demo(
     config: Path = typer.Option(DEMO_CONFIG, "--config", help="training parameter file of the embedded default"),
+    threshold: int = typer.Option(10, "--threshold", help="threshold of the masked run compared with the baseline"),
+    summary_only: bool = typer.Option(False, "--summary-only", help="only load the model and data and summarise them"),
 ) -> None:
-    """Load the embedded default (MiniLM embeddings, wordfreq corpus, shipped dev set) and summarise it."""
+    """The whole workflow on the embedded default: count, mask, baseline + masked training, evaluation,
+    comparison and weight analysis, each as an executed notebook in runs/."""
     from wldetect.config import load_training_config
     from wldetect.sources import demo as demo_source
     from wldetect.sources.data import prepare_training_dataset
@@ -49,6 +53,274 @@ def demo(
         f"{int(encoded.lengths.sum()):,} tokens (mean {encoded.lengths.mean():.1f} per example)"
     )
     print(f"Development set: {len(demo_source.devset_languages())} languages in {demo_source.DEVSET_DIR}")
+    if summary_only:
+        return
+    from wldetect import workflow
+
+    started = time.time()
+    steps = workflow.demo(config, threshold=threshold)
+    print(f"\nDemo finished in {time.time() - started:.0f} s. Executed notebooks (open the .html files in a browser):")
+    for step, run in steps.items():
+        notebook = run.path / f"{run.manifest()['kind']}.html"
+        print(f"  {step:<22} {notebook}")
+
+
+@app.command("count-tokens")
+def count_tokens_command(
+    training_config: Path = typer.Option(..., "--training-config", help="training parameter file (dataset + model)"),
+    output: Path | None = typer.Option(
+        None, "--output", help="counts .npy (default: <output.artifacts_dir>/token_counts.npy); per-language files go next to it"
+    ),
+    batch_size: int = typer.Option(512, "--batch-size", help="texts per encode_batch call"),
+    num_workers: int | None = typer.Option(None, "--num-workers", help="batches tokenised concurrently (threads; default 2)"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="recount even if counts for these inputs are cached"),
+) -> None:
+    """Step 1: count every token id in the training examples (int64, one entry per embedding row)."""
+    from wldetect.config import load_training_config
+    from wldetect.counting import COUNTS_FILE, count_tokens
+
+    config = load_training_config(training_config)
+    count_tokens(
+        config,
+        output=output or config.output.artifacts_dir / COUNTS_FILE,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        use_cache=not no_cache,
+    )
+
+
+@app.command("create-mask")
+def create_mask_command(
+    token_counts: Path = typer.Option(..., "--token-counts", help="counts .npy from count-tokens"),
+    threshold: str = typer.Option(..., "--threshold", help="keep tokens seen at least this many times"),
+    output: Path | None = typer.Option(None, "--output", help="mask .npy (default: token_mask.npy next to the counts)"),
+) -> None:
+    """Step 2: the weight mask (bool, True = keep): tokens seen fewer than --threshold times get weight 0."""
+    from wldetect.masking import create_mask
+
+    create_mask(token_counts, threshold, output or token_counts.with_name("token_mask.npy"))
+
+
+@app.command("visualize-mask")
+def visualize_mask_command(
+    token_counts: Path = typer.Option(..., "--token-counts", help="counts .npy from count-tokens"),
+    token_mask: Path = typer.Option(..., "--token-mask", help="mask .npy from create-mask"),
+    output: Path | None = typer.Option(None, "--output", help="coverage PNG (default: mask_coverage.png next to the mask)"),
+    thresholds: str = typer.Option("1,5,10,50,100", "--thresholds", help="comma-separated thresholds for the table"),
+    training_config: Path | None = typer.Option(
+        None, "--training-config", help="with it, masked tokens are decoded and broken down by Unicode script"
+    ),
+) -> None:
+    """Mask coverage: CDF of token counts, share of training data masked (< 0.01% check), per-language impact."""
+    import pandas as pd
+
+    from wldetect.masking import mask_coverage
+
+    tokenizer = None
+    if training_config is not None:
+        from wldetect.config import load_training_config
+        from wldetect.sources.hub import load_tokenizer_file
+
+        tokenizer, _ = load_tokenizer_file(load_training_config(training_config).model.model_specs[0])
+    coverage = mask_coverage(
+        token_counts,
+        token_mask,
+        output or token_mask.with_name("mask_coverage.png"),
+        thresholds=[t for t in thresholds.split(",") if t.strip()],
+        tokenizer=tokenizer,
+    )
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+        print(coverage.statistics.report())
+        print("\nThreshold table\n" + coverage.threshold_table.to_string(index=False))
+        if coverage.language_impact is not None:
+            impact = coverage.language_impact
+            print(f"\nPer-language impact (flag rule: {impact.attrs['flag_rule']}); most affected first")
+            print(impact.head(max(10, int(impact["flagged"].sum()))).to_string(index=False))
+        if coverage.script_breakdown is not None:
+            print("\nMasked vs kept tokens by Unicode script\n" + coverage.script_breakdown.to_string(index=False))
+            print("\nSample of masked tokens that occur in the training data\n" + coverage.masked_sample.to_string(index=False))
+    print(f"\nSaved mask coverage figure to {coverage.figure_path}")
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(..., "--config", help="training parameter file, e.g. params/training/demo.yaml"),
+    output_dir: Path | None = typer.Option(None, "--output-dir", help="artifacts directory (default: output.artifacts_dir)"),
+    token_mask: Path | None = typer.Option(None, "--token-mask", help="mask .npy (bool, True = keep): masked weights start at 0"),
+    threshold: int | None = typer.Option(
+        None, "--threshold", help="build the mask from the counted training tokens: keep tokens seen >= N times"
+    ),
+    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in <output-dir>/checkpoints"),
+) -> None:
+    """Step 3: train (optionally with a token mask), then write the artifacts and evaluate them."""
+    from wldetect.training import train as train_step
+
+    if token_mask is not None and threshold is not None:
+        raise WLDetectError("give --token-mask or --threshold, not both")
+    train_step(config, output_dir=output_dir, token_mask=token_mask, threshold=threshold, resume=resume)
+
+
+@app.command("filter-lookup")
+def filter_lookup_command(
+    model_path: Path = typer.Option(..., "--model-path", help="trained artifacts directory"),
+    token_counts: Path = typer.Option(..., "--token-counts", help="counts .npy from count-tokens"),
+    threshold: str = typer.Option(..., "--threshold", help="zero the weights of tokens seen fewer times"),
+    output_dir: Path = typer.Option(..., "--output-dir", help="new artifacts directory (the source is left as it is)"),
+) -> None:
+    """Post-hoc masking: zero rare tokens' weights in a trained model without retraining (new artifacts dir)."""
+    from wldetect.lookup import filter_lookup
+
+    result = filter_lookup(model_path, token_counts, threshold, output_dir)
+    print(f"Filtered artifacts saved to: {result.output_dir}")
+
+
+@app.command()
+def detect(
+    model_path: Path = typer.Option(..., "--model-path", help="artifacts directory"),
+    text: str | None = typer.Option(None, "--text", help="one text to identify"),
+    file: Path | None = typer.Option(None, "--file", help="one text per line; '-' reads stdin"),
+    table: str = typer.Option("e3m4", "--table", help="lookup table: e3m4, e4m3fn or fp32"),
+    top_k: int | None = typer.Option(None, "--top-k", help="print the k best languages of each text"),
+) -> None:
+    """Identify languages with NumPy only: one result line (language<TAB>confidence) per input line.
+
+    A blank line (no tokens) prints `und<TAB>0.0000`; with --top-k the pairs are separated by tabs.
+    """
+    from wldetect.detect import WLDetect
+
+    if (text is None) == (file is None):
+        raise WLDetectError("give exactly one of --text or --file")
+    if text is not None:
+        lines = [text]
+    elif str(file) == "-":
+        lines = sys.stdin.read().splitlines()
+    elif not file.is_file():
+        raise WLDetectError(f"--file {file}: file not found")
+    else:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    detector = WLDetect.load(model_path, table=table)
+    out = sys.stdout
+    for start in range(0, len(lines), 8192):
+        for result in detector.predict(lines[start : start + 8192], top_k=top_k):
+            if result is None:
+                out.write("und\t0.0000\n")
+            elif top_k is None:
+                out.write(f"{result[0]}\t{result[1]:.4f}\n")
+            else:
+                out.write("\t".join(f"{code}\t{p:.4f}" for code, p in result) + "\n")
+
+
+@app.command("eval")
+def eval_command(
+    model_path: Path = typer.Option(..., "--model-path", help="artifacts directory (or a run directory with artifacts/)"),
+    split: str = typer.Option("dev", "--split", help="dev or devtest"),
+    dataset: str | None = typer.Option(
+        None,
+        "--dataset",
+        help="flores_plus, a hub id, a FLORES+/FLORES-200 directory, a dir of <code>.txt, or demo "
+        "(default: the set the model was trained with, else demo)",
+    ),
+    table: str = typer.Option("e3m4", "--table", help="lookup table: e3m4, e4m3fn, fp32, or all (side by side)"),
+    output: Path | None = typer.Option(None, "--output", help="results JSON path (default: in the model directory)"),
+) -> None:
+    """Step 4: evaluate a trained model; save <set>_<split>_results.json, predictions and a confusion heatmap."""
+    from wldetect.evaluation import evaluate, evaluate_tables
+
+    if table == "all":
+        if output is not None:
+            raise WLDetectError("--output names one results file; with --table all each table writes its own")
+        evaluate_tables(model_path, dataset=dataset, split=split)
+    else:
+        evaluate(model_path, dataset=dataset, split=split, table=table, output=output)
+
+
+@app.command()
+def compare(
+    runs: list[Path] = typer.Argument(..., help="artifacts dirs, run dirs or *_results.json files; the first is the baseline"),
+    results: str = typer.Option("flores_dev", "--results", help="which evaluation to compare: flores_dev, pud-dev, ..."),
+    output: Path | None = typer.Option(None, "--output", help="directory for the CSV tables, summary and figures"),
+    flag_drop: float = typer.Option(1.0, "--flag-drop", help="flag languages whose accuracy drops more (points)"),
+    resamples: int = typer.Option(10_000, "--resamples", help="bootstrap resamples"),
+    seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
+) -> None:
+    """Step 5: compare runs with the baseline: metric deltas, McNemar p, bootstrap CI, per-language drops."""
+    from wldetect.comparison import compare_runs
+
+    compare_runs(runs, results=results, output_dir=output, drop_threshold=flag_drop / 100, n_resamples=resamples, seed=seed)
+
+
+def _parse_parameters(pairs: list[str]) -> dict:
+    """`-p NAME VALUE` pairs as papermill reads them: VALUE is parsed as YAML (10 -> int, [1,2] -> list)."""
+    import yaml
+
+    if len(pairs) % 2:
+        raise WLDetectError(f"-p takes NAME VALUE pairs, got an odd number of words: {' '.join(pairs)}")
+    return {pairs[i]: yaml.safe_load(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+
+
+@app.command(
+    "run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def run_command(
+    ctx: typer.Context,
+    notebook: str = typer.Argument(..., help="step notebook: 01_count_tokens ... 06_weight_analysis (or just 03)"),
+    parameters_file: Path | None = typer.Option(None, "-f", "--parameters-file", help="YAML file of notebook parameters"),
+    name: str | None = typer.Option(None, "--name", help="run name (part of the run id)"),
+) -> None:
+    """Execute a step notebook with papermill straight into a new run record: `wldetect run 03_train -p threshold 10`."""
+    import yaml
+
+    from wldetect import workflow
+
+    extra = list(ctx.args)
+    pairs: list[str] = []
+    while extra:
+        flag = extra.pop(0)
+        if flag not in ("-p", "--parameters") or len(extra) < 2:
+            raise WLDetectError(f"unexpected argument {flag!r}: use -p NAME VALUE")
+        pairs += [extra.pop(0), extra.pop(0)]
+    parameters = {}
+    if parameters_file is not None:
+        if not parameters_file.is_file():
+            raise WLDetectError(f"{parameters_file}: parameters file not found")
+        parameters.update(yaml.safe_load(parameters_file.read_text()) or {})
+    parameters.update(_parse_parameters(pairs))
+    run = workflow.run_notebook(notebook, parameters, run_name=name)
+    print(f"Run {run.run_id}: {run.manifest()['status']}")
+    print(f"  notebook: {run.path / workflow.notebook_path(notebook).name}")
+    print(f"  html:     {run.path / workflow.notebook_path(notebook).with_suffix('.html').name}")
+
+
+@app.command("runs")
+def runs_command(all_columns: bool = typer.Option(False, "--all", help="show every column")) -> None:
+    """List past runs: id, step, status, threshold and key metrics."""
+    from wldetect.runs import list_runs, runs_dir
+
+    table = list_runs()
+    if table.empty:
+        print(f"No runs under {runs_dir()}")
+        return
+    if not all_columns:
+        table = table.drop(columns=["config", "duration_s"])
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+@app.command()
+def sweep(
+    config: Path = typer.Option(..., "--config", help="training parameter file"),
+    thresholds: str = typer.Option(..., "--thresholds", help="comma-separated thresholds; the first is the baseline (0 = no mask)"),
+    jobs: int = typer.Option(1, "--jobs", help="training runs executed in parallel"),
+    name: str | None = typer.Option(None, "--name", help="sweep name (default: sweep-<config>)"),
+) -> None:
+    """Train once per threshold (one shared token count), then compare all runs in one report."""
+    from wldetect import workflow
+
+    try:
+        values = [int(t) for t in thresholds.split(",") if t.strip()]
+    except ValueError:
+        raise WLDetectError(f"--thresholds {thresholds!r}: expected comma-separated integers like 0,5,10,50") from None
+    report = workflow.sweep(config, values, jobs=jobs, name=name)
+    print(f"Sweep report: {report.path / '05_compare.html'}")
 
 
 def main() -> None:

@@ -1,0 +1,229 @@
+"""Step 1: counts equal an independent count of exactly the examples training sees; cache; errors; CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from tokenizers import Tokenizer
+
+from conftest import TINY_EXTRA_ROWS, TINY_LANGUAGES, tiny_vocabulary
+from wldetect.counting import TokenCounter, count_tokens, load_per_language_counts, per_language_paths
+from wldetect.errors import WLDetectError
+
+V = len(tiny_vocabulary()) + TINY_EXTRA_ROWS
+
+
+def write_corpus(project: Path, rows: list[tuple[str, str]]) -> None:
+    with open(project / "data" / "train.jsonl", "w", encoding="utf-8") as handle:
+        for text, code in rows:
+            handle.write(json.dumps({"text": text, "language": code}) + "\n")
+
+
+def edit_yaml(path: Path, **sections) -> None:
+    data = yaml.safe_load(path.read_text())
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    path.write_text(yaml.safe_dump(data))
+
+
+def independent_counts(model_dir: Path, rows: list[tuple[str, str]], max_length: int | None = None):
+    """collections.Counter over tokenizer.encode(...).ids: the stored padding and truncation switched off."""
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    total, per_language = Counter(), {code: Counter() for code in TINY_LANGUAGES}
+    for text, code in rows:
+        ids = tokenizer.encode(text, add_special_tokens=False).ids[:max_length]
+        total.update(ids)
+        per_language[code].update(ids)
+    expected = np.zeros(V, dtype=np.int64)
+    for token_id, n in total.items():
+        expected[token_id] = n
+    return expected, per_language
+
+
+ROWS = [
+    ("the cat sat on the mat", "eng_Latn"),
+    ("a big red ball today and a dog", "eng_Latn"),
+    ("zebra the cat", "eng_Latn"),  # zebra: [UNK], a real token the model sees
+    ("le chat est sur le tapis", "fra_Latn"),
+    ("une grande balle rouge", "fra_Latn"),
+    ("die katze sitzt auf der matte", "deu_Latn"),
+    ("der hund läuft nach hause", "deu_Latn"),
+    ("gato gato perro", "spa_Latn"),  # not a configured language: filtered out
+    ("   ", "eng_Latn"),  # blank: dropped
+]
+KEPT = [row for row in ROWS if row[1] in TINY_LANGUAGES and row[0].strip()]
+N_TOKENS = sum(len(text.split()) for text, _ in KEPT)  # word-level tokenizer: one token per word
+
+
+@pytest.fixture
+def project(tiny_training_config) -> Path:
+    root = tiny_training_config.parent.parent.parent
+    write_corpus(root, ROWS)
+    return root
+
+
+def test_counts_equal_an_independent_count(project, tiny_model_dir, tmp_path):
+    config = project / "params" / "training" / "tiny.yaml"
+    result = count_tokens(config, output=tmp_path / "out" / "token_counts.npy", verbose=False)
+    expected, per_language = independent_counts(tiny_model_dir, KEPT)
+
+    saved = np.load(tmp_path / "out" / "token_counts.npy")
+    assert saved.dtype == np.int64 and saved.shape == (V,)  # embedding rows, not the tokenizer's 47 tokens
+    np.testing.assert_array_equal(saved, expected)
+    np.testing.assert_array_equal(result.counts, expected)
+    assert result.total_tokens == N_TOKENS == 38
+    assert saved[0] == 0 and saved[2] == 0 and saved[3] == 0  # stored padding, [CLS], [SEP] never counted
+    assert saved[1] == 1  # [UNK] for "zebra"
+    assert not saved[V - TINY_EXTRA_ROWS :].any()
+    assert result.n_examples == len(KEPT) and not result.from_cache
+
+    matrix, languages = load_per_language_counts(tmp_path / "out" / "token_counts.npy")
+    assert languages == TINY_LANGUAGES == result.languages
+    assert matrix.shape == (V, len(TINY_LANGUAGES)) and matrix.dtype == np.int64
+    for column, code in enumerate(languages):
+        column_counts = matrix[:, column].toarray().ravel()
+        assert dict((i, int(n)) for i, n in enumerate(column_counts) if n) == dict(per_language[code])
+    np.testing.assert_array_equal(np.asarray(matrix.sum(axis=1)).ravel(), expected)
+
+
+def test_batching_and_threads_do_not_change_counts(project, tmp_path):
+    config = project / "params" / "training" / "tiny.yaml"
+    runs = [
+        count_tokens(config, output=tmp_path / f"c{b}{w}.npy", batch_size=b, num_workers=w, use_cache=False, verbose=False)
+        for b, w in [(1, 0), (2, 3), (512, 2)]
+    ]
+    for run in runs[1:]:
+        np.testing.assert_array_equal(run.counts, runs[0].counts)
+        assert (run.per_language != runs[0].per_language).nnz == 0
+
+
+def test_truncation_at_max_sequence_length_and_balancing_are_what_training_sees(project, tiny_model_dir, tmp_path):
+    edit_yaml(project / "params" / "models" / "tiny.yaml", inference={"max_sequence_length": 3})
+    config = project / "params" / "training" / "tiny.yaml"
+    edit_yaml(config, dataset={"max_samples_per_language": 2, "shuffle_seed": 1})
+    from wldetect.config import load_training_config
+    from wldetect.sources.data import prepare_training_dataset
+
+    training_config = load_training_config(config)
+    data = prepare_training_dataset(training_config.dataset, training_config.model.language_codes, verbose=False)
+    seen = [(text, language) for text, language in zip(data.texts(0, len(data)), data.dataset["language"])]
+    assert len(seen) == 6  # capped at 2 per language: eng_Latn loses one of its three
+
+    result = count_tokens(training_config, output=tmp_path / "counts.npy", verbose=False)
+    expected, _ = independent_counts(tiny_model_dir, seen, max_length=3)
+    np.testing.assert_array_equal(result.counts, expected)
+    assert result.total_tokens == 3 * 6
+
+
+def test_counts_are_cached_and_the_output_is_still_written(project, tmp_path, capsys, isolated_cache):
+    config = project / "params" / "training" / "tiny.yaml"
+    first = count_tokens(config, output=tmp_path / "a" / "token_counts.npy")
+    first_out = capsys.readouterr().out
+    assert f"Using vocab_size={V} from embeddings (tokenizer reports {V - TINY_EXTRA_ROWS})" in first_out
+    assert "Loaded 9 examples" in first_out and "Using 7 examples in 3 languages" in first_out
+    assert f"Saved token counts to {tmp_path / 'a' / 'token_counts.npy'} (shape=({V},), dtype=int64, total_tokens={N_TOKENS})" in first_out
+
+    second = count_tokens(config, output=tmp_path / "b" / "token_counts.npy")
+    second_out = capsys.readouterr().out
+    assert second.from_cache and "Reusing cached token counts" in second_out and "Loaded" not in second_out
+    assert second.cache_path.parent == isolated_cache / "token_counts"
+    for a, b in zip((first.counts_path, *per_language_paths(first.counts_path)), (second.counts_path, *per_language_paths(second.counts_path))):
+        assert b.read_bytes() == a.read_bytes()
+    assert second.n_examples == 7
+
+    # Different truncation or different data: counted again, under another key.
+    edit_yaml(project / "params" / "models" / "tiny.yaml", inference={"max_sequence_length": 2})
+    truncated = count_tokens(config, output=tmp_path / "c.npy", verbose=False)
+    assert not truncated.from_cache and truncated.total_tokens == 14
+    write_corpus(project, ROWS[:2])
+    edited = count_tokens(config, verbose=False)
+    assert not edited.from_cache and edited.total_tokens == 4
+    assert edited.counts_path.parent == edited.cache_path  # no output: the result points into the cache
+
+
+def test_an_id_outside_the_embedding_rows_is_a_clear_error():
+    counter = TokenCounter(vocab_size=5, n_languages=2, model_name="tiny")
+    counter.add(np.array([0, 4, 4]), np.array([1, 2]), np.array([0, 1]))
+    np.testing.assert_array_equal(counter.counts, [1, 0, 0, 0, 2])
+    with pytest.raises(WLDetectError, match=r"^token id 7 is outside the embedding rows of tiny \(vocab_size=5\)"):
+        counter.add(np.array([1, 7]), np.array([2]), np.array([0]))
+
+
+def test_count_tokens_cli_and_its_one_line_errors(project, tmp_path, monkeypatch, capsys):
+    from wldetect.cli import main
+
+    config = project / "params" / "training" / "tiny.yaml"
+    out = tmp_path / "cli" / "token_counts.npy"
+    monkeypatch.setattr(sys, "argv", ["wldetect", "count-tokens", "--training-config", str(config), "--output", str(out), "--batch-size", "2"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 0 and np.load(out).sum() == N_TOKENS
+    assert "Saved token counts to" in capsys.readouterr().out
+
+    missing = tmp_path / "nope.yaml"
+    monkeypatch.setattr(sys, "argv", ["wldetect", "count-tokens", "--training-config", str(missing), "--output", str(tmp_path / "x.npy")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code != 0 and err == f"error: {missing}: parameter file not found\n"
+    assert not (tmp_path / "x.npy").exists()
+
+
+def test_the_embedded_default_end_to_end(tmp_path):
+    """Demo config (smaller corpus): counts match a Counter over the real MiniLM tokenizer; mask and figure follow."""
+    from wldetect.config import load_training_config
+    from wldetect.masking import create_mask, mask_coverage
+    from wldetect.sources.data import prepare_training_dataset
+    from wldetect.sources.hub import fetch_file
+
+    repo = Path(__file__).resolve().parent.parent
+    config = load_training_config(repo / "params" / "training" / "demo.yaml", {"dataset.demo_examples_per_language": 150})
+    result = count_tokens(config, output=tmp_path / "token_counts.npy", verbose=False)
+    assert result.counts.shape == (30522,) and len(result.languages) == 41
+
+    tokenizer = Tokenizer.from_file(str(fetch_file(config.model.model_specs[0], "tokenizer.json")))  # pads to 128
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    data = prepare_training_dataset(config.dataset, config.model.language_codes, verbose=False)
+    expected = Counter()
+    for text in data.texts(0, len(data)):
+        expected.update(tokenizer.encode(text, add_special_tokens=False).ids[:128])
+    assert {i: int(n) for i, n in enumerate(result.counts) if n} == dict(expected)
+    assert result.counts[[0, 101, 102]].sum() == 0  # [PAD], [CLS], [SEP]
+
+    mask = create_mask(result.counts_path, 10, tmp_path / "token_mask.npy", verbose=False)
+    coverage = mask_coverage(result.counts_path, mask.path, tmp_path / "coverage.png", tokenizer=tokenizer)
+    assert len(coverage.language_impact) == 41 and len(coverage.figure.axes) == 3
+    assert {"LATIN", "CYRILLIC", "CJK", "HANGUL", "ARABIC"} <= set(coverage.script_breakdown["script"])
+
+
+def test_language_summary_and_top_tokens(project, tiny_model_dir, tiny_training_config, tmp_path):
+    from wldetect.counting import language_summary, top_tokens
+
+    result = count_tokens(tiny_training_config, verbose=False)
+    cached = count_tokens(tiny_training_config, verbose=False)
+    assert cached.from_cache and cached.examples_per_language == {"eng_Latn": 3, "fra_Latn": 2, "deu_Latn": 2}
+    _, per_language = independent_counts(tiny_model_dir, KEPT)
+    summary = language_summary(cached).set_index("language")
+    for code, counter in per_language.items():
+        others = set().union(*(set(c) for other, c in per_language.items() if other != code))
+        assert summary.loc[code, "tokens"] == sum(counter.values())
+        assert summary.loc[code, "distinct_tokens"] == len(counter)
+        assert summary.loc[code, "exclusive_tokens"] == len(set(counter) - others)
+    assert summary.loc["eng_Latn", "examples"] == 3 and summary.loc["eng_Latn", "tokens_per_example"] == 17 / 3
+    assert summary["tokens_pct"].sum() == pytest.approx(100.0)
+
+    tokenizer = Tokenizer.from_file(str(tiny_model_dir / "tokenizer.json"))
+    top = top_tokens(result, tokenizer, n=3)
+    vocabulary = tiny_vocabulary()
+    assert list(top["token"]) == ["the", "cat", "a"] == [vocabulary[i] for i in top["token_id"]]
+    assert list(top["count"]) == [3, 2, 2] and list(top["script"]) == ["LATIN"] * 3
+    assert top["cumulative_pct"].iloc[-1] == pytest.approx(100 * 7 / N_TOKENS)

@@ -1,0 +1,265 @@
+"""Step 2: the mask and every statistic against hand-computed values; coverage tables, scripts, figure; errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse
+
+from conftest import TINY_EXTRA_ROWS, tiny_vocabulary, write_tokenizer_json
+from wldetect.errors import WLDetectError
+from wldetect.masking import (
+    BEYOND_TOKENIZER,
+    SPECIAL,
+    create_mask,
+    language_impact,
+    load_token_counts,
+    mask_coverage,
+    mask_from_counts,
+    masked_token_sample,
+    parse_threshold,
+    script_breakdown,
+    text_script,
+    threshold_table,
+)
+
+# Hand-checked example: threshold 10 keeps ids 2, 4, 5.
+COUNTS = np.array([0, 3, 10, 9, 100, 10], dtype=np.int64)
+TOTAL = 132
+
+
+def test_mask_and_statistics_by_hand(tmp_path, capsys):
+    path = tmp_path / "counts.npy"
+    np.save(path, COUNTS.reshape(-1, 1))  # (V, 1) is accepted too
+    result = create_mask(path, 10, tmp_path / "mask.npy")
+    expected = np.array([False, False, True, False, True, True])
+    np.testing.assert_array_equal(result.mask, expected)
+    saved = np.load(tmp_path / "mask.npy")
+    assert saved.dtype == np.bool_ and saved.shape == (6,)
+    np.testing.assert_array_equal(saved, expected)
+    np.testing.assert_array_equal(mask_from_counts(COUNTS, "10"), expected)
+
+    s = result.statistics
+    assert (s.vocab_size, s.total_tokens, s.threshold) == (6, TOTAL, 10)
+    assert (s.kept_tokens, s.masked_tokens) == (3, 3) and s.kept_pct == s.masked_pct == 50.0
+    assert (s.masked_occurrences, s.masked_max_count) == (12, 9) and s.masked_mean_count == 4.0
+    assert (s.kept_occurrences, s.kept_min_count) == (120, 10) and s.kept_mean_count == 40.0
+    assert s.masked_data_pct == pytest.approx(100 * 12 / 132) and s.kept_data_pct == pytest.approx(100 * 120 / 132)
+    assert s.file_size == (tmp_path / "mask.npy").stat().st_size and not s.passes_validation
+
+    out = capsys.readouterr().out
+    for line in [
+        "Vocabulary size:        6",
+        "Total tokens in data:   132",
+        "Threshold:              count >= 10",
+        "Tokens kept:            3 (50.00%)",
+        "Tokens masked:          3 (50.00%)",
+        "Total occurrences:      12",
+        "% of training data:     9.0909%",
+        "Mean count:             4.00",
+        "Max count:              9",
+        "Total occurrences:      120",
+        "% of training data:     90.9091%",
+        "Mean count:             40.00",
+        "Min count:              10",
+        "Validation: masked tokens are 9.0909% of training data (limit < 0.01%): WARNING: above the limit",
+        f"Mask file size: {s.file_size:,} bytes",
+        f"Saved token mask to {tmp_path / 'mask.npy'} (shape=(6,), dtype=bool)",
+    ]:
+        assert line in out, line
+
+
+def test_edge_thresholds():
+    everything = create_mask(COUNTS, 0, verbose=False).statistics
+    assert everything.masked_tokens == 0 and everything.masked_max_count is None and "Max count:              n/a" in everything.report()
+    nothing = create_mask(COUNTS, 1000, verbose=False).statistics
+    assert nothing.kept_tokens == 0 and nothing.masked_occurrences == TOTAL and nothing.kept_min_count is None
+    assert create_mask(COUNTS, 1, verbose=False).statistics.passes_validation  # only the never-seen id 0
+
+
+def test_threshold_table_by_hand():
+    table = threshold_table(COUNTS)
+    assert list(table["threshold"]) == [1, 5, 10, 50, 100]
+    assert list(table["tokens_masked"]) == [1, 2, 3, 5, 5]
+    assert list(table["occurrences_masked"]) == [0, 3, 12, 32, 32]
+    np.testing.assert_allclose(table["tokens_masked_pct"], [100 / 6, 200 / 6, 50, 500 / 6, 500 / 6])
+    np.testing.assert_allclose(table["training_data_masked_pct"], [0, 300 / 132, 1200 / 132, 3200 / 132, 3200 / 132])
+    assert list(threshold_table(COUNTS, [3, "101"])["tokens_masked"]) == [1, 6]
+
+
+def test_language_impact_by_hand_and_the_flag_rule():
+    # Two languages over the 6 tokens. Masked ids (threshold 10): 0, 1, 3.
+    per_language = np.array([[0, 0], [3, 0], [10, 0], [1, 8], [50, 50], [10, 0]])
+    impact = language_impact(scipy.sparse.csr_matrix(per_language), ["aaa_Latn", "bbb_Cyrl"], mask_from_counts(COUNTS, 10))
+    rows = impact.set_index("language")
+    assert rows.loc["aaa_Latn", "occurrences"] == 74 and rows.loc["aaa_Latn", "masked_occurrences"] == 4
+    assert rows.loc["bbb_Cyrl", "occurrences"] == 58 and rows.loc["bbb_Cyrl", "masked_occurrences"] == 8
+    assert rows.loc["aaa_Latn", "distinct_tokens"] == 5 and rows.loc["aaa_Latn", "masked_distinct_tokens"] == 2
+    assert rows.loc["bbb_Cyrl", "distinct_tokens"] == 2 and rows.loc["bbb_Cyrl", "masked_distinct_tokens"] == 1
+    assert rows.loc["bbb_Cyrl", "masked_occurrences_pct"] == pytest.approx(800 / 58)
+    assert rows.loc["aaa_Latn", "masked_distinct_pct"] == pytest.approx(40.0)
+    assert impact.attrs["overall_masked_pct"] == pytest.approx(1200 / 132)
+    assert list(impact["language"]) == ["bbb_Cyrl", "aaa_Latn"]  # most affected first
+    assert not impact["flagged"].any()  # 13.8% is < 2 x 9.09%
+
+    # One language with 2.5x the overall share is flagged; the others are not.
+    per_language = np.zeros((6, 3), dtype=np.int64)
+    per_language[4] = [1000, 1000, 1000]
+    per_language[1, 2] = 30  # 30 masked of 1030 in ccc, 30 of 3030 overall
+    impact = language_impact(per_language, ["aaa", "bbb", "ccc"], mask_from_counts(COUNTS, 10)).set_index("language")
+    assert impact["flagged"].to_dict() == {"ccc": True, "aaa": False, "bbb": False}
+    assert impact.loc["ccc", "ratio_to_overall"] == pytest.approx((30 / 1030) / (30 / 3030))
+
+    # ... but not when its share is tiny in absolute terms (<= 0.01%).
+    per_language[4] = [10**7, 10**7, 10**7]
+    per_language[1, 2] = 3
+    assert not language_impact(per_language, ["aaa", "bbb", "ccc"], mask_from_counts(COUNTS, 10))["flagged"].any()
+
+
+def test_unicode_scripts():
+    cases = {"cat": "LATIN", "Привет": "CYRILLIC", "中文": "CJK", "한국어": "HANGUL", "ー": "KATAKANA", "ひ": "HIRAGANA",
+             "ＡＢ": "LATIN", "नमस्ते": "DEVANAGARI", "##ing": "LATIN", "123": "DIGIT", ".": "PUNCTUATION", "€": "SYMBOL",
+             "\ufffd": "BYTE FRAGMENT", "µ": "GREEK", "ʼ": "MODIFIER", " ": "SPACE"}  # fmt: skip
+    assert {text: text_script(text) for text in cases} == cases
+
+
+@pytest.fixture
+def tiny_tokenizer(tmp_path):
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(write_tokenizer_json(tmp_path / "tokenizer.json", tiny_vocabulary())))
+
+
+def test_masked_tokens_are_decoded_with_their_script_and_rows_beyond_the_tokenizer_say_so(tiny_tokenizer):
+    vocabulary = tiny_vocabulary()
+    V = len(vocabulary) + TINY_EXTRA_ROWS
+    counts = np.full(V, 100, dtype=np.int64)
+    katze, chat = vocabulary.index("katze"), vocabulary.index("chat")
+    counts[[1, 2, katze, chat, V - 1]] = [4, 0, 3, 0, 2]  # masked at 10: [UNK], [CLS], katze, chat, last row
+    mask = mask_from_counts(counts, 10)
+
+    sample = masked_token_sample(counts, mask, tiny_tokenizer, n=10)
+    assert list(sample["token_id"]) == [1, katze, V - 1]  # seen masked tokens only, most frequent first
+    assert list(sample["count"]) == [4, 3, 2]
+    assert list(sample["token"]) == ["[UNK]", "katze", BEYOND_TOKENIZER]
+    assert list(sample["script"]) == [SPECIAL, "LATIN", BEYOND_TOKENIZER]
+    everything = masked_token_sample(counts, mask, tiny_tokenizer, n=10, include_unseen=True)
+    assert sorted(everything["token_id"]) == sorted([1, 2, katze, chat, V - 1])
+
+    scripts = script_breakdown(counts, mask, tiny_tokenizer).set_index("script")
+    latin_words = len(vocabulary) - 4
+    assert scripts.loc["LATIN", "vocab_tokens"] == latin_words
+    assert scripts.loc["LATIN", "masked_tokens"] == 2 and scripts.loc["LATIN", "masked_seen_tokens"] == 1
+    assert scripts.loc["LATIN", "masked_occurrences"] == 3
+    assert scripts.loc["LATIN", "masked_seen_pct"] == pytest.approx(100 / (latin_words - 1))
+    assert scripts.loc[SPECIAL, "vocab_tokens"] == 4 and scripts.loc[SPECIAL, "masked_tokens"] == 2
+    assert scripts.loc[BEYOND_TOKENIZER, "vocab_tokens"] == TINY_EXTRA_ROWS
+    assert scripts.loc[BEYOND_TOKENIZER, "masked_tokens"] == 1
+
+
+def test_coverage_analysis_and_figure(tmp_path, tiny_tokenizer):
+    from matplotlib.figure import Figure
+
+    from wldetect.counting import save_token_counts
+
+    V = len(tiny_vocabulary()) + TINY_EXTRA_ROWS
+    rng = np.random.default_rng(0)
+    per_language = scipy.sparse.csr_matrix(rng.integers(0, 4, size=(V, 3)) * (rng.random((V, 3)) < 0.5) * 20)
+    counts = np.asarray(per_language.sum(axis=1)).ravel()
+    counts_path, _, _ = save_token_counts(tmp_path / "token_counts.npy", counts, per_language, ["a", "b", "c"])
+    create_mask(counts_path, 25, tmp_path / "mask.npy", verbose=False)
+
+    coverage = mask_coverage(counts_path, tmp_path / "mask.npy", tmp_path / "coverage.png", tokenizer=tiny_tokenizer)
+    assert isinstance(coverage.figure, Figure) and len(coverage.figure.axes) == 3
+    assert (tmp_path / "coverage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert coverage.statistics.threshold == 40  # inferred from the mask: the smallest kept count (20 < 25 <= 40)
+    assert list(coverage.threshold_table["threshold"]) == [1, 5, 10, 40, 50, 100]
+    assert list(coverage.language_impact["language"]) and coverage.language_impact["occurrences"].sum() == counts.sum()
+    assert coverage.script_breakdown is not None and len(coverage.masked_sample) > 0
+
+
+def test_visualize_mask_cli(tmp_path, monkeypatch, capsys):
+    from wldetect.cli import main
+
+    np.save(tmp_path / "counts.npy", COUNTS)
+    np.save(tmp_path / "mask.npy", COUNTS >= 10)
+    argv = ["wldetect", "visualize-mask", "--token-counts", str(tmp_path / "counts.npy"),
+            "--token-mask", str(tmp_path / "mask.npy"), "--output", str(tmp_path / "coverage.png")]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and (tmp_path / "coverage.png").is_file()
+    assert "Threshold:              count >= 10" in out and "Threshold table" in out
+    assert "Per-language impact" not in out  # no per-language counts next to these counts
+
+
+BAD_INPUTS = [
+    ("threshold", -1, "threshold must be a non-negative integer, got -1 (negative)"),
+    ("threshold", 2.5, "threshold must be a non-negative integer, got 2.5"),
+    ("threshold", "ten", "threshold must be a non-negative integer, got 'ten'"),
+    ("threshold", True, "threshold must be a non-negative integer, got True"),
+    ("missing", None, "{path}: token counts file not found"),
+    ("floats", np.array([1.0, 2.0]), "{path}: token counts must be an integer array, got dtype float64"),
+    ("bools", np.array([True, False]), "{path}: token counts must be an integer array, got dtype bool"),
+    ("negative", np.array([4, -3, 2]), "{path}: token counts must be >= 0, found -3 at token id 1"),
+    ("2-D", np.zeros((3, 4), dtype=np.int64), "{path}: token counts must have shape (vocab_size,) or (vocab_size, 1), got (3, 4)"),
+    ("objects", np.array([1, "a"], dtype=object), "{path}: not a readable NumPy .npy array (ValueError)"),
+    ("text", b"hello", "{path}: not a readable NumPy .npy array"),
+]
+
+
+@pytest.mark.parametrize("kind,value,message", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
+def test_bad_inputs_are_one_line_errors_and_nothing_is_written(tmp_path, kind, value, message):
+    path = tmp_path / "counts.npy"
+    threshold = value if kind == "threshold" else 10
+    if kind == "threshold":
+        np.save(path, COUNTS)
+    elif kind == "text":
+        path.write_bytes(value)
+    elif kind != "missing":
+        np.save(path, value, allow_pickle=True)
+    output = tmp_path / "out" / "mask.npy"
+    with pytest.raises(WLDetectError) as error:
+        create_mask(path, threshold, output)
+    text = str(error.value)
+    assert text.startswith(message.format(path=path)) and "\n" not in text
+    assert not output.parent.exists()  # checked before anything is created
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if kind == "missing" else ["counts.npy"])
+
+
+def test_create_mask_cli_error_is_one_line_with_nonzero_exit(tmp_path, monkeypatch, capsys):
+    from wldetect.cli import main
+
+    np.save(tmp_path / "counts.npy", COUNTS)
+    output = tmp_path / "mask.npy"
+    for threshold, message in [("-5", "got '-5' (negative)"), ("1.5", "got '1.5'")]:
+        argv = ["wldetect", "create-mask", "--token-counts", str(tmp_path / "counts.npy"), "--threshold", threshold,
+                "--output", str(output)]  # fmt: skip
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        captured = capsys.readouterr()
+        assert exit_info.value.code == 2 and captured.out == ""
+        assert captured.err == f"error: threshold must be a non-negative integer, {message}\n"
+        assert not output.exists()
+
+
+def test_load_token_counts_and_parse_threshold_accept_the_good_forms(tmp_path):
+    np.save(tmp_path / "c.npy", COUNTS.astype(np.uint32).reshape(-1, 1))
+    loaded = load_token_counts(tmp_path / "c.npy")
+    assert loaded.dtype == np.int64 and loaded.shape == (6,)
+    assert [parse_threshold(t) for t in (10, 10.0, "10", np.int32(10), " 7 ")] == [10, 10, 10, 10, 7]
+
+
+def test_a_mask_of_the_wrong_length_is_rejected(tmp_path):
+    np.save(tmp_path / "counts.npy", COUNTS)
+    np.save(tmp_path / "mask.npy", np.ones(4, dtype=bool))
+    with pytest.raises(WLDetectError, match=r"mask\.npy: token mask has 4 entries but the vocab size is 6$"):
+        mask_coverage(tmp_path / "counts.npy", tmp_path / "mask.npy")
+    np.save(tmp_path / "mask.npy", np.ones(6, dtype=np.int8))
+    with pytest.raises(WLDetectError, match=r"token mask must be a bool array, got dtype int8$"):
+        mask_coverage(tmp_path / "counts.npy", tmp_path / "mask.npy")

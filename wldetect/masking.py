@@ -1,0 +1,561 @@
+"""Step 2: the weight mask (keep tokens seen at least `threshold` times) and what it costs.
+
+A token seen only a handful of times in training gets an embedding weight fitted to noise; the seed zeroes
+those weights. This module makes the mask and answers the questions a researcher asks before trusting it:
+how much training data do the masked tokens carry (the seed's check: < 0.01%), how does that change with the
+threshold, which languages lose more than their share, and which tokens (in which scripts) are masked.
+
+Counts and masks are NumPy files: `token_counts.npy` int64 (V,) and `token_mask.npy` bool (V,), True = keep.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from wldetect.errors import WLDetectError
+from wldetect.io import atomic_path
+
+DEFAULT_THRESHOLDS = (1, 5, 10, 50, 100)
+VALIDATION_LIMIT_PCT = 0.01  # the seed's check: masked tokens are < 0.01% of the training data
+FLAG_RATIO = 2.0  # a language is flagged when it loses > 2x the overall masked share ...
+FLAG_MIN_PCT = 0.01  # ... and more than 0.01% of its token occurrences
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+
+def parse_threshold(threshold: Any) -> int:
+    """A count threshold is a non-negative whole number; `10`, `10.0` and `"10"` all mean 10."""
+    value = threshold
+    if isinstance(value, str):
+        try:
+            value = float(value.strip()) if value.strip() else None
+        except ValueError:
+            value = None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise WLDetectError(f"threshold must be a non-negative integer, got {threshold!r}")
+    if not math.isfinite(value) or value != int(value):
+        raise WLDetectError(f"threshold must be a non-negative integer, got {threshold!r}")
+    if value < 0:
+        raise WLDetectError(f"threshold must be a non-negative integer, got {threshold!r} (negative)")
+    return int(value)
+
+
+def validate_counts(counts: Any, source: str = "token counts") -> np.ndarray:
+    """Integer, non-negative, shape (V,) or (V, 1): returned as int64 (V,). `source` names the file in messages."""
+    counts = np.asarray(counts)
+    if counts.dtype == np.bool_ or not np.issubdtype(counts.dtype, np.integer):
+        raise WLDetectError(f"{source}: token counts must be an integer array, got dtype {counts.dtype}")
+    if not (counts.ndim == 1 or (counts.ndim == 2 and counts.shape[1] == 1)) or counts.shape[0] == 0:
+        raise WLDetectError(f"{source}: token counts must have shape (vocab_size,) or (vocab_size, 1), got {counts.shape}")
+    counts = counts.reshape(-1)
+    if counts.size and np.issubdtype(counts.dtype, np.signedinteger) and counts.min() < 0:
+        first = int(np.flatnonzero(counts < 0)[0])
+        raise WLDetectError(f"{source}: token counts must be >= 0, found {int(counts[first])} at token id {first}")
+    if counts.dtype == np.uint64 and counts.size and counts.max() > np.iinfo(np.int64).max:
+        raise WLDetectError(f"{source}: token counts too large for int64")
+    return counts.astype(np.int64, copy=False)
+
+
+def _load_npy(path: str | Path, what: str) -> tuple[Path, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise WLDetectError(f"{path}: {what} file not found")
+    try:
+        return path, np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise WLDetectError(f"{path}: not a readable NumPy .npy array ({type(err).__name__})") from None
+
+
+def load_token_counts(path: str | Path) -> np.ndarray:
+    """Counts from `count-tokens` (or any integer .npy of shape (V,) or (V, 1)), validated, as int64 (V,)."""
+    path, counts = _load_npy(path, "token counts")
+    return validate_counts(counts, str(path))
+
+
+def load_token_mask(path: str | Path, vocab_size: int | None = None) -> np.ndarray:
+    """A mask from `create-mask`: bool (V,), True = keep; `vocab_size` checks it against the counts or embeddings."""
+    path, mask = _load_npy(path, "token mask")
+    if mask.dtype != np.bool_:
+        raise WLDetectError(f"{path}: token mask must be a bool array, got dtype {mask.dtype}")
+    if mask.ndim == 2 and mask.shape[1] == 1:
+        mask = mask.reshape(-1)
+    if mask.ndim != 1:
+        raise WLDetectError(f"{path}: token mask must have shape (vocab_size,), got {mask.shape}")
+    if vocab_size is not None and mask.shape[0] != vocab_size:
+        raise WLDetectError(f"{path}: token mask has {mask.shape[0]} entries but the vocab size is {vocab_size}")
+    return mask
+
+
+# -------------------------------------------------------------------------------------------------- mask
+
+
+def mask_from_counts(counts: Any, threshold: Any) -> np.ndarray:
+    """bool (V,): True where the token occurs at least `threshold` times (kept), False where its weight is zeroed."""
+    return validate_counts(counts) >= parse_threshold(threshold)
+
+
+@dataclass
+class MaskStatistics:
+    """The numbers the seed's create_token_mask prints, computed from the real counts."""
+
+    vocab_size: int
+    total_tokens: int
+    threshold: int | None
+    kept_tokens: int
+    masked_tokens: int
+    kept_occurrences: int
+    masked_occurrences: int
+    masked_mean_count: float | None
+    masked_max_count: int | None
+    kept_mean_count: float | None
+    kept_min_count: int | None
+    file_size: int | None = None  # bytes of the saved mask, once saved
+
+    @property
+    def kept_pct(self) -> float:
+        return 100.0 * self.kept_tokens / self.vocab_size
+
+    @property
+    def masked_pct(self) -> float:
+        return 100.0 * self.masked_tokens / self.vocab_size
+
+    @property
+    def masked_data_pct(self) -> float:
+        """Share of training token occurrences that masked tokens carry (the seed checks it is < 0.01%)."""
+        return 100.0 * self.masked_occurrences / self.total_tokens if self.total_tokens else 0.0
+
+    @property
+    def kept_data_pct(self) -> float:
+        return 100.0 * self.kept_occurrences / self.total_tokens if self.total_tokens else 0.0
+
+    @property
+    def masked_share(self) -> float:
+        """Fraction (0..1) of training token occurrences whose token is masked: the value run records keep."""
+        return self.masked_occurrences / self.total_tokens if self.total_tokens else 0.0
+
+    @property
+    def tokens_masked_share(self) -> float:
+        """Fraction (0..1) of the vocabulary masked."""
+        return self.masked_tokens / self.vocab_size
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready record: the fields plus the fraction-valued shares."""
+        from dataclasses import asdict
+
+        return {**asdict(self), "masked_share": self.masked_share, "tokens_masked_share": self.tokens_masked_share}
+
+    @property
+    def passes_validation(self) -> bool:
+        return self.masked_data_pct < VALIDATION_LIMIT_PCT
+
+    def validation_line(self) -> str:
+        verdict = "OK" if self.passes_validation else "WARNING: above the limit"
+        return (
+            f"Validation: masked tokens are {self.masked_data_pct:.4f}% of training data "
+            f"(limit < {VALIDATION_LIMIT_PCT}%): {verdict}"
+        )
+
+    def report(self) -> str:
+        def mean(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:,.2f}"
+
+        def whole(value: int | None) -> str:
+            return "n/a" if value is None else f"{value:,}"
+
+        lines = [
+            "Token mask statistics",
+            f"  Vocabulary size:        {self.vocab_size:,}",
+            f"  Total tokens in data:   {self.total_tokens:,}",
+            f"  Threshold:              {'n/a (custom mask)' if self.threshold is None else f'count >= {self.threshold}'}",
+            f"  Tokens kept:            {self.kept_tokens:,} ({self.kept_pct:.2f}%)",
+            f"  Tokens masked:          {self.masked_tokens:,} ({self.masked_pct:.2f}%)",
+            "Masked tokens",
+            f"  Total occurrences:      {self.masked_occurrences:,}",
+            f"  % of training data:     {self.masked_data_pct:.4f}%",
+            f"  Mean count:             {mean(self.masked_mean_count)}",
+            f"  Max count:              {whole(self.masked_max_count)}",
+            "Kept tokens",
+            f"  Total occurrences:      {self.kept_occurrences:,}",
+            f"  % of training data:     {self.kept_data_pct:.4f}%",
+            f"  Mean count:             {mean(self.kept_mean_count)}",
+            f"  Min count:              {whole(self.kept_min_count)}",
+            self.validation_line(),
+        ]
+        if self.file_size is not None:
+            lines.append(f"Mask file size: {self.file_size:,} bytes ({self.file_size / 1024:.1f} KiB)")
+        return "\n".join(lines)
+
+
+def mask_statistics(counts: Any, mask: np.ndarray, threshold: int | None = None) -> MaskStatistics:
+    counts = validate_counts(counts)
+    mask = np.asarray(mask, dtype=bool).reshape(-1)
+    if mask.shape != counts.shape:
+        raise WLDetectError(f"token mask has {mask.shape[0]} entries but the counts have {counts.shape[0]}")
+    kept, masked = counts[mask], counts[~mask]
+    return MaskStatistics(
+        vocab_size=int(counts.size),
+        total_tokens=int(counts.sum()),
+        threshold=threshold,
+        kept_tokens=int(kept.size),
+        masked_tokens=int(masked.size),
+        kept_occurrences=int(kept.sum()),
+        masked_occurrences=int(masked.sum()),
+        masked_mean_count=float(masked.mean()) if masked.size else None,
+        masked_max_count=int(masked.max()) if masked.size else None,
+        kept_mean_count=float(kept.mean()) if kept.size else None,
+        kept_min_count=int(kept.min()) if kept.size else None,
+    )
+
+
+def save_mask(mask: np.ndarray, path: str | Path) -> Path:
+    """Write a bool (V,) mask atomically (the file training reads as `token_mask_path`)."""
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_ or mask.ndim != 1:
+        raise WLDetectError(f"{path}: a token mask must be bool with shape (vocab_size,), got {mask.dtype} {mask.shape}")
+    with atomic_path(path) as tmp:
+        np.save(tmp, mask)
+    return Path(path)
+
+
+@dataclass
+class MaskResult:
+    mask: np.ndarray  # bool (V,), True = keep
+    statistics: MaskStatistics
+    path: Path | None
+
+
+def create_mask(
+    token_counts: str | Path | np.ndarray, threshold: Any, output: str | Path | None = None, verbose: bool = True
+) -> MaskResult:
+    """Step 2: mask tokens seen fewer than `threshold` times; every input is checked before anything is written."""
+    threshold = parse_threshold(threshold)
+    if isinstance(token_counts, (str, Path)):
+        counts = load_token_counts(token_counts)
+    else:
+        counts = validate_counts(token_counts)
+    mask = counts >= threshold
+    statistics = mask_statistics(counts, mask, threshold)
+    path = None
+    if output is not None:
+        path = save_mask(mask, output)
+        statistics.file_size = path.stat().st_size
+    if verbose:
+        print(statistics.report())
+        if path is not None:
+            print(f"Saved token mask to {path} (shape={mask.shape}, dtype=bool)")
+    return MaskResult(mask, statistics, path)
+
+
+# --------------------------------------------------------------------------------------------- coverage
+
+
+def masked_share_by_threshold(counts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every threshold t = 1 .. max count + 1: tokens masked and token occurrences masked (one sort, no loop)."""
+    counts = validate_counts(counts)
+    values, frequency = np.unique(counts, return_counts=True)
+    # Masking at threshold t removes every token with count < t, i.e. all distinct values below t.
+    thresholds = values + 1
+    tokens_masked = np.cumsum(frequency)
+    occurrences_masked = np.cumsum(values * frequency)
+    return thresholds, tokens_masked, occurrences_masked
+
+
+def threshold_table(counts: Any, thresholds: Sequence[Any] = DEFAULT_THRESHOLDS) -> "pd.DataFrame":  # noqa: F821
+    """What each threshold would mask: tokens (count, % of vocabulary) and share of training data."""
+    import pandas as pd
+
+    counts = validate_counts(counts)
+    total = int(counts.sum())
+    rows = []
+    for threshold in sorted({parse_threshold(t) for t in thresholds}):
+        masked = counts < threshold
+        occurrences = int(counts[masked].sum())
+        rows.append(
+            {
+                "threshold": threshold,
+                "tokens_masked": int(masked.sum()),
+                "tokens_masked_pct": 100.0 * masked.sum() / counts.size,
+                "tokens_kept": int((~masked).sum()),
+                "occurrences_masked": occurrences,
+                "training_data_masked_pct": 100.0 * occurrences / total if total else 0.0,
+                f"below_{VALIDATION_LIMIT_PCT}pct": (100.0 * occurrences / total if total else 0.0) < VALIDATION_LIMIT_PCT,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def language_impact(per_language, languages: Sequence[str], mask: np.ndarray) -> "pd.DataFrame":  # noqa: F821
+    """Per language: the share of its token occurrences and of its distinct tokens that the mask removes.
+
+    Flag rule (`flagged`): a language loses more than FLAG_RATIO (2x) the overall masked share of occurrences
+    AND more than FLAG_MIN_PCT (0.01%) of its own occurrences. The first part finds languages hit harder than
+    the corpus as a whole; the second keeps ratios of tiny numbers (0.0001% vs 0.00003%) from raising alarms.
+    Sorted by masked occurrence share, most affected first.
+    """
+    import pandas as pd
+    import scipy.sparse
+
+    matrix = scipy.sparse.csr_matrix(per_language, copy=True)
+    matrix.eliminate_zeros()
+    mask = np.asarray(mask, dtype=bool).reshape(-1)
+    if matrix.shape != (mask.size, len(languages)):
+        raise WLDetectError(
+            f"per-language counts have shape {matrix.shape}, expected ({mask.size}, {len(languages)}) for this mask"
+        )
+    n_languages = len(languages)
+    masked_rows = matrix[np.flatnonzero(~mask)]
+    occurrences = np.asarray(matrix.sum(axis=0), dtype=np.int64).reshape(-1)
+    masked_occurrences = np.asarray(masked_rows.sum(axis=0), dtype=np.int64).reshape(-1)
+    distinct = np.bincount(matrix.indices, minlength=n_languages)  # tokens with a nonzero count per language
+    masked_distinct = np.bincount(masked_rows.indices, minlength=n_languages)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        occurrence_pct = np.where(occurrences > 0, 100.0 * masked_occurrences / occurrences, 0.0)
+        distinct_pct = np.where(distinct > 0, 100.0 * masked_distinct / distinct, 0.0)
+    total = occurrences.sum()
+    overall_pct = 100.0 * masked_occurrences.sum() / total if total else 0.0
+    table = pd.DataFrame(
+        {
+            "language": list(languages),
+            "occurrences": occurrences.astype(np.int64),
+            "masked_occurrences": masked_occurrences.astype(np.int64),
+            "masked_occurrences_pct": occurrence_pct,
+            "distinct_tokens": distinct.astype(np.int64),
+            "masked_distinct_tokens": masked_distinct.astype(np.int64),
+            "masked_distinct_pct": distinct_pct,
+        }
+    )
+    table["ratio_to_overall"] = table["masked_occurrences_pct"] / overall_pct if overall_pct else 0.0
+    table["flagged"] = (table["masked_occurrences_pct"] > FLAG_RATIO * overall_pct) & (
+        table["masked_occurrences_pct"] > FLAG_MIN_PCT
+    )
+    table.attrs["overall_masked_pct"] = overall_pct
+    table.attrs["flag_rule"] = (
+        f"masked share of occurrences > {FLAG_RATIO:g}x the overall {overall_pct:.4f}% and > {FLAG_MIN_PCT}%"
+    )
+    return table.sort_values(["masked_occurrences_pct", "language"], ascending=[False, True]).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------ token scripts
+
+# Style words that precede the script in some names ("FULLWIDTH LATIN CAPITAL LETTER A" is LATIN), and first
+# words that are not scripts, renamed to what a reader expects.
+_STYLE_PREFIXES = {"FULLWIDTH", "HALFWIDTH", "MATHEMATICAL", "SUPERSCRIPT", "SUBSCRIPT", "CIRCLED", "PARENTHESIZED",
+                   "SQUARED", "NEGATIVE"}  # fmt: skip
+_RENAMES = {
+    "KATAKANA-HIRAGANA": "KATAKANA",  # the long-vowel mark ー
+    "FEMININE": "LATIN",  # ª
+    "MASCULINE": "LATIN",  # º
+    "MICRO": "GREEK",  # µ
+    "SCRIPT": "LETTERLIKE",  # ℓ
+    "DOUBLE-STRUCK": "LETTERLIKE",  # ℝ
+    "BLACK-LETTER": "LETTERLIKE",  # ℭ
+}
+BEYOND_TOKENIZER = "(beyond tokenizer)"
+SPECIAL = "(special)"
+
+
+def char_script(char: str) -> str | None:
+    """The script of a letter or mark: the first word of its Unicode name (LATIN, CYRILLIC, CJK, HANGUL ...).
+
+    Non-letters return None. Width and style prefixes are skipped ("FULLWIDTH LATIN ..." is LATIN); IPA
+    modifier letters (ʰ, ʼ) are MODIFIER.
+    """
+    if not unicodedata.category(char).startswith(("L", "M")):
+        return None
+    words = unicodedata.name(char, "").split()
+    while len(words) > 1 and words[0] in _STYLE_PREFIXES:
+        words = words[1:]
+    return _RENAMES.get(words[0], words[0]) if words else "UNKNOWN"
+
+
+def text_script(text: str) -> str:
+    """The most frequent script among a token's letters; tokens without letters are DIGIT, PUNCTUATION,
+    SYMBOL or SPACE, and U+FFFD (a byte-level fragment of a multi-byte character) is BYTE FRAGMENT."""
+    scripts = Counter(s for s in map(char_script, text) if s is not None)
+    if scripts:
+        return scripts.most_common(1)[0][0]
+    if "\ufffd" in text:
+        return "BYTE FRAGMENT"
+    categories = {unicodedata.category(c)[0] for c in text}
+    for category, name in (("N", "DIGIT"), ("P", "PUNCTUATION"), ("S", "SYMBOL"), ("Z", "SPACE")):
+        if category in categories:
+            return name
+    return "EMPTY" if not text.strip() else "OTHER"
+
+
+@dataclass
+class TokenTexts:
+    """Readable text and script of every embedding row (decoded once, in one Rust batch)."""
+
+    tokens: list[str]  # tokenizer.id_to_token, or BEYOND_TOKENIZER
+    texts: list[str]  # tokenizer.decode([id]), or BEYOND_TOKENIZER
+    scripts: np.ndarray  # object (V,)
+    tokenizer_size: int = 0
+
+
+def describe_tokens(tokenizer, ids: Sequence[int]) -> tuple[list[str], list[str], list[str]]:
+    """(token, decoded text, script) of each id; ids beyond the tokenizer's vocabulary are reported as such
+    (Gemma3 has 262,208 embedding rows for 262,145 tokens) rather than decoded to an empty string."""
+    size = int(tokenizer.get_vocab_size(with_added_tokens=True))
+    special = set()
+    decoder_map = getattr(tokenizer, "get_added_tokens_decoder", None)
+    if decoder_map is not None:
+        special = {i for i, token in decoder_map().items() if getattr(token, "special", False)}
+    ids = [int(i) for i in ids]
+    inside = [i for i in ids if i < size]
+    decoded = dict(zip(inside, tokenizer.decode_batch([[i] for i in inside], skip_special_tokens=False)))
+    tokens, texts, scripts = [], [], []
+    for i in ids:
+        if i >= size:
+            tokens.append(BEYOND_TOKENIZER)
+            texts.append(BEYOND_TOKENIZER)
+            scripts.append(BEYOND_TOKENIZER)
+            continue
+        token = tokenizer.id_to_token(i) or ""
+        tokens.append(token)
+        texts.append(decoded[i])
+        scripts.append(SPECIAL if i in special else text_script(decoded[i] or token))
+    return tokens, texts, scripts
+
+
+def token_texts(tokenizer, vocab_size: int) -> TokenTexts:
+    """Token, decoded text and script of every embedding row (decoded in one Rust batch)."""
+    tokens, texts, scripts = describe_tokens(tokenizer, range(vocab_size))
+    size = min(int(tokenizer.get_vocab_size(with_added_tokens=True)), vocab_size)
+    return TokenTexts(tokens, texts, np.asarray(scripts, dtype=object), size)
+
+
+def masked_token_sample(
+    counts: Any, mask: np.ndarray, tokenizer, n: int = 40, seed: int = 0, include_unseen: bool = False,
+    texts: TokenTexts | None = None,
+) -> "pd.DataFrame":  # noqa: F821
+    """A seeded random sample of masked tokens, decoded, with counts and scripts, most frequent first.
+
+    By default only masked tokens that do occur in the training data (count >= 1): the never-seen ones are the
+    bulk of any mask and say nothing about what the data loses.
+    """
+    import pandas as pd
+
+    counts = validate_counts(counts)
+    mask = np.asarray(mask, dtype=bool).reshape(-1)
+    texts = texts or token_texts(tokenizer, counts.size)
+    candidates = np.flatnonzero(~mask if include_unseen else (~mask & (counts > 0)))
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(candidates, size=min(n, candidates.size), replace=False))
+    table = pd.DataFrame(
+        {
+            "token_id": chosen.astype(np.int64),
+            "count": counts[chosen],
+            "token": [texts.tokens[i] for i in chosen],
+            "text": [texts.texts[i] for i in chosen],
+            "script": [texts.scripts[i] for i in chosen],
+        }
+    )
+    return table.sort_values(["count", "token_id"], ascending=[False, True]).reset_index(drop=True)
+
+
+def script_breakdown(counts: Any, mask: np.ndarray, tokenizer, texts: TokenTexts | None = None) -> "pd.DataFrame":  # noqa: F821
+    """Per script: vocabulary tokens, how many are kept and masked (and masked although seen), and occurrences.
+
+    A script whose seen tokens are mostly masked points at a language whose characters the mask removes.
+    """
+    import pandas as pd
+
+    counts = validate_counts(counts)
+    mask = np.asarray(mask, dtype=bool).reshape(-1)
+    texts = texts or token_texts(tokenizer, counts.size)
+    frame = pd.DataFrame({"script": texts.scripts, "count": counts, "kept": mask})
+    frame["masked"] = ~frame["kept"]
+    frame["seen"] = frame["count"] > 0
+    frame["masked_seen"] = frame["masked"] & frame["seen"]
+    frame["masked_count"] = np.where(frame["masked"], frame["count"], 0)
+    table = frame.groupby("script").agg(
+        vocab_tokens=("count", "size"),
+        seen_tokens=("seen", "sum"),
+        kept_tokens=("kept", "sum"),
+        masked_tokens=("masked", "sum"),
+        masked_seen_tokens=("masked_seen", "sum"),
+        occurrences=("count", "sum"),
+        masked_occurrences=("masked_count", "sum"),
+    )
+    table["masked_seen_pct"] = np.where(
+        table["seen_tokens"] > 0, 100.0 * table["masked_seen_tokens"] / table["seen_tokens"].clip(lower=1), 0.0
+    )
+    return table.sort_values("vocab_tokens", ascending=False).reset_index()
+
+
+# --------------------------------------------------------------------------------------- whole analysis
+
+
+def infer_threshold(counts: np.ndarray, mask: np.ndarray) -> int | None:
+    """The threshold a mask was made with (the smallest kept count), or None if it is not a threshold mask."""
+    if not mask.any():
+        return None
+    threshold = int(counts[mask].min())
+    return threshold if np.array_equal(mask, counts >= threshold) else None
+
+
+@dataclass
+class MaskCoverage:
+    """Everything the coverage notebook shows: statistics, tables and the figure."""
+
+    statistics: MaskStatistics
+    threshold_table: Any  # pandas.DataFrame
+    language_impact: Any | None  # pandas.DataFrame, when per-language counts are available
+    script_breakdown: Any | None  # pandas.DataFrame, when a tokenizer is given
+    masked_sample: Any | None
+    figure: Any  # matplotlib.figure.Figure
+    figure_path: Path | None
+
+
+def mask_coverage(
+    token_counts: str | Path | np.ndarray,
+    token_mask: str | Path | np.ndarray,
+    output: str | Path | None = None,
+    *,
+    threshold: Any = None,
+    thresholds: Sequence[Any] = DEFAULT_THRESHOLDS,
+    per_language=None,
+    languages: Sequence[str] | None = None,
+    tokenizer=None,
+    sample_size: int = 40,
+) -> MaskCoverage:
+    """The mask's coverage analysis and figure. Given a counts *path*, per-language counts saved next to it
+    (by count-tokens) are used automatically."""
+    from wldetect.plots import _save, mask_coverage_figure
+
+    if isinstance(token_counts, (str, Path)):
+        counts = load_token_counts(token_counts)
+        if per_language is None:
+            from wldetect.counting import per_language_paths, load_per_language_counts
+
+            if all(p.is_file() for p in per_language_paths(token_counts)):
+                per_language, languages = load_per_language_counts(token_counts)
+    else:
+        counts = validate_counts(token_counts)
+    if isinstance(token_mask, (str, Path)):
+        mask = load_token_mask(token_mask, counts.size)
+    else:
+        mask = np.asarray(token_mask)
+        if mask.dtype != np.bool_ or mask.shape != counts.shape:
+            raise WLDetectError(f"token mask must be bool with shape {counts.shape}, got {mask.dtype} {mask.shape}")
+    threshold = parse_threshold(threshold) if threshold is not None else infer_threshold(counts, mask)
+    statistics = mask_statistics(counts, mask, threshold)
+    table = threshold_table(counts, list(thresholds) + ([threshold] if threshold is not None else []))
+    impact = language_impact(per_language, languages, mask) if per_language is not None and languages else None
+    scripts = sample = None
+    if tokenizer is not None:
+        texts = token_texts(tokenizer, counts.size)
+        scripts = script_breakdown(counts, mask, tokenizer, texts)
+        sample = masked_token_sample(counts, mask, tokenizer, n=sample_size, texts=texts)
+    figure = mask_coverage_figure(counts, mask, threshold=threshold, language_impact=impact)
+    path = _save(figure, output) if output is not None else None
+    return MaskCoverage(statistics, table, impact, scripts, sample, figure, path)
