@@ -82,7 +82,8 @@ def test_every_step_notebook_executes_into_a_complete_run_record(tiny_workflow):
     masked = workflow.run_notebook("02_create_mask", {"config": config, "threshold": 3})
     executed = _assert_clean_execution(masked, "02_create_mask")
     assert _images(executed) >= 1 and (masked.path / "mask_coverage.png").is_file()
-    assert "Tokens masked" in json.dumps(executed.cells[4].outputs) or masked.manifest()["metrics"]["tokens_masked"] >= 0
+    printed = json.dumps([c.get("outputs", []) for c in executed.cells])
+    assert "Tokens masked" in printed and "Validation: masked tokens are" in printed  # the seed's report, inline
 
     baseline = workflow.run_notebook("03_train", {"config": config, "threshold": 0})
     trained = workflow.run_notebook("03_train", {"config": config, "threshold": 3})

@@ -128,8 +128,8 @@ class ComparedRun:
         return self.result.mask or {}
 
 
-def results_file(path: str | Path, results: str = DEFAULT_RESULTS) -> Path:
-    """The results JSON a DIR_OR_RUN argument points to."""
+def results_file(path: str | Path, results: str | None = DEFAULT_RESULTS) -> Path:
+    """The results JSON a DIR_OR_RUN argument points to (`results=None`: its only one, else flores_dev)."""
     path = Path(path).expanduser()
     if path.is_file():
         if not path.name.endswith(".json"):
@@ -138,6 +138,14 @@ def results_file(path: str | Path, results: str = DEFAULT_RESULTS) -> Path:
     if not path.is_dir():
         raise WLDetectError(f"{path}: no such directory or results file")
     candidates = [path, path / "artifacts"]
+    if results is None:  # the one evaluation the directory has (training evaluates on its configured set)
+        for directory in candidates:
+            present = sorted(p.name[: -len(RESULTS_SUFFIX)] for p in directory.glob(f"*{RESULTS_SUFFIX}"))
+            if len(present) == 1 or DEFAULT_RESULTS in present:
+                results = present[0] if len(present) == 1 else DEFAULT_RESULTS
+                break
+        else:
+            results = DEFAULT_RESULTS
     for directory in candidates:
         found = directory / f"{results}{RESULTS_SUFFIX}"
         if found.is_file():
@@ -173,7 +181,7 @@ def _unique(labels: list[str]) -> list[str]:
 
 
 def load_runs(
-    runs: Sequence[str | Path | EvaluationResult], results: str = DEFAULT_RESULTS, labels: Sequence[str] | None = None
+    runs: Sequence[str | Path | EvaluationResult], results: str | None = DEFAULT_RESULTS, labels: Sequence[str] | None = None
 ) -> list[ComparedRun]:
     loaded = []
     for item in runs:
@@ -320,7 +328,7 @@ class Comparison:
 
 def compare_runs(
     runs: Sequence[str | Path | EvaluationResult],
-    results: str = DEFAULT_RESULTS,
+    results: str | None = DEFAULT_RESULTS,
     labels: Sequence[str] | None = None,
     output_dir: str | Path | None = None,
     drop_threshold: float = 0.01,

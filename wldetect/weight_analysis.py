@@ -72,10 +72,11 @@ class WeightAnalysis:
 
     def figure(self):
         """Histograms of learned weights (kept vs masked, changed tokens only) and weight against frequency."""
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         panels = 2 if self.counts is not None else 1
-        fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.2), squeeze=False)
+        fig = Figure(figsize=(6.5 * panels, 4.2))
+        axes = fig.subplots(1, panels, squeeze=False)
         axis = axes[0, 0]
         changed = _changed(self.weights, self.mask)
         bins = np.linspace(min(self.weights.min(), -0.1), max(self.weights.max(), 1.1), 80)

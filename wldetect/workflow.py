@@ -60,7 +60,8 @@ def run_notebook(
     source = notebook_path(name)
     parameters = dict(parameters or {})
     threshold = parameters.get("threshold")
-    run = create_run(run_name or source.stem, kind=source.stem, parameters=parameters, threshold=threshold, root=runs_root)
+    default_name = parameters.get("name") or (Path(str(parameters["config"])).stem if parameters.get("config") else source.stem)
+    run = create_run(run_name or default_name, kind=source.stem, parameters=parameters, threshold=threshold, root=runs_root)
     executed = run.path / source.name
     started = time.time()
     error: str | None = None
