@@ -120,6 +120,9 @@ class TrainingSection(_Strict):
     weight_decay: float = Field(default=0.01, ge=0)
     gradient_clip: float | None = Field(default=1.0, gt=0)
     warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
+    warmup_steps: int | None = Field(default=None, ge=0, description="overrides warmup_ratio when set")
+    min_lr_ratio: float = Field(default=0.0, ge=0, le=1, description="cosine decays to learning_rate * this")
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     scheduler: Literal["cosine", "constant"] = "cosine"
     loss: Literal["cross_entropy", "focal"] = "cross_entropy"
     focal_gamma: float = Field(default=2.0, ge=0)

@@ -1,0 +1,282 @@
+"""Step 3 on the tiny project: the mask at initialisation, checkpoints and resume, the artifacts of step 4."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_EXTRA_ROWS, tiny_vocabulary, write_hub_model, write_tiny_project
+from safetensors.numpy import load_file
+from typer.testing import CliRunner
+
+from wldetect.config import load_model_config, load_training_config
+from wldetect.errors import WLDetectError
+from wldetect.training import (
+    TokenizedCorpus,
+    class_weights_for,
+    lr_factor,
+    make_loss,
+    padded_batch,
+    train,
+)
+
+VOCAB = tiny_vocabulary()
+V = len(VOCAB) + TINY_EXTRA_ROWS
+OCCURRING_MASKED = [VOCAB.index(w) for w in ("cat", "chat", "katze")]
+ABSENT_MASKED = [VOCAB.index("[CLS]"), V - 1]  # special tokens are never added; the extra rows are never produced
+ABSENT_KEPT = [VOCAB.index("[SEP]"), V - 2]
+
+
+def tiny_mask() -> np.ndarray:
+    mask = np.ones(V, dtype=bool)
+    mask[OCCURRING_MASKED + ABSENT_MASKED] = False
+    return mask
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A tiny project with its own cache, shared by the tests of this module (each training run is ~1 s)."""
+    root = tmp_path_factory.mktemp("training-project")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WLDETECT_CACHE_DIR", str(root / "cache"))
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("HF_DATASETS_OFFLINE", "1")
+        write_hub_model(root / "tiny-model", rows=V, hidden=8)
+        config_path = write_tiny_project(root, root / "tiny-model")
+        mask_path = root / "token_mask.npy"
+        np.save(mask_path, tiny_mask())
+        result = train(
+            config_path, output_dir=root / "masked", token_mask=mask_path, verbose=False, run_evaluation=False
+        )
+        yield {"root": root, "config": config_path, "mask_path": mask_path, "result": result, "patch": patch}
+
+
+@pytest.fixture
+def project_env(project, monkeypatch):
+    monkeypatch.setenv("WLDETECT_CACHE_DIR", str(project["root"] / "cache"))
+    return project
+
+
+def test_training_writes_a_self_contained_artifacts_directory(project_env):
+    result = project_env["result"]
+    directory = result.artifacts_dir
+    for name in (
+        "projection.safetensors",
+        "lookup_table_fp32.safetensors",
+        "lookup_table_fp8_e4m3fn.safetensors",
+        "lookup_table_fp8_e3m4.safetensors",
+        "model_config.yaml",
+        "tokenizer.json",
+        "quantization.json",
+        "training_history.csv",
+        "training_summary.json",
+        "token_mask.npy",
+        "mask_stats.json",
+    ):
+        assert (directory / name).is_file(), name
+    assert not list(directory.glob("*.tmp*"))  # nothing half-written left behind
+    config = load_model_config(directory / "model_config.yaml")
+    assert config.language_codes == ["eng_Latn", "fra_Latn", "deu_Latn"]
+    assert (directory / "tokenizer.json").read_bytes() == (
+        project_env["root"] / "tiny-model" / "tokenizer.json"
+    ).read_bytes()
+    projection = load_file(str(directory / "projection.safetensors"))
+    assert projection["projection.weight"].shape == (3, 8) and projection["token_weights"].shape == (V, 1)
+
+    assert result.completed and result.steps == result.total_steps == 16  # 120 examples / 16, two epochs
+    assert [h["step"] for h in result.history] == list(range(1, 17))
+    assert {"loss", "lr", "examples_per_s", "grad_norm", "epoch"} <= set(result.history[0])
+    losses = [h["loss"] for h in result.history]
+    assert np.mean(losses[-4:]) < np.mean(losses[:4])
+    with open(directory / "training_history.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 16
+
+    quantization = json.loads((directory / "quantization.json").read_text())
+    for fmt in ("e4m3fn", "e3m4"):
+        entry = quantization["formats"][fmt]
+        assert entry["non_finite_values"] == 0
+        assert 0 <= entry["mean_abs_error"] <= entry["max_abs_error"] and entry["rmse"] > 0
+        assert 0.9 <= entry["prediction_agreement"] <= 1.0 and entry["agreement_texts"] > 0
+
+
+def test_lookup_table_equals_the_formula_on_the_trained_weights(project_env):
+    directory = project_env["result"].artifacts_dir
+    embeddings = load_file(str(project_env["root"] / "tiny-model" / "model.safetensors"))["model.embed_tokens.weight"]
+    projection = load_file(str(directory / "projection.safetensors"))
+    expected = (embeddings.astype(np.float64) * projection["token_weights"]) @ projection["projection.weight"].T.astype(
+        np.float64
+    ) + projection["projection.bias"]
+    from wldetect.lookup import load_lookup_table
+
+    fp32 = load_lookup_table(directory / "lookup_table_fp32.safetensors").values
+    assert fp32.shape == (V, 3)
+    np.testing.assert_allclose(fp32, expected, rtol=1e-5, atol=1e-5)
+    # masked tokens that never occur keep weight 0, so their rows are exactly the bias
+    np.testing.assert_array_equal(fp32[ABSENT_MASKED], np.tile(projection["projection.bias"], (2, 1)))
+    for fmt in ("e3m4", "e4m3fn"):
+        table = load_lookup_table(directory / f"lookup_table_fp8_{fmt}.safetensors")
+        assert np.isfinite(table.values).all()
+        assert np.abs(table.values - fp32).max() <= np.abs(fp32).max() * 2.0**-3
+
+
+def test_masked_weights_start_at_zero_and_learn_only_where_their_tokens_occur(project_env):
+    weights = load_file(str(project_env["result"].artifacts_dir / "projection.safetensors"))["token_weights"].reshape(
+        -1
+    )
+    assert np.all(weights[OCCURRING_MASKED] != 0.0)  # trainable: they moved away from 0
+    assert np.all(weights[ABSENT_MASKED] == 0.0)  # no gradient, no decay: still exactly 0
+    assert np.all(weights[ABSENT_KEPT] == 1.0)  # unmasked weights start at 1.0
+    stats = json.loads((project_env["result"].artifacts_dir / "mask_stats.json").read_text())
+    assert stats["tokens_masked"] == 5 and stats["vocab_size"] == V
+    assert stats["masked_tokens_seen_in_training"] == 3
+    assert stats["masked_weights_nonzero_after_training"] == 3
+    assert 0 < stats["masked_occurrence_share"] < 1
+
+
+def test_the_step_5_block_reports_the_mask(project_env, capsys, tmp_path):
+    result = train(
+        project_env["config"], output_dir=tmp_path / "run", token_mask=project_env["mask_path"],
+        run_evaluation=False, stop_after_steps=1,
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"Embeddings tensor: torch.Size([{V}, 8])" in out
+    assert f"Loading token mask from {project_env['mask_path']}" in out
+    assert f"Mask shape: torch.Size([{V}])" in out
+    assert f"Tokens to zero: 5 ({5 / V * 100:.2f}%)" in out
+    assert f"Tokens to train: {V - 5}" in out
+    assert "Model parameters: " in out
+    assert not result.completed and not (tmp_path / "run" / "projection.safetensors").exists()
+
+
+def test_a_mask_of_the_wrong_length_stops_training_before_it_starts(project_env, tmp_path):
+    short = tmp_path / "short.npy"
+    np.save(short, np.ones(V - 5, dtype=bool))
+    with pytest.raises(WLDetectError, match=rf"Token mask shape doesn't match vocab_size.*\({V - 5},\).*{V}"):
+        train(project_env["config"], output_dir=tmp_path / "run", token_mask=short, verbose=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_ends_exactly_where_an_uninterrupted_run_ends(project_env, tmp_path):
+    config = project_env["config"]  # checkpoint_interval 5, dropout 0.1: RNG state matters
+    full = train(config, output_dir=tmp_path / "full", verbose=False, run_evaluation=False)
+    stopped = train(config, output_dir=tmp_path / "resumed", verbose=False, run_evaluation=False, stop_after_steps=7)
+    assert not stopped.completed and stopped.steps == 7
+    checkpoints = sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").glob("*.pt"))
+    assert checkpoints == ["checkpoint_step_00000005.pt"]  # steps 6 and 7 are lost, as in a crash
+    resumed = train(config, output_dir=tmp_path / "resumed", verbose=False, run_evaluation=False, resume=True)
+    assert resumed.resumed_from_step == 5 and resumed.completed
+
+    a = load_file(str(tmp_path / "full" / "projection.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "projection.safetensors"))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])  # bitwise on CPU
+    assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
+    e3m4 = "lookup_table_fp8_e3m4.safetensors"
+    np.testing.assert_array_equal(load_file(str(tmp_path / "full" / e3m4))["lookup_table"],
+                                  load_file(str(tmp_path / "resumed" / e3m4))["lookup_table"])  # fmt: skip
+    assert len(list((tmp_path / "full" / "checkpoints").glob("*.pt"))) == 2  # only the latest two are kept
+
+    other_seed = load_training_config(config, {"training.seed": 4})
+    different = train(other_seed, output_dir=tmp_path / "seed4", verbose=False, run_evaluation=False)
+    c = load_file(str(tmp_path / "seed4" / "projection.safetensors"))
+    assert not np.array_equal(a["projection.weight"], c["projection.weight"])
+    assert different.completed
+
+    with pytest.raises(WLDetectError, match="differs in: training"):
+        train(load_training_config(config, {"training.learning_rate": 0.01}), output_dir=tmp_path / "resumed",
+              verbose=False, run_evaluation=False, resume=True)  # fmt: skip
+
+
+def test_threshold_builds_the_mask_from_the_counted_tokens(project_env, tmp_path):
+    counting = pytest.importorskip("wldetect.counting")
+    result = train(project_env["config"], output_dir=tmp_path / "t", threshold=3, verbose=False, run_evaluation=False)
+    counts = counting.count_tokens(project_env["config"], verbose=False).counts
+    mask = np.load(tmp_path / "t" / "token_mask.npy")
+    np.testing.assert_array_equal(mask, counts >= 3)
+    assert result.mask["threshold"] == 3 and result.mask["tokens_masked"] == int((counts < 3).sum())
+    # the counts training saw are the counts step 1 made
+    assert result.mask["total_tokens"] == int(counts.sum())
+    with pytest.raises(WLDetectError, match="not both"):
+        train(project_env["config"], threshold=3, token_mask=project_env["mask_path"], verbose=False)
+
+
+def test_cli_train_with_a_token_mask(project_env, tmp_path):
+    from wldetect.cli import app
+
+    runner = CliRunner()
+    args = ["train", "--config", str(project_env["config"]), "--output-dir", str(tmp_path / "cli")]
+    result = runner.invoke(app, args + ["--token-mask", str(project_env["mask_path"])])
+    assert result.exit_code == 0, result.output
+    assert "E3M4 saved: lookup_table_fp8_e3m4.safetensors (0.0 MB)" in result.output
+    assert "Tokens to zero: 5" in result.output
+    assert (tmp_path / "cli" / "lookup_table_fp8_e3m4.safetensors").is_file()
+    both = runner.invoke(app, args + ["--token-mask", str(project_env["mask_path"]), "--threshold", "2"])
+    assert both.exit_code != 0
+
+
+# ------------------------------------------------------------------------------------------------ pieces
+
+
+def test_warmup_then_cosine_to_the_floor():
+    factors = [lr_factor(s, 100, 10, "cosine", 0.1) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[10] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+    assert 0.1 <= factors[-1] < 0.11
+    assert lr_factor(50, 100, 10, "constant", 0.0) == 1.0
+
+
+def test_focal_loss_with_gamma_zero_is_cross_entropy_and_class_weights_are_balanced():
+    from wldetect.config import TrainingSection
+
+    logits = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 2, 2, 1, 0, 0, 0])
+    weights = class_weights_for(TrainingSection(class_weights="balanced"), labels.numpy(), 3)
+    np.testing.assert_allclose(weights.numpy(), [8 / (3 * 4), 8 / (3 * 2), 8 / (3 * 2)], rtol=1e-6)
+    for w in (None, weights):
+        ce = make_loss(TrainingSection(loss="cross_entropy"), w)(logits, labels)
+        focal0 = make_loss(TrainingSection(loss="focal", focal_gamma=0.0), w)(logits, labels)
+        torch.testing.assert_close(focal0, ce)
+    focal2 = make_loss(TrainingSection(loss="focal", focal_gamma=2.0), None)(logits, labels)
+    assert focal2 < make_loss(TrainingSection(), None)(logits, labels)
+
+
+def test_padded_batches_are_as_long_as_their_longest_example():
+    ids = np.arange(1, 11, dtype=np.int32)
+    offsets = np.array([0, 3, 4, 4, 10])  # lengths 3, 1, 0, 6
+    token_ids, mask = padded_batch(ids, offsets, np.array([1, 0]))
+    assert token_ids.shape == (2, 3)
+    np.testing.assert_array_equal(token_ids, [[4, 0, 0], [1, 2, 3]])
+    np.testing.assert_array_equal(mask, [[True, False, False], [True, True, True]])
+    token_ids, mask = padded_batch(ids, offsets, np.array([2, 3]))
+    np.testing.assert_array_equal(token_ids[1], [5, 6, 7, 8, 9, 10]) and not mask[0].any()
+
+
+def test_each_example_is_seen_once_per_epoch_and_disk_cached_ids_match(project_env, tmp_path):
+    from tokenizers import Tokenizer
+
+    from wldetect.sources.data import prepare_training_dataset
+    from wldetect.tokenization import configure
+
+    config = load_training_config(project_env["config"])
+    data = prepare_training_dataset(config.dataset, config.model.language_codes, verbose=False)
+    tokenizer = configure(Tokenizer.from_file(str(project_env["root"] / "tiny-model" / "tokenizer.json")), 32)
+    memory = TokenizedCorpus(data, tokenizer, chunk_size=32, vocab_size=V)
+    disk = TokenizedCorpus(data, tokenizer, chunk_size=32, vocab_size=V, in_memory_examples=0, cache_key="t")
+    assert memory.n_chunks == 4 and memory.steps_per_epoch(16) == 8
+    for epoch in (0, 1):
+        seen = [rows for _, _, rows in memory.batches(epoch, seed=3, batch_size=16)]
+        assert sorted(np.concatenate(seen).tolist()) == list(range(len(data)))
+        for (a_ids, a_mask, a_rows), (b_ids, b_mask, b_rows) in zip(
+            memory.batches(epoch, 3, 16), disk.batches(epoch, 3, 16)
+        ):
+            np.testing.assert_array_equal(a_ids, b_ids)
+            np.testing.assert_array_equal(a_rows, b_rows)
+    assert len(list(disk.disk_dir.glob("chunk*_offsets.npy"))) == 4
+    skipped = list(memory.batches(1, 3, 16, skip=5))
+    assert len(skipped) == 3
+    np.testing.assert_array_equal(skipped[0][2], list(memory.batches(1, 3, 16))[5][2])
+    np.testing.assert_array_equal(memory.token_counts, disk.token_counts)

@@ -1,0 +1,457 @@
+"""The lookup table a trained model folds into, its FP8 formats, and their files (NumPy only: no torch).
+
+After training, each token's language logits are fixed: `(E * w) @ W.T + b`, one row per token id, shape
+`(vocab_size, n_languages)`. Inference is then a row gather and a pooling, so the table is the whole model.
+
+On-disk format (safetensors; all three files have the same layout)
+------------------------------------------------------------------
+`lookup_table_fp32.safetensors`, `lookup_table_fp8_e4m3fn.safetensors`, `lookup_table_fp8_e3m4.safetensors`:
+
+- tensor `lookup_table`: for fp32 the float32 values `(vocab_size, n_languages)`; for the FP8 formats the raw
+  FP8 bytes as `uint8` of the same shape (safetensors has no E3M4 dtype, and this keeps both FP8 files alike);
+- header metadata (strings): `format` (`float32`, `float8_e4m3fn` or `float8_e3m4`, the `ml_dtypes` name),
+  `scale` (a float), `shape` (JSON list), `languages` (JSON list: column i is language i), `format_version`;
+- for readers of the seed's files also the tensors `dtype` (uint8 `[0]` E4M3FN, `[26]` E3M4), `shape` (int64)
+  and `scale` (float32); `load_lookup_table` reads those too when the metadata is missing.
+
+The stored values are `table / scale`, rounded to nearest-even in the format; dequantise as
+`bytes.view(ml_dtypes.<format>).astype(float32) * scale`. `scale` is the smallest power of two that brings
+`max|table|` within the format's largest finite value (E3M4 ~ +-15.5, E4M3FN +-448). A power of two changes
+only exponents, so scaling and unscaling are exact, and it may be below 1 (a small table is spread over the
+whole range, away from the coarse subnormals). A plain cast of an out-of-range value would give inf (E3M4) or
+NaN (E4M3FN); every file is checked to dequantise to finite values before it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+
+from wldetect.errors import WLDetectError
+from wldetect.io import atomic_path
+
+FORMATS = ("e3m4", "e4m3fn", "fp32")
+FORMAT_VERSION = "1"
+FILE_NAMES = {
+    "fp32": "lookup_table_fp32.safetensors",
+    "e4m3fn": "lookup_table_fp8_e4m3fn.safetensors",
+    "e3m4": "lookup_table_fp8_e3m4.safetensors",
+}
+_DTYPES = {"e4m3fn": ml_dtypes.float8_e4m3fn, "e3m4": ml_dtypes.float8_e3m4}
+_FORMAT_NAMES = {"fp32": "float32", "e4m3fn": "float8_e4m3fn", "e3m4": "float8_e3m4"}
+_SEED_DTYPE_IDS = {"e4m3fn": 0, "e3m4": 26}  # the seed's `dtype` tensor
+_ROWS_PER_BLOCK = 16384
+
+
+# ---------------------------------------------------------------------------------------------- building
+
+
+def compute_lookup_table(
+    embeddings: np.ndarray,
+    token_weights: np.ndarray,
+    projection_weight: np.ndarray,
+    projection_bias: np.ndarray,
+) -> np.ndarray:
+    """`(embeddings * token_weights) @ projection_weight.T + projection_bias` as float32 (V, n_languages).
+
+    Computed in blocks of rows, so a memory-mapped 262k x 5k matrix is never copied whole.
+    """
+    vocab_size = embeddings.shape[0]
+    token_weights = np.asarray(token_weights, dtype=np.float32).reshape(vocab_size, 1)
+    weight_t = np.ascontiguousarray(np.asarray(projection_weight, dtype=np.float32).T)
+    bias = np.asarray(projection_bias, dtype=np.float32)
+    table = np.empty((vocab_size, weight_t.shape[1]), dtype=np.float32)
+    for start in range(0, vocab_size, _ROWS_PER_BLOCK):
+        stop = min(start + _ROWS_PER_BLOCK, vocab_size)
+        block = np.asarray(embeddings[start:stop], dtype=np.float32) * token_weights[start:stop]
+        np.matmul(block, weight_t, out=table[start:stop])
+        table[start:stop] += bias
+    return table
+
+
+def zero_token_rows(table: np.ndarray, projection_bias: np.ndarray, token_mask: np.ndarray) -> np.ndarray:
+    """The table of the same model with the weight of every masked token (mask False) set to 0.
+
+    A token's row is `w[t] * (E[t] @ W.T) + b`, so with `w[t] = 0` it is exactly the bias: post-hoc masking
+    needs neither the embeddings nor retraining.
+    """
+    token_mask = np.asarray(token_mask, dtype=bool)
+    if token_mask.shape != (table.shape[0],):
+        raise WLDetectError(
+            f"Token mask shape doesn't match vocab_size: mask has shape {token_mask.shape}, "
+            f"the lookup table has {table.shape[0]} rows"
+        )
+    filtered = np.array(table, dtype=np.float32, copy=True)
+    filtered[~token_mask] = np.asarray(projection_bias, dtype=np.float32)
+    return filtered
+
+
+# -------------------------------------------------------------------------------------------- quantising
+
+
+@dataclass
+class QuantizedTable:
+    """One stored format of a lookup table: `stored` is what goes to disk (uint8 bytes or float32)."""
+
+    format: str  # e3m4 | e4m3fn | fp32
+    stored: np.ndarray
+    scale: float
+
+    def dequantized(self) -> np.ndarray:
+        return dequantize(self.stored, self.format, self.scale)
+
+
+def format_max(fmt: str) -> float:
+    return float(ml_dtypes.finfo(_DTYPES[fmt]).max)
+
+
+def choose_scale(table: np.ndarray, fmt: str) -> float:
+    """The smallest power of two with `max|table| / scale <= largest finite value of the format`."""
+    if fmt == "fp32":
+        return 1.0
+    max_abs = float(np.max(np.abs(table))) if table.size else 0.0
+    if not math.isfinite(max_abs):
+        raise WLDetectError("lookup table contains inf or NaN: the trained model diverged")
+    if max_abs == 0.0:
+        return 1.0
+    return float(2.0 ** math.ceil(math.log2(max_abs / format_max(fmt))))
+
+
+def quantize(table: np.ndarray, fmt: str) -> QuantizedTable:
+    """Scale into the format's range and round to nearest-even; refuses to return inf or NaN."""
+    if fmt not in FORMATS:
+        raise WLDetectError(f"lookup table format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    table = np.asarray(table, dtype=np.float32)
+    if fmt == "fp32":
+        return QuantizedTable("fp32", np.ascontiguousarray(table), 1.0)
+    scale = choose_scale(table, fmt)
+    stored = (table / np.float32(scale)).astype(_DTYPES[fmt]).view(np.uint8)
+    quantized = QuantizedTable(fmt, stored, scale)
+    if not np.isfinite(quantized.dequantized()).all():  # cannot happen with the scale above; checked anyway
+        raise WLDetectError(f"{fmt} quantisation produced inf or NaN (scale {scale})")
+    return quantized
+
+
+def dequantize(stored: np.ndarray, fmt: str, scale: float) -> np.ndarray:
+    if fmt == "fp32":
+        values = np.asarray(stored, dtype=np.float32)
+        return values if scale == 1.0 else values * np.float32(scale)
+    values = np.asarray(stored).view(_DTYPES[fmt]).astype(np.float32)
+    if scale != 1.0:
+        values *= np.float32(scale)
+    return values
+
+
+def quantization_error(reference: np.ndarray, dequantized: np.ndarray) -> dict[str, float]:
+    """Mean and max absolute error and RMSE of a dequantised table against fp32."""
+    total_abs = total_sq = 0.0
+    max_abs = 0.0
+    for start in range(0, reference.shape[0], _ROWS_PER_BLOCK):
+        diff = np.abs(
+            dequantized[start : start + _ROWS_PER_BLOCK].astype(np.float64)
+            - reference[start : start + _ROWS_PER_BLOCK].astype(np.float64)
+        )
+        total_abs += float(diff.sum())
+        total_sq += float(np.square(diff).sum())
+        max_abs = max(max_abs, float(diff.max(initial=0.0)))
+    n = max(reference.size, 1)
+    return {"mean_abs_error": total_abs / n, "max_abs_error": max_abs, "rmse": math.sqrt(total_sq / n)}
+
+
+# ------------------------------------------------------------------------------------------------ files
+
+
+def save_lookup_table(
+    quantized: QuantizedTable,
+    path: str | Path,
+    languages: list[str] | None = None,
+    extra_metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write one format of the table atomically in the layout described in this module's docstring."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    shape = list(quantized.stored.shape)
+    metadata = {
+        "format": _FORMAT_NAMES[quantized.format],
+        "scale": repr(float(quantized.scale)),
+        "shape": json.dumps(shape),
+        "format_version": FORMAT_VERSION,
+    }
+    if languages is not None:
+        if len(languages) != shape[1]:
+            raise WLDetectError(f"{path}: {len(languages)} languages for a table with {shape[1]} columns")
+        metadata["languages"] = json.dumps(list(languages))
+    metadata.update(extra_metadata or {})
+    tensors = {"lookup_table": np.ascontiguousarray(quantized.stored)}
+    if quantized.format in _SEED_DTYPE_IDS:
+        tensors["dtype"] = np.array([_SEED_DTYPE_IDS[quantized.format]], dtype=np.uint8)
+        tensors["shape"] = np.array(shape, dtype=np.int64)
+        tensors["scale"] = np.array([quantized.scale], dtype=np.float32)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return path
+
+
+@dataclass
+class LookupTable:
+    """A table loaded for inference: float32 values, and what they were stored as."""
+
+    values: np.ndarray  # float32 (vocab_size, n_languages), dequantised
+    format: str
+    scale: float
+    path: Path
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def languages(self) -> list[str] | None:
+        return json.loads(self.metadata["languages"]) if "languages" in self.metadata else None
+
+
+def load_lookup_table(path: str | Path) -> LookupTable:
+    """Read and dequantise a table file (this project's layout or the seed's)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise WLDetectError(f"{path}: lookup table not found")
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = dict(handle.metadata() or {})
+            keys = set(handle.keys())
+            if "lookup_table" not in keys:
+                raise WLDetectError(f"{path}: no 'lookup_table' tensor (found {', '.join(sorted(keys))})")
+            stored = handle.get_tensor("lookup_table")
+            seed_dtype = int(handle.get_tensor("dtype")[0]) if "dtype" in keys else None
+            seed_scale = float(handle.get_tensor("scale")[0]) if "scale" in keys else None
+            seed_shape = [int(x) for x in handle.get_tensor("shape")] if "shape" in keys else None
+    except WLDetectError:
+        raise
+    except Exception as err:
+        raise WLDetectError(f"{path}: not a readable safetensors file ({err})") from None
+
+    names = {v: k for k, v in _FORMAT_NAMES.items()}
+    if "format" in metadata:
+        if metadata["format"] not in names:
+            raise WLDetectError(f"{path}: unknown format {metadata['format']!r}")
+        fmt = names[metadata["format"]]
+        scale = float(metadata.get("scale", "1.0"))
+        shape = json.loads(metadata["shape"]) if "shape" in metadata else list(stored.shape)
+    elif seed_dtype is not None:
+        by_id = {v: k for k, v in _SEED_DTYPE_IDS.items()}
+        if seed_dtype not in by_id:
+            raise WLDetectError(f"{path}: unknown dtype id {seed_dtype} (expected 0 = E4M3FN or 26 = E3M4)")
+        fmt, scale, shape = by_id[seed_dtype], seed_scale or 1.0, seed_shape or list(stored.shape)
+    elif stored.dtype == np.float32:
+        fmt, scale, shape = "fp32", 1.0, list(stored.shape)
+    else:
+        raise WLDetectError(f"{path}: no format metadata and a {stored.dtype} table; cannot tell how to read it")
+    expected = np.uint8 if fmt != "fp32" else np.float32
+    if stored.dtype != expected:
+        raise WLDetectError(f"{path}: {fmt} table stored as {stored.dtype}, expected {np.dtype(expected).name}")
+    values = dequantize(stored.reshape(shape), fmt, scale)
+    if not np.isfinite(values).all():
+        raise WLDetectError(f"{path}: the table contains inf or NaN")
+    return LookupTable(values=values, format=fmt, scale=scale, path=path, metadata=metadata)
+
+
+# ----------------------------------------------------------------------------------- writing a directory
+
+
+def write_lookup_tables(
+    table: np.ndarray,
+    artifacts_dir: str | Path,
+    languages: list[str],
+    verbose: bool = True,
+    extra_metadata: dict[str, str] | None = None,
+) -> dict[str, Path]:
+    """Save the fp32 table and its two FP8 quantisations; print each file's size as the seed does."""
+    say = print if verbose else (lambda *args, **kwargs: None)
+    artifacts_dir = Path(artifacts_dir)
+    files = {}
+    for fmt, label in (("fp32", "FP32"), ("e4m3fn", "E4M3FN"), ("e3m4", "E3M4")):
+        quantized = quantize(table, fmt)
+        path = save_lookup_table(quantized, artifacts_dir / FILE_NAMES[fmt], languages, extra_metadata)
+        say(f"  {label} saved: {path.name} ({path.stat().st_size / 1024**2:.1f} MB)")
+        files[f"lookup_{fmt}"] = path
+        del quantized
+    return files
+
+
+def write_quantization_report(
+    artifacts_dir: str | Path, tokenizer, pooling: str, texts: list[str], texts_source: str
+) -> dict:
+    """`quantization.json`: each FP8 table's error against fp32 (mean and max absolute error, RMSE, over every
+    entry) and the share of `texts` whose predicted language is the same as with the fp32 table."""
+    from wldetect.detect import TablePooler
+    from wldetect.io import write_text_atomic
+    from wldetect.tokenization import encode_texts
+
+    artifacts_dir = Path(artifacts_dir)
+    encoded = encode_texts(tokenizer, texts) if texts else None
+
+    def predictions(values: np.ndarray) -> np.ndarray:
+        if encoded is None:
+            return np.zeros(0, dtype=np.int64)
+        best = TablePooler(values, pooling)(encoded.ids, encoded.lengths).argmax(axis=1)
+        return np.where(encoded.lengths > 0, best, -1)
+
+    reference = load_lookup_table(artifacts_dir / FILE_NAMES["fp32"]).values
+    reference_predictions = predictions(reference)
+    report: dict = {"reference": "fp32", "agreement_texts_source": texts_source, "formats": {}}
+    for fmt in ("e4m3fn", "e3m4"):
+        path = artifacts_dir / FILE_NAMES[fmt]
+        table = load_lookup_table(path)
+        entry: dict = quantization_error(reference, table.values)
+        entry.update(
+            scale=table.scale,
+            file=path.name,
+            file_bytes=path.stat().st_size,
+            non_finite_values=int((~np.isfinite(table.values)).sum()),
+            agreement_texts=len(texts),
+            prediction_agreement=(
+                float((predictions(table.values) == reference_predictions).mean()) if len(texts) else None
+            ),
+        )
+        report["formats"][fmt] = entry
+        del table
+    write_text_atomic(artifacts_dir / "quantization.json", json.dumps(report, indent=2) + "\n")
+    return report
+
+
+# ------------------------------------------------------------------------------------ post-hoc masking
+
+
+@dataclass
+class FilterResult:
+    """What `filter_lookup` wrote."""
+
+    output_dir: Path
+    threshold: int
+    tokens_masked: int
+    vocab_size: int
+    statistics: dict
+    quantization: dict
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+_COPIED_FILES = ("model_config.yaml", "tokenizer.json", "training_history.csv", "training_summary.json")
+
+
+def filter_lookup(
+    model_path: str | Path,
+    token_counts: str | Path | np.ndarray,
+    threshold: int,
+    output_dir: str | Path,
+    verbose: bool = True,
+) -> FilterResult:
+    """Zero the weight of every token seen fewer than `threshold` times in an already trained model.
+
+    The seed's `create_filtered_e3m4_model.py` without retraining and without the embeddings: a token's row is
+    `w[t] * (E[t] @ W.T) + b`, so with `w[t] = 0` it is the projection bias. Writes a complete artifacts
+    directory (tables in all three formats, projection with the zeroed weights, the mask, its statistics,
+    and copies of the model config and tokenizer), so post-hoc masking can be evaluated like any trained
+    model and compared with masking at initialisation.
+    """
+    from safetensors.numpy import load_file, save_file
+
+    from wldetect.io import write_text_atomic
+    from wldetect.masking import load_token_counts, mask_from_counts, mask_statistics, parse_threshold
+
+    say = print if verbose else (lambda *args, **kwargs: None)
+    model_path, output_dir = Path(model_path), Path(output_dir)
+    threshold = parse_threshold(threshold)
+    if model_path.resolve() == output_dir.resolve():
+        raise WLDetectError(f"--output-dir {output_dir}: must differ from --model-path (the source stays untouched)")
+    for name in ("model_config.yaml", "tokenizer.json", "projection.safetensors", FILE_NAMES["fp32"]):
+        if not (model_path / name).is_file():
+            raise WLDetectError(f"--model-path {model_path}: {name} not found (not a trained artifacts directory)")
+    counts_source = "(array)" if isinstance(token_counts, np.ndarray) else str(token_counts)
+    counts = load_token_counts(token_counts) if not isinstance(token_counts, np.ndarray) else token_counts
+    table = load_lookup_table(model_path / FILE_NAMES["fp32"])
+    if counts.shape[0] != table.values.shape[0]:
+        raise WLDetectError(
+            f"token counts {counts_source}: Token mask shape doesn't match vocab_size: the counts have "
+            f"{counts.shape[0]} entries, the model's lookup table {table.values.shape[0]} rows"
+        )
+    mask = mask_from_counts(counts, threshold)
+    projection = load_file(str(model_path / "projection.safetensors"))
+    say(f"Filtering {model_path} -> {output_dir}: zeroing the weights of tokens seen < {threshold} times")
+    statistics = mask_statistics(counts, mask, threshold).as_dict()
+    token_weights = projection["token_weights"].reshape(-1)
+    statistics.update(
+        mode="post-hoc",
+        source_model=str(model_path),
+        counts_source=counts_source,
+        tokens_masked=int((~mask).sum()),
+        masked_occurrence_share=statistics["masked_share"],
+        weights_zeroed=int(((token_weights != 0) & ~mask).sum()),
+    )
+    say(
+        f"  Tokens masked: {statistics['tokens_masked']:,} of {mask.size:,} ({statistics['tokens_masked_share']:.2%}); "
+        f"non-zero weights zeroed: {statistics['weights_zeroed']:,}"
+    )
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    languages = table.languages
+    filtered = zero_token_rows(table.values, projection["projection.bias"], mask)
+    files.update(write_lookup_tables(filtered, output_dir, languages, verbose=verbose))
+    del filtered, table
+    projection["token_weights"] = np.where(mask[:, None], projection["token_weights"].reshape(-1, 1), 0.0).astype(
+        np.float32
+    )
+    files["projection"] = output_dir / "projection.safetensors"
+    with atomic_path(files["projection"]) as tmp:
+        save_file(projection, str(tmp))
+    for name in _COPIED_FILES:
+        if (model_path / name).is_file():
+            with atomic_path(output_dir / name) as tmp:
+                tmp.write_bytes((model_path / name).read_bytes())
+            files[name] = output_dir / name
+    files["token_mask"] = output_dir / "token_mask.npy"
+    with atomic_path(files["token_mask"]) as tmp:
+        np.save(tmp, mask)
+    files["mask_stats"] = write_text_atomic(output_dir / "mask_stats.json", json.dumps(statistics, indent=2) + "\n")
+
+    quantization = _posthoc_quantization_report(output_dir, verbose)
+    files["quantization"] = output_dir / "quantization.json"
+    return FilterResult(
+        output_dir, threshold, statistics["tokens_masked"], int(mask.size), statistics, quantization, files
+    )
+
+
+def _posthoc_quantization_report(output_dir: Path, verbose: bool) -> dict:
+    """Agreement on the training run's evaluation set when it can be loaded here, else errors only."""
+    import yaml
+    from tokenizers import Tokenizer
+
+    from wldetect.tokenization import configure
+
+    config = yaml.safe_load((output_dir / "model_config.yaml").read_text(encoding="utf-8"))
+    inference = config.get("inference") or {}
+    tokenizer = configure(Tokenizer.from_file(str(output_dir / "tokenizer.json")), inference.get("max_sequence_length"))
+    texts, source = [], "none"
+    summary_path = output_dir / "training_summary.json"
+    try:
+        evaluation = json.loads(summary_path.read_text())["config"]["evaluation"] if summary_path.is_file() else {}
+        from wldetect.sources.evalsets import load_evaluation_set
+
+        evaluation_set = load_evaluation_set(evaluation.get("dataset", "demo"), evaluation.get("split", "dev"))
+        texts, source = evaluation_set.sentences["text"].tolist()[:20_000], "evaluation"
+    except (WLDetectError, ImportError, KeyError, ValueError):
+        pass
+    report = write_quantization_report(output_dir, tokenizer, inference.get("pooling", "logsumexp"), texts, source)
+    if verbose:
+        for fmt, entry in report["formats"].items():
+            agreement = entry["prediction_agreement"]
+            agreement_text = f", predictions agreeing {agreement:.2%}" if agreement is not None else ""
+            print(
+                f"  {fmt.upper()} vs fp32: mean |err| {entry['mean_abs_error']:.4g}, RMSE {entry['rmse']:.4g}{agreement_text}"
+            )
+    return report
