@@ -302,7 +302,14 @@ def runs_command(all_columns: bool = typer.Option(False, "--all", help="show eve
         return
     if not all_columns:
         table = table.drop(columns=["config", "duration_s"])
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    import pandas as pd
+
+    def cell(value):
+        if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+            return "-"
+        return f"{value:.4f}" if isinstance(value, float) else value
+
+    print(table.astype(object).map(cell).to_string(index=False))
 
 
 @app.command()

@@ -138,7 +138,7 @@ def count_dataset(
     num_workers = DEFAULT_NUM_WORKERS if num_workers is None else num_workers
     if num_workers < 0:
         raise WLDetectError(f"num_workers must be >= 0, got {num_workers}")
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the text bar: papermill and logs record it (tqdm.auto needs ipywidgets)
 
     counter = TokenCounter(vocab_size, len(data.languages), model_name)
     texts_only = data.dataset.select_columns(["text"])

@@ -373,4 +373,8 @@ def list_runs(root: Path | None = None):
                 "duration_s": manifest.get("duration_s"),
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    for column in ("threshold", "tokens_masked"):
+        if column in table:
+            table[column] = table[column].astype("Int64")  # counts, not measurements: no "10.0000"
+    return table

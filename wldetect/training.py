@@ -289,9 +289,11 @@ class MaskInfo:
 
         Keys read by evaluation: threshold, vocab_size, tokens_masked, tokens_masked_share, masked_occurrence_share.
         """
-        from wldetect.masking import mask_statistics
+        from wldetect.masking import infer_threshold, mask_statistics
 
-        stats = mask_statistics(token_counts, self.mask, self.threshold).as_dict()
+        # A mask given as a file does not say its threshold; a threshold mask's is its smallest kept count.
+        threshold = self.threshold if self.threshold is not None else infer_threshold(token_counts, self.mask)
+        stats = mask_statistics(token_counts, self.mask, threshold).as_dict()
         stats.update(
             source=self.source,
             tokens_masked=self.tokens_masked,
@@ -669,7 +671,7 @@ def train(
 
 
 def _progress_bar(verbose: bool, total: int, initial: int):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the text bar: papermill and logs record it (tqdm.auto needs ipywidgets)
 
     return tqdm(total=total, initial=initial, disable=not verbose, unit="step", dynamic_ncols=True, mininterval=0.5)
 

@@ -139,9 +139,9 @@ def demo(config: str | Path = "params/training/demo.yaml", threshold: int = 10, 
     steps["01_count_tokens"] = run_notebook("01_count_tokens", {"config": config}, run_name="demo")
     steps["02_create_mask"] = run_notebook("02_create_mask", {"config": config, "threshold": threshold}, run_name="demo")
     report = sweep(config, [0, threshold], name="demo")
-    steps["05_compare"] = report
     baseline_run, masked_run = (open_run(p) for p in report.manifest()["parameters"]["runs"])
-    steps["03_train (baseline)"], steps["03_train (masked)"] = baseline_run, masked_run
+    steps["03_train (baseline)"], steps[f"03_train (t={threshold})"] = baseline_run, masked_run
+    steps["05_compare"] = report
     pud_dir = pud_dir or project_root().parent / "shared" / "data" / "pud-dev"
     evaluation_set = str(pud_dir) if pud_dir.is_dir() else "demo"
     steps["04_evaluate"] = run_notebook(
