@@ -147,3 +147,39 @@ def test_sweep_trains_each_threshold_and_writes_one_report(tiny_workflow):
     assert [open_run(p).manifest()["threshold"] for p in trained] == [0, 3]
     overall = (report.path / "overall.csv").read_text()
     assert overall.count("\n") == 3  # header + two runs
+
+
+def _wldetect(*args: str, env_runs: Path) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, "WLDETECT_RUNS_DIR": str(env_runs), "WLDETECT_PROJECT_ROOT": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "wldetect.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def test_cli_run_executes_into_a_run_record_and_runs_lists_it(tiny_workflow, tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump({"config": tiny_workflow["config"]}))
+    done = _wldetect("run", "02", "-f", str(params), "-p", "threshold", "3", env_runs=tiny_workflow["runs"])
+    assert done.returncode == 0, done.stderr
+    (run_path,) = list(tiny_workflow["runs"].iterdir())
+    assert run_path.name.endswith("-t3") and (run_path / "02_create_mask.html").is_file()
+    assert open_run(run_path).manifest()["parameters"]["threshold"] == 3
+    listed = _wldetect("runs", env_runs=tiny_workflow["runs"])
+    assert run_path.name in listed.stdout and "02_create_mask" in listed.stdout and "completed" in listed.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "07_nothing"], "unknown notebook '07_nothing'"),
+        (["run", "02", "-p", "threshold"], "unexpected argument '-p': use -p NAME VALUE"),
+        (["run", "02", "-f", "absent.yaml"], "absent.yaml: parameters file not found"),
+        (["sweep", "--config", "params/training/demo.yaml", "--thresholds", "0,ten"], "expected comma-separated integers"),
+    ],
+)
+def test_cli_workflow_errors_are_one_line_with_status_2(tiny_workflow, args, message):
+    done = _wldetect(*args, env_runs=tiny_workflow["runs"])
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {done.stderr.strip()[7:]}" and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not tiny_workflow["runs"].exists() or not any(tiny_workflow["runs"].iterdir())
