@@ -321,17 +321,22 @@ def open_run(path: str | Path) -> Run:
     return Run(path)
 
 
+def _manifests(root: Path):
+    """(run directory, manifest) of every readable run under `root`, newest first (run ids sort by time)."""
+    for manifest_path in sorted(root.glob(f"*/{MANIFEST}"), reverse=True):
+        try:
+            yield manifest_path.parent, json.loads(manifest_path.read_text())
+        except ValueError:  # a manifest being rewritten right now, or damaged: not a run to list
+            continue
+
+
 def latest_runs(kind: str, n: int = 1, root: Path | None = None) -> list[Run]:
     """The `n` most recent completed runs of a step (`03_train`), newest first: notebook defaults use them."""
     root = Path(root) if root else runs_dir()
     found = []
-    for manifest_path in sorted(root.glob(f"*/{MANIFEST}"), reverse=True):
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except ValueError:
-            continue
+    for run_path, manifest in _manifests(root):
         if manifest.get("kind") == kind and manifest.get("status") == "completed":
-            found.append(Run(manifest_path.parent))
+            found.append(Run(run_path))
             if len(found) == n:
                 return found
     raise WLDetectError(f"need {n} completed {kind} run(s) under {root}, found {len(found)}: run notebooks/{kind}.ipynb first")
@@ -352,17 +357,12 @@ def list_runs(root: Path | None = None):
     """Past runs as a pandas table: id, kind, status, parameters and key metrics, newest first."""
     import pandas as pd
 
-    root = Path(root) if root else runs_dir()
     rows = []
-    for manifest_path in sorted(root.glob(f"*/{MANIFEST}"), reverse=True):
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except ValueError:
-            continue
+    for run_path, manifest in _manifests(Path(root) if root else runs_dir()):
         metrics = manifest.get("metrics", {})
         rows.append(
             {
-                "run_id": manifest.get("run_id", manifest_path.parent.name),
+                "run_id": manifest.get("run_id", run_path.name),
                 "kind": manifest.get("kind"),
                 "status": manifest.get("status"),
                 "threshold": manifest.get("threshold"),

@@ -32,6 +32,21 @@ def notebook_path(name: str) -> Path:
     return path
 
 
+def tidy_streams(notebook: Path) -> None:
+    """Merge the executed notebook's stream outputs and apply carriage returns, as Jupyter shows them:
+    a progress bar's hundreds of `\r` updates become its final line instead of hundreds of outputs."""
+    import nbformat
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
+
+    from wldetect.io import write_text_atomic
+
+    if not notebook.is_file():
+        return
+    book = nbformat.read(str(notebook), as_version=4)
+    book, _ = CoalesceStreamsPreprocessor().preprocess(book, {})
+    write_text_atomic(notebook, nbformat.writes(book))
+
+
 def render_html(notebook: Path) -> Path | None:
     """An HTML copy next to the executed notebook, for review without Jupyter."""
     import nbformat
@@ -78,6 +93,7 @@ def run_notebook(
         error = f"{err.ename}: {err.evalue}".splitlines()[0]
     finally:
         run.record_timing(source.stem, time.time() - started)
+        tidy_streams(executed)
         run.record_notebook(executed, render_html(executed))
     if error is not None:
         if run.manifest().get("status") != "failed":
