@@ -8,11 +8,15 @@ STAMP := $(VENV)/.installed-stamp
 
 install: $(STAMP)
 
-# torch is pinned to 2.13.0 (a CPU machine takes the CPU wheel); every other version comes from requirements.lock.
+# torch is pinned to 2.13.0; every other version comes from requirements.lock. Which build of 2.13.0 pip
+# takes is the package index's choice: here pip's configuration offers the CPU wheel; elsewhere PyPI's
+# Linux wheel is the CUDA build. TORCH_INDEX_URL picks another, e.g. on a CPU-only machine:
+#   make install TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_INDEX_URL ?=
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock torch==2.13.0
+	$(PY) -m pip install -q -c requirements.lock torch==2.13.0 $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 

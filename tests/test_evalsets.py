@@ -103,8 +103,9 @@ def test_demo_development_set_is_the_default():
         (lambda d: d, "dev", "expected <code>.txt files"),
         (lambda d: (d / "empty.txt").write_text("\n\n") and d, "dev", "no sentences found"),
         (lambda d: d, "test", "expected one of dev, devtest"),
+        (lambda d: (d / "fra_Latn.txt").write_bytes(b"caf\xe9 au lait\n") and d, "dev", r"not UTF-8 text \(invalid byte at offset 3\)"),
     ],
-    ids=["missing", "no-files", "empty", "bad-split"],
+    ids=["missing", "no-files", "empty", "bad-split", "latin-1"],
 )
 def test_bad_evaluation_sets_are_one_line_errors(tmp_path, make, split, message):
     target = make(tmp_path)

@@ -1,5 +1,6 @@
 """Embeddings and tokenizers from hub-layout directories the tests build themselves (no network)."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -160,3 +161,25 @@ def test_the_embedded_default_model_is_found_through_the_local_directory_path():
     assert (directory / "model.safetensors").is_file() and (directory / "tokenizer.json").is_file()
     with pytest.raises(WLDetectError, match="Python package 'no_such_pkg' is not installed"):
         local_model_dir("python-package:no_such_pkg/model")
+
+
+def test_a_moved_hub_revision_is_re_extracted(tmp_path, monkeypatch):
+    """Online, the cached matrix is checked against the commit the revision points to now (the network call
+    itself is replaced: no test touches the hub)."""
+    from huggingface_hub import constants
+
+    from wldetect.sources import hub
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    write_hub_model(tmp_path / "src", ROWS, HIDDEN, sharded=True)
+    snapshot = _hub_cache_snapshot(tmp_path / "hub", "test-org/tiny-lm")
+    for name in ["model.safetensors.index.json", "model-00002-of-00003.safetensors", "tokenizer.json"]:
+        shutil.copy(tmp_path / "src" / name, snapshot / name)
+    spec = ModelSpec(name="test-org/tiny-lm", type="tiny", hidden_dim=HIDDEN, embedding_layer_name="model.embed_tokens")
+    _, first = extract_embeddings(spec)
+    assert json.loads(first.cache_path.with_suffix(".json").read_text())["commit"] == snapshot.name
+    monkeypatch.setattr(hub, "_remote_commit", lambda spec: snapshot.name)
+    assert extract_embeddings(spec)[1].from_cache  # same commit: reused
+    monkeypatch.setattr(hub, "_remote_commit", lambda spec: "f" * 40)
+    assert not extract_embeddings(spec)[1].from_cache  # the revision moved: extracted again

@@ -263,3 +263,22 @@ def test_a_mask_of_the_wrong_length_is_rejected(tmp_path):
     np.save(tmp_path / "mask.npy", np.ones(6, dtype=np.int8))
     with pytest.raises(WLDetectError, match=r"token mask must be a bool array, got dtype int8$"):
         mask_coverage(tmp_path / "counts.npy", tmp_path / "mask.npy")
+
+
+@pytest.mark.parametrize("name, message", [("mask", "expected a file name ending in .npy"), ("adir", "is a directory")])
+def test_an_output_that_numpy_would_rename_is_refused_before_writing(tmp_path, name, message):
+    from wldetect.masking import create_mask
+
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(WLDetectError, match=message):
+        create_mask(np.array([0, 3, 9]), 2, output=tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir"]
+
+
+def test_threshold_strings_must_be_whole_numbers():
+    from wldetect.masking import parse_threshold
+
+    assert parse_threshold(" 7 ") == 7 and parse_threshold("10.0") == 10
+    for bad in ("1e30", "inf", "0x10", "10 5"):
+        with pytest.raises(WLDetectError, match="non-negative integer"):
+            parse_threshold(bad)

@@ -56,3 +56,21 @@ def test_start_run_reuses_a_given_directory(tmp_path):
     assert again.path == made.path and again.manifest()["parameters"]["resolved"] is True
     with pytest.raises(WLDetectError, match="not a run directory"):
         open_run(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["/venv/python", "/venv/bin/papermill", "nb.ipynb", "reports/out", "-p", "threshold", "10"], "reports/out"),
+        (["/venv/python", "-m", "papermill", "-p", "threshold", "10", "nb.ipynb", "o.json"], "o.json"),
+        (["/venv/python", "/venv/bin/papermill", "nb.ipynb"], "-"),  # no OUT: papermill writes to stdout
+        (["/venv/python", "-m", "ipykernel_launcher", "-f", "k.json"], None),  # JupyterLab's kernel
+    ],
+)
+def test_papermill_out_is_read_with_papermills_own_argument_parser(argv, expected):
+    from pathlib import Path
+
+    from wldetect.runs import output_path_from_papermill_argv
+
+    found = output_path_from_papermill_argv(argv)
+    assert found == (str(Path(expected).resolve()) if expected not in (None, "-") else expected)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -280,3 +281,162 @@ def test_each_example_is_seen_once_per_epoch_and_disk_cached_ids_match(project_e
     assert len(skipped) == 3
     np.testing.assert_array_equal(skipped[0][2], list(memory.batches(1, 3, 16))[5][2])
     np.testing.assert_array_equal(memory.token_counts, disk.token_counts)
+
+
+# ------------------------------------------------------------------------------ runs sharing one directory
+
+
+def test_an_unmasked_run_after_a_masked_one_is_reported_as_unmasked(project_env, tmp_path, capsys):
+    from wldetect.evaluation import mask_statistics
+
+    directory = tmp_path / "run"
+    shutil.copytree(project_env["result"].artifacts_dir, directory)  # a masked run's outputs and checkpoints
+    assert mask_statistics(directory)["tokens_masked"] == 5
+    (directory / "flores_dev_results.json").write_text("{}")  # an earlier evaluation's outputs
+    (directory / "flores_dev_predictions.csv").write_text("id\n")
+    (directory / "notes.txt").write_text("the user's own file")
+
+    result = train(project_env["config"], output_dir=directory, run_evaluation=False)
+    out = capsys.readouterr().out
+    assert result.completed and result.mask is None
+    assert mask_statistics(directory)["tokens_masked"] == 0
+    assert not (directory / "token_mask.npy").exists()
+    stats = json.loads((directory / "mask_stats.json").read_text())  # "no mask" is recorded, not implied
+    assert stats["tokens_masked"] == 0 and stats["threshold"] is None and stats["vocab_size"] == V
+    assert not (directory / "flores_dev_results.json").exists()
+    assert not (directory / "flores_dev_predictions.csv").exists()
+    assert (directory / "notes.txt").read_text() == "the user's own file"
+    cleared = [line for line in out.splitlines() if "previous run" in line]
+    assert len(cleared) == 1 and "token_mask.npy" in cleared[0] and "notes.txt" not in cleared[0]
+    # the fresh run's checkpoints only: the masked run's (steps 15, 16) are gone
+    assert sorted(p.name for p in (directory / "checkpoints").glob("*.pt")) == [
+        "checkpoint_step_00000015.pt",
+        "checkpoint_step_00000016.pt",
+    ]
+    state = torch.load(directory / "checkpoints" / "checkpoint_step_00000016.pt", weights_only=True)
+    assert state["fingerprint"]["mask"] == "none"
+
+
+def test_mask_statistics_prefer_the_training_summary_over_a_stale_mask_record(tmp_path):
+    from wldetect.evaluation import mask_statistics
+
+    (tmp_path / "training_summary.json").write_text(json.dumps({"vocab_size": 10, "mask": None}))
+    stale = {"threshold": 3, "vocab_size": 10, "tokens_masked": 8, "tokens_masked_share": 0.8}
+    (tmp_path / "mask_stats.json").write_text(json.dumps(stale))
+    np.save(tmp_path / "token_mask.npy", np.arange(10) >= 8)
+    stats = mask_statistics(tmp_path)
+    assert stats["tokens_masked"] == 0 and stats["threshold"] is None and stats["vocab_size"] == 10
+    (tmp_path / "mask_stats.json").unlink()  # the mask file alone disagrees with the summary too
+    assert mask_statistics(tmp_path)["tokens_masked"] == 0
+
+    record = {"threshold": 2, "vocab_size": 10, "tokens_masked": 4, "tokens_masked_share": 0.4}
+    (tmp_path / "training_summary.json").write_text(json.dumps({"vocab_size": 10, "mask": record}))
+    (tmp_path / "mask_stats.json").write_text(json.dumps(stale))
+    assert mask_statistics(tmp_path)["tokens_masked"] == 4 and mask_statistics(tmp_path)["threshold"] == 2
+    agreeing = dict(record, masked_occurrence_share=0.01)
+    (tmp_path / "mask_stats.json").write_text(json.dumps(agreeing))
+    assert mask_statistics(tmp_path) == agreeing
+
+    # filter-lookup masks a trained model afterwards and copies its summary: the post-hoc record is the truth
+    post_hoc = dict(stale, mode="post-hoc")
+    (tmp_path / "mask_stats.json").write_text(json.dumps(post_hoc))
+    assert mask_statistics(tmp_path) == post_hoc
+
+
+def test_a_fresh_run_is_not_overridden_by_an_earlier_runs_checkpoints(project_env, tmp_path):
+    config = project_env["config"]
+    directory = tmp_path / "shared"
+    longer = train(load_training_config(config, {"training.epochs": 4}), output_dir=directory, verbose=False,
+                   run_evaluation=False)  # fmt: skip
+    assert longer.steps == 32
+    stopped = train(config, output_dir=directory, token_mask=project_env["mask_path"], verbose=False,
+                    run_evaluation=False, stop_after_steps=7)  # fmt: skip
+    assert not stopped.completed
+    assert sorted(p.name for p in (directory / "checkpoints").glob("*.pt")) == ["checkpoint_step_00000005.pt"]
+    resumed = train(config, output_dir=directory, token_mask=project_env["mask_path"], verbose=False,
+                    run_evaluation=False, resume=True)  # fmt: skip
+    assert resumed.resumed_from_step == 5 and resumed.completed and resumed.steps == 16
+
+    uninterrupted = load_file(str(project_env["result"].artifacts_dir / "projection.safetensors"))
+    b = load_file(str(directory / "projection.safetensors"))
+    for key in uninterrupted:
+        np.testing.assert_array_equal(uninterrupted[key], b[key])
+    assert [h["loss"] for h in project_env["result"].history] == [h["loss"] for h in resumed.history]
+
+
+def test_pruning_keeps_the_latest_checkpoints_of_the_current_run_only(tmp_path):
+    from wldetect.training import checkpoint_paths, save_checkpoint
+
+    save_checkpoint(tmp_path, {"step": 33, "fingerprint": {"training": "other"}})
+    for step in (5, 10, 15):
+        save_checkpoint(tmp_path, {"step": step, "fingerprint": {"training": "this"}})
+    assert [p.name for p in checkpoint_paths(tmp_path)] == [
+        "checkpoint_step_00000010.pt",
+        "checkpoint_step_00000015.pt",
+        "checkpoint_step_00000033.pt",  # another run's: not this run's to prune, and not counted as one of its two
+    ]
+
+
+# ------------------------------------------------------------------------------------------- num_workers
+
+
+def test_num_workers_tokenises_ahead_in_threads_with_bitwise_identical_results(project_env, tmp_path, monkeypatch):
+    import threading
+
+    import wldetect.tokenization
+    import wldetect.training
+
+    monkeypatch.setattr(wldetect.training, "_CHUNK_TARGET", 32)  # 4 chunks of 32 examples: something to prefetch
+    original = wldetect.tokenization.encode_texts
+    threads: list[str] = []
+
+    def recording(tokenizer, texts):
+        if len(texts) <= 32:  # a training chunk (the quantisation report tokenises 120 texts at once)
+            threads.append(threading.current_thread().name)
+        return original(tokenizer, texts)
+
+    monkeypatch.setattr(wldetect.tokenization, "encode_texts", recording)
+    runs = {}
+    for workers in (0, 2):
+        threads.clear()
+        config = load_training_config(project_env["config"], {"training.num_workers": workers})
+        runs[workers] = train(config, output_dir=tmp_path / f"w{workers}", token_mask=project_env["mask_path"],
+                              verbose=False, run_evaluation=False)  # fmt: skip
+        main = [name for name in threads if name == threading.main_thread().name]
+        if workers == 0:
+            assert len(threads) == 4 and len(main) == 4
+        else:  # the first chunk is needed at once; the three after it are tokenised while it trains
+            assert len(threads) == 4 and len(main) < 4
+    a = load_file(str(tmp_path / "w0" / "projection.safetensors"))
+    b = load_file(str(tmp_path / "w2" / "projection.safetensors"))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert [h["loss"] for h in runs[0].history] == [h["loss"] for h in runs[2].history]
+    assert runs[0].mask["total_tokens"] == runs[2].mask["total_tokens"]
+
+
+def test_prefetched_chunks_give_the_same_batches_in_memory_and_on_disk(project_env):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tokenizers import Tokenizer
+
+    from wldetect.sources.data import prepare_training_dataset
+    from wldetect.tokenization import configure
+
+    config = load_training_config(project_env["config"])
+    data = prepare_training_dataset(config.dataset, config.model.language_codes, verbose=False)
+    tokenizer = configure(Tokenizer.from_file(str(project_env["root"] / "tiny-model" / "tokenizer.json")), 32)
+    reference = TokenizedCorpus(data, tokenizer, chunk_size=32, vocab_size=V)
+    expected = [list(reference.batches(epoch, 3, 16, skip=skip)) for epoch, skip in ((0, 0), (1, 3))]
+    for in_memory in (None, 0):
+        kwargs = {} if in_memory is None else {"in_memory_examples": 0, "cache_key": "prefetch"}
+        corpus = TokenizedCorpus(data, tokenizer, chunk_size=32, vocab_size=V, **kwargs)
+        with ThreadPoolExecutor(2) as pool:
+            for want, (epoch, skip) in zip(expected, ((0, 0), (1, 3))):
+                got = list(corpus.batches(epoch, 3, 16, skip=skip, pool=pool, ahead=2))
+                assert len(got) == len(want)
+                for a, b in zip(want, got):
+                    for x, y in zip(a, b):
+                        np.testing.assert_array_equal(x, y)
+        assert not corpus._in_flight  # every prefetched chunk was taken
+        np.testing.assert_array_equal(corpus.token_counts, reference.token_counts)

@@ -193,11 +193,16 @@ def detect(
     if text is not None:
         lines = [text]
     elif str(file) == "-":
-        lines = sys.stdin.read().splitlines()
+        try:
+            lines = sys.stdin.buffer.read().decode("utf-8").splitlines()
+        except UnicodeDecodeError as err:
+            raise WLDetectError(f"standard input: not UTF-8 text (invalid byte at offset {err.start})") from None
     elif not file.is_file():
         raise WLDetectError(f"--file {file}: file not found")
     else:
-        lines = file.read_text(encoding="utf-8").splitlines()
+        from wldetect.io import read_lines
+
+        lines = read_lines(file, "--file")
     detector = WLDetect.load(model_path, table=table)
     out = sys.stdout
     for start in range(0, len(lines), 8192):

@@ -112,7 +112,7 @@ class TrainingSection(_Strict):
     batch_size: int = Field(default=256, gt=0)
     learning_rate: float = Field(default=1e-3, gt=0)
     epochs: int = Field(default=1, gt=0)
-    num_workers: int = Field(default=0, ge=0)
+    num_workers: int = Field(default=0, ge=0, description="threads tokenising the next chunks while one trains")
     save_checkpoints: bool = True
     checkpoint_interval: int = Field(default=500, gt=0)
     token_mask_path: Path | None = None

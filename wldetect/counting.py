@@ -29,7 +29,7 @@ from tokenizers import Tokenizer
 
 from wldetect.config import TrainingConfig, cache_dir, load_training_config
 from wldetect.errors import WLDetectError
-from wldetect.io import atomic_path
+from wldetect.io import atomic_path, check_output_path
 from wldetect.tokenization import configure, encode_texts
 
 COUNTS_FILE = "token_counts.npy"
@@ -301,6 +301,8 @@ def count_tokens(
 
     if output is None and not use_cache:
         raise WLDetectError("count_tokens: give an output path when use_cache is False")
+    if output is not None:
+        check_output_path(output, (".npy",), "token counts")
     if not isinstance(config, TrainingConfig):
         config = load_training_config(config)
     say = print if verbose else (lambda *args, **kwargs: None)

@@ -172,11 +172,25 @@ def mask_statistics(model_path: str | Path) -> dict[str, Any] | None:
 
     Read from `mask_stats.json` (the trainer's record: threshold, vocab_size, tokens_masked,
     tokens_masked_share, masked_occurrence_share = share of training token occurrences whose token is
-    masked, ...). Without it: counted from `token_mask.npy` (False = masked; threshold and occurrence share
-    unknown), or all zeros for a model this package trained without a mask (`training_summary.json` says
-    `mask: null`); None when nothing tells.
+    masked, ...; for a model trained without a mask tokens_masked 0 and threshold null). Without it: counted
+    from `token_mask.npy` (False = masked; threshold and occurrence share unknown). The training summary's
+    `mask` record (`training_summary.json`; `mask: null` = no mask) is the word of the run that wrote the
+    artifacts: where the mask files disagree with it they are left over from another run, and the summary
+    wins. A post-hoc record (`mode: post-hoc`, written by `filter-lookup`, which copies the source model's
+    summary) describes a change made after training and stands. None when nothing tells.
     """
     model_path = Path(model_path)
+    recorded = _read_mask_files(model_path)
+    trained = _training_mask_record(model_path)
+    if recorded is None:
+        return trained
+    if trained is None or recorded.get("mode") == "post-hoc" or _same_mask(recorded, trained):
+        return recorded
+    return trained
+
+
+def _read_mask_files(model_path: Path) -> dict[str, Any] | None:
+    """The mask record of `mask_stats.json`, else one counted from `token_mask.npy`; None without either."""
     stats_path = model_path / MASK_STATS_FILE
     if stats_path.is_file():
         try:
@@ -198,22 +212,45 @@ def mask_statistics(model_path: str | Path) -> dict[str, Any] | None:
             "tokens_masked_share": masked / max(int(mask.shape[0]), 1),
             "masked_occurrence_share": None,
         }
-    summary_path = model_path / TRAINING_SUMMARY_FILE
-    if summary_path.is_file():
-        try:
-            summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        except ValueError:
-            return None
-        if isinstance(summary, dict) and "mask" in summary and summary["mask"] is None:
-            return {
-                "threshold": None,
-                "source": "no mask",
-                "vocab_size": summary.get("vocab_size"),
-                "tokens_masked": 0,
-                "tokens_masked_share": 0.0,
-                "masked_occurrence_share": 0.0,
-            }
     return None
+
+
+def _training_mask_record(model_path: Path) -> dict[str, Any] | None:
+    """The `mask` record of `training_summary.json` (all zeros for `mask: null`); None when it has none."""
+    try:
+        summary = json.loads((model_path / TRAINING_SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or "mask" not in summary:
+        return None
+    if isinstance(summary["mask"], dict):
+        return summary["mask"]
+    if summary["mask"] is None:
+        return {
+            "threshold": None,
+            "source": "no mask",
+            "vocab_size": summary.get("vocab_size"),
+            "tokens_masked": 0,
+            "tokens_masked_share": 0.0,
+            "masked_occurrence_share": 0.0,
+        }
+    return None
+
+
+def _same_mask(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two mask records describe the same mask: tokens masked, threshold and vocabulary size agree.
+
+    No threshold and threshold 0 both mean "none" when nothing is masked; a field one record lacks is not
+    compared.
+    """
+    masked_a, masked_b = int(a.get("tokens_masked") or 0), int(b.get("tokens_masked") or 0)
+    if masked_a != masked_b:
+        return False
+    if masked_a and "threshold" in a and "threshold" in b and a["threshold"] is not None and b["threshold"] is not None:
+        if a["threshold"] != b["threshold"]:
+            return False
+    vocab_a, vocab_b = a.get("vocab_size"), b.get("vocab_size")
+    return vocab_a is None or vocab_b is None or vocab_a == vocab_b
 
 
 def configured_dataset(model_path: str | Path) -> str | None:

@@ -11,6 +11,7 @@ Counts and masks are NumPy files: `token_counts.npy` int64 (V,) and `token_mask.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from wldetect.errors import WLDetectError
-from wldetect.io import atomic_path
+from wldetect.io import atomic_path, check_output_path
 
 DEFAULT_THRESHOLDS = (1, 5, 10, 50, 100)
 VALIDATION_LIMIT_PCT = 0.01  # the seed's check: masked tokens are < 0.01% of the training data
@@ -34,11 +35,9 @@ FLAG_MIN_PCT = 0.01  # ... and more than 0.01% of its token occurrences
 def parse_threshold(threshold: Any) -> int:
     """A count threshold is a non-negative whole number; `10`, `10.0` and `"10"` all mean 10."""
     value = threshold
-    if isinstance(value, str):
-        try:
-            value = float(value.strip()) if value.strip() else None
-        except ValueError:
-            value = None
+    if isinstance(value, str):  # digits only: "1e30" or "inf" are not counts a person means
+        match = re.fullmatch(r"\s*(-?\d+)(?:\.0*)?\s*", value)
+        value = int(match.group(1)) if match else None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise WLDetectError(f"threshold must be a non-negative integer, got {threshold!r}")
     if not math.isfinite(value) or value != int(value):
@@ -220,6 +219,7 @@ def save_mask(mask: np.ndarray, path: str | Path) -> Path:
     mask = np.asarray(mask)
     if mask.dtype != np.bool_ or mask.ndim != 1:
         raise WLDetectError(f"{path}: a token mask must be bool with shape (vocab_size,), got {mask.dtype} {mask.shape}")
+    check_output_path(path, (".npy",), "token mask")
     with atomic_path(path) as tmp:
         np.save(tmp, mask)
     return Path(path)
@@ -237,6 +237,8 @@ def create_mask(
 ) -> MaskResult:
     """Step 2: mask tokens seen fewer than `threshold` times; every input is checked before anything is written."""
     threshold = parse_threshold(threshold)
+    if output is not None:
+        check_output_path(output, (".npy",), "token mask")
     if isinstance(token_counts, (str, Path)):
         counts = load_token_counts(token_counts)
     else:

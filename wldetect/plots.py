@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from wldetect.io import atomic_path
+from wldetect.io import atomic_path, check_output_path
 
 
 def _save(fig, path: str | Path, dpi: int = 130) -> Path:
-    path = Path(path)
+    path = check_output_path(path, (".png", ".pdf", ".svg"), "figure")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     return path

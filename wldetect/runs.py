@@ -37,7 +37,8 @@ _PACKAGES = [
     "wldetect", "torch", "numpy", "tokenizers", "safetensors", "ml_dtypes", "datasets", "huggingface_hub",
     "pandas", "scikit-learn", "statsmodels", "scipy", "matplotlib", "seaborn", "papermill", "wordfreq",
 ]  # fmt: skip
-_FULL_HASH_LIMIT = 1 << 30  # files above 1 GiB (Gemma3's embeddings) get a sampled hash
+_FULL_HASH_LIMIT = 256 << 20  # larger files (Gemma3's 5.6 GB embeddings, corpus shards) get a sampled hash
+_SAMPLE_BYTES = 4 << 20
 
 
 def project_root() -> Path:
@@ -68,7 +69,8 @@ def make_run_id(name: str, threshold: int | None = None) -> str:
 
 
 def file_hash(path: Path) -> str:
-    """sha256 of the file (of its size, first and last 64 MiB beyond 1 GiB, marked `sampled:`)."""
+    """sha256 of the file; beyond 256 MiB (embedding caches, corpus shards) of its size and its first and
+    last 4 MiB, marked `sampled:`, so a manifest never spends minutes re-reading a 20 GB corpus."""
     digest = hashlib.sha256()
     size = path.stat().st_size
     with open(path, "rb") as handle:
@@ -77,9 +79,9 @@ def file_hash(path: Path) -> str:
                 digest.update(block)
             return digest.hexdigest()
         digest.update(str(size).encode())
-        digest.update(handle.read(1 << 26))
-        handle.seek(size - (1 << 26))
-        digest.update(handle.read(1 << 26))
+        digest.update(handle.read(_SAMPLE_BYTES))
+        handle.seek(size - _SAMPLE_BYTES)
+        digest.update(handle.read(_SAMPLE_BYTES))
     return "sampled:" + digest.hexdigest()
 
 
@@ -144,13 +146,27 @@ def papermill_output_path() -> str | None:
         argv = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return None
-    args = [a.decode(errors="replace") for a in argv if a]
-    if not any("papermill" in a for a in args[:3]):
+    return output_path_from_papermill_argv([a.decode(errors="replace") for a in argv if a])
+
+
+def output_path_from_papermill_argv(argv: list[str]) -> str | None:
+    """OUT of a papermill command line, parsed by papermill's own command-line definition (any file name)."""
+    for index, arg in enumerate(argv[:4]):
+        if Path(arg).name == "papermill" or arg.endswith("papermill/__main__.py"):
+            arguments = argv[index + 1 :]
+            break
+    else:
         return None
-    positional = [a for a in args[1:] if a.endswith(".ipynb") or a == "-"]
-    if len(positional) >= 2:
-        return positional[1] if positional[1] == "-" else str(Path(positional[1]).resolve())
-    return "-" if positional else None
+    from papermill.cli import papermill as papermill_command
+
+    try:
+        context = papermill_command.make_context("papermill", list(arguments), resilient_parsing=True)
+    except Exception:
+        return None
+    output = context.params.get("output_path")
+    if not output:
+        return "-" if context.params.get("notebook_path") else None
+    return output if output == "-" else str(Path(output).resolve())
 
 
 @dataclass

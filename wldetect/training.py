@@ -11,22 +11,37 @@ The data path, in order of cost:
 - an epoch visits the chunks in a seeded random order and each chunk in a seeded random order, so the
   order of any epoch, and therefore the data position of a checkpoint, is a pure function of (seed, epoch,
   step): resuming needs the step number only;
+- `training.num_workers` (default 0): with N > 0, N threads (a `ThreadPoolExecutor`) tokenise the next N
+  chunks of the epoch, whose order is known in advance, while the current chunk trains (`encode_batch`
+  releases the GIL); 0 tokenises each chunk in the training loop when it is reached. Only the timing
+  differs: the ids, the order and therefore the weights are bitwise the same for any N (N is not part of
+  the checkpoint fingerprint, so it may change on resume);
 - a batch is padded to its own longest sequence, and the model gathers and projects real tokens only.
+
+The artifacts directory belongs to one run. A fresh run (not resuming a checkpoint) first deletes what an
+earlier run and its evaluation wrote there (artifacts, mask files, history, summary, quantisation report,
+`*_results.json`/`*_predictions.csv`/`*_confusion.png`, `checkpoints/`; other files are left alone) and says
+so in one line, so no file of the old run can describe the new model. `mask_stats.json` is always written
+(`tokens_masked: 0`, `threshold: null` without a mask). Checkpoints carry a fingerprint of the run; only
+checkpoints with the current fingerprint are pruned (the latest two kept) or resumed from.
 
 Same seed, same inputs: the same weights on CPU, also across an interruption and `resume=True`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import math
+import re
 import shutil
 import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +54,7 @@ import yaml
 from wldetect.config import TrainingConfig, TrainingSection, cache_dir, load_training_config
 from wldetect.errors import WLDetectError
 from wldetect.io import atomic_path, write_text_atomic
-from wldetect.lookup import compute_lookup_table, write_lookup_tables, write_quantization_report
+from wldetect.lookup import FILE_NAMES, compute_lookup_table, write_lookup_tables, write_quantization_report
 from wldetect.model import LanguageDetectionModel
 
 CHECKPOINT_DIR = "checkpoints"
@@ -52,6 +67,10 @@ HISTORY_FILE = "training_history.csv"
 SUMMARY_FILE = "training_summary.json"
 MASK_FILE = "token_mask.npy"
 MASK_STATS_FILE = "mask_stats.json"
+QUANTIZATION_FILE = "quantization.json"
+# What evaluation writes next to the artifacts (`<stem>_results.json`, ...; see wldetect.evaluation).
+EVALUATION_SUFFIXES = ("_results.json", "_predictions.csv", "_confusion.png")
+_CHECKPOINT_NAME = re.compile(r"checkpoint_step_\d+\.pt")
 _CHUNK_TARGET = 65536  # examples tokenised per encode_batch call (and per cache file)
 _IN_MEMORY_EXAMPLES = 4_000_000  # above this the token ids are cached on disk
 _AGREEMENT_TEXTS = 20_000  # at most this many evaluation sentences for the fp8-vs-fp32 agreement
@@ -87,6 +106,7 @@ class TokenizedCorpus:
         self.token_counts = np.zeros(vocab_size, dtype=np.int64)  # filled as chunks are first materialised
         self._counted: set[int] = set()
         self._memory: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._in_flight: dict[int, Future] = {}  # chunks being tokenised in a thread pool (`prefetch`)
         self.disk_dir: Path | None = None
         if self.n_examples > in_memory_examples:
             key = cache_key or "uncached"
@@ -101,11 +121,14 @@ class TokenizedCorpus:
         """(ids int32 flat, offsets int64 of len+1) of one chunk."""
         if chunk in self._memory:
             return self._memory[chunk]
-        result = self._load_from_disk(chunk) if self.disk_dir is not None else None
+        result = None
+        future = self._in_flight.pop(chunk, None)
+        if future is not None and not future.cancel():  # running or done in the background: wait for it
+            result = future.result()
+        if result is None and self.disk_dir is not None:
+            result = self._load_from_disk(chunk)
         if result is None:
-            result = self._tokenise(chunk)
-            if self.disk_dir is not None:
-                self._save_to_disk(chunk, *result)
+            result = self._tokenise_and_store(chunk, self.data.texts(*self.chunk_bounds(chunk)))
         if chunk not in self._counted:
             self.token_counts += np.bincount(result[0], minlength=self.vocab_size)[: self.vocab_size]
             self._counted.add(chunk)
@@ -115,16 +138,48 @@ class TokenizedCorpus:
             self._memory = {chunk: result}
         return result
 
-    def _tokenise(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    def prefetch(self, chunk: int, pool: Executor) -> None:
+        """Start tokenising `chunk` in `pool`, unless it is ready, cached on disk or already under way.
+
+        The texts are read here, in the calling thread (as counting does); only `encode_batch`, which releases
+        the GIL, and the cache write run in the pool. `chunk(chunk)` then takes the result, or cancels a task
+        that has not started and tokenises in the caller, so a chunk is never tokenised twice at once.
+        """
+        if chunk in self._memory or chunk in self._in_flight:
+            return
+        if self.disk_dir is not None and self._paths(chunk)[1].is_file():
+            return  # a memory-mapped load: nothing to gain in the background
+        texts = self.data.texts(*self.chunk_bounds(chunk))
+        self._in_flight[chunk] = pool.submit(self._tokenise_and_store, chunk, texts)
+
+    def chunks(
+        self, order: list[int], pool: Executor | None = None, ahead: int = 0
+    ) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+        """(chunk, chunk(chunk)) for each chunk of `order`, in that order.
+
+        With a `pool`, the `ahead` chunks after the current one are tokenised in the background while the caller
+        works on it; the ids are the same either way, and so is everything computed from them.
+        """
+        order = [int(c) for c in order]
+        for i, chunk in enumerate(order):
+            if pool is not None:
+                for upcoming in order[i + 1 : i + 1 + ahead]:
+                    self.prefetch(upcoming, pool)
+            yield chunk, self.chunk(chunk)
+
+    def _tokenise_and_store(self, chunk: int, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Tokenise the texts of `chunk` (safe in a worker thread: touches no state of the corpus but its files)."""
         from wldetect.tokenization import encode_texts
 
-        start, stop = self.chunk_bounds(chunk)
-        encoded = encode_texts(self.tokenizer, self.data.texts(start, stop))
+        encoded = encode_texts(self.tokenizer, texts)
         if len(encoded.ids) and int(encoded.ids.max()) >= self.vocab_size:
             raise WLDetectError(
                 f"the tokenizer produced id {int(encoded.ids.max())} but the embeddings have {self.vocab_size} rows"
             )
-        return encoded.ids.astype(np.int32), encoded.offsets.astype(np.int64)
+        result = encoded.ids.astype(np.int32), encoded.offsets.astype(np.int64)
+        if self.disk_dir is not None:
+            self._save_to_disk(chunk, *result)
+        return result
 
     def _paths(self, chunk: int) -> tuple[Path, Path]:
         assert self.disk_dir is not None
@@ -151,26 +206,38 @@ class TokenizedCorpus:
         )
 
     def batches(
-        self, epoch: int, seed: int, batch_size: int, skip: int = 0
+        self,
+        epoch: int,
+        seed: int,
+        batch_size: int,
+        skip: int = 0,
+        *,
+        pool: Executor | None = None,
+        ahead: int = 0,
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(token_ids (B, L) int64, attention_mask (B, L) bool, example indices (B,)) of one epoch.
 
         The order is a function of (seed, epoch) only; `skip` batches are passed over without tokenising.
+        With a thread `pool`, the next `ahead` chunks of the epoch are tokenised while this one is used.
         """
         chunk_order = np.random.default_rng([seed % 2**32, epoch]).permutation(self.n_chunks)
-        for chunk in chunk_order:
-            start, stop = self.chunk_bounds(int(chunk))
+        first_batch: dict[int, int] = {}  # the chunks this epoch still needs, in order, and where each starts
+        for chunk in map(int, chunk_order):
+            start, stop = self.chunk_bounds(chunk)
             n_batches = math.ceil((stop - start) / batch_size)
             if skip >= n_batches:
                 skip -= n_batches
                 continue
-            rows = np.random.default_rng([seed % 2**32, epoch, int(chunk)]).permutation(stop - start)
-            ids, offsets = self.chunk(int(chunk))
-            for b in range(skip, n_batches):
+            first_batch[chunk] = skip
+            skip = 0
+        for chunk, (ids, offsets) in self.chunks(list(first_batch), pool, ahead):
+            start, stop = self.chunk_bounds(chunk)
+            n_batches = math.ceil((stop - start) / batch_size)
+            rows = np.random.default_rng([seed % 2**32, epoch, chunk]).permutation(stop - start)
+            for b in range(first_batch[chunk], n_batches):
                 batch_rows = rows[b * batch_size : (b + 1) * batch_size]
                 token_ids, attention_mask = padded_batch(ids, offsets, batch_rows)
                 yield token_ids, attention_mask, start + batch_rows
-            skip = 0
 
 
 def padded_batch(ids: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -396,14 +463,32 @@ def _fingerprint(config: TrainingConfig, n_examples: int, vocab_size: int, mask:
 
 
 def checkpoint_paths(directory: Path) -> list[Path]:
-    return sorted(directory.glob("checkpoint_step_*.pt"))
+    """The checkpoints in `directory`, oldest step first (not the temporary files of an interrupted write)."""
+    return sorted(p for p in directory.glob("checkpoint_step_*.pt") if _CHECKPOINT_NAME.fullmatch(p.name))
+
+
+def checkpoint_fingerprint(path: Path) -> dict[str, str] | None:
+    """The fingerprint a checkpoint was written with (None when unreadable); the tensors are not read."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return None
+    fingerprint = state.get("fingerprint") if isinstance(state, dict) else None
+    return fingerprint if isinstance(fingerprint, dict) else None
 
 
 def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
+    """Write `state` as `checkpoint_step_<step>.pt` and keep the latest `KEEP_CHECKPOINTS` of this run.
+
+    Only checkpoints with this state's fingerprint count as this run's: another run's checkpoint (say a longer
+    one, with higher step numbers) is neither pruned by this run nor makes it delete its own.
+    """
     path = directory / f"checkpoint_step_{state['step']:08d}.pt"
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
-    for old in checkpoint_paths(directory)[:-KEEP_CHECKPOINTS]:
+    fingerprint = state.get("fingerprint")
+    this_run = [p for p in checkpoint_paths(directory) if p == path or checkpoint_fingerprint(p) == fingerprint]
+    for old in this_run[:-KEEP_CHECKPOINTS]:
         old.unlink(missing_ok=True)
     return path
 
@@ -413,6 +498,66 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise WLDetectError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+
+
+def _matching_checkpoint(directory: Path, fingerprint: dict[str, str]) -> tuple[dict[str, Any] | None, Path | None]:
+    """The latest checkpoint in `directory` written with `fingerprint` (and its path); (None, None) if none is.
+
+    Checkpoints with another fingerprint are passed over; when they are all there is, resuming would continue
+    some other run, so that is an error naming what differs.
+    """
+    existing = checkpoint_paths(directory)
+    for path in reversed(existing):
+        if checkpoint_fingerprint(path) == fingerprint:
+            return load_checkpoint(path), path
+    if existing:
+        state = load_checkpoint(existing[-1])
+        differing = [k for k, v in fingerprint.items() if state.get("fingerprint", {}).get(k) != v]
+        raise WLDetectError(
+            f"{existing[-1]}: written by a different run (differs in: {', '.join(differing) or 'fingerprint'}); "
+            "resume with the same configuration and mask, or use another --output-dir"
+        )
+    return None, None
+
+
+def previous_outputs(artifacts_dir: Path) -> list[Path]:
+    """What an earlier training run (and its evaluation) wrote to `artifacts_dir`; other files are not listed.
+
+    The artifacts, history, summary, mask files, quantisation report, `<stem>_results.json` /
+    `_predictions.csv` / `_confusion.png`, and the checkpoints (with any interrupted write's temporary files).
+    """
+    artifacts_dir = Path(artifacts_dir)
+    if not artifacts_dir.is_dir():
+        return []
+    names = (
+        PROJECTION_FILE, *FILE_NAMES.values(), MODEL_CONFIG_FILE, TOKENIZER_FILE, HISTORY_FILE, SUMMARY_FILE,
+        MASK_FILE, MASK_STATS_FILE, QUANTIZATION_FILE,
+    )  # fmt: skip
+    found = [artifacts_dir / name for name in names if (artifacts_dir / name).is_file()]
+    found += sorted(p for suffix in EVALUATION_SUFFIXES for p in artifacts_dir.glob(f"*{suffix}") if p.is_file())
+    checkpoint_dir = artifacts_dir / CHECKPOINT_DIR
+    if checkpoint_dir.is_dir():
+        found += sorted(p for p in checkpoint_dir.glob("checkpoint_step_*.pt") if p.is_file())
+    return found
+
+
+def clear_previous_outputs(artifacts_dir: Path) -> list[Path]:
+    """Delete `previous_outputs(artifacts_dir)` (a fresh run must not inherit them); return what was deleted."""
+    removed = previous_outputs(artifacts_dir)
+    for path in removed:
+        path.unlink(missing_ok=True)
+    checkpoint_dir = Path(artifacts_dir) / CHECKPOINT_DIR
+    if removed and checkpoint_dir.is_dir() and not any(checkpoint_dir.iterdir()):
+        checkpoint_dir.rmdir()
+    return removed
+
+
+def _describe_cleared(artifacts_dir: Path, removed: list[Path]) -> str:
+    checkpoints = [p for p in removed if p.parent == artifacts_dir / CHECKPOINT_DIR]
+    names = [p.name for p in removed if p not in checkpoints]
+    if checkpoints:
+        names.append(f"{CHECKPOINT_DIR}/ ({len(checkpoints)} checkpoint{'s' if len(checkpoints) != 1 else ''})")
+    return f"Cleared the previous run's outputs from {artifacts_dir}: {', '.join(names)}"
 
 
 # ------------------------------------------------------------------------------------------------ train
@@ -432,9 +577,11 @@ def train(
     """Train on `config` and write the artifacts; see the module docstring.
 
     `token_mask` (a .npy path or a bool array) or `threshold` (a mask built from the counted training tokens)
-    override `training.token_mask_path`. `resume` continues from the latest checkpoint in
-    `<artifacts_dir>/checkpoints/`. `stop_after_steps` stops after that many optimiser steps without writing
-    artifacts, exactly as an interruption would (for tests and benchmarks); the schedule still spans the full run.
+    override `training.token_mask_path`. `resume` continues from the latest checkpoint of this run (same
+    fingerprint) in `<artifacts_dir>/checkpoints/`; without `resume` (or without such a checkpoint) the run
+    starts fresh and first clears the previous run's outputs from the artifacts directory. `stop_after_steps`
+    stops after that many optimiser steps without writing artifacts, exactly as an interruption would (for
+    tests and benchmarks); the schedule still spans the full run.
     """
     if not isinstance(config, TrainingConfig):
         config = load_training_config(config)
@@ -482,7 +629,8 @@ def train(
 
     device = select_device(section.device)
     fork_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices):  # a notebook's own RNG state is left as it was
+    # a notebook's own RNG state is left as it was; with num_workers > 0, the pool tokenises chunks ahead
+    with torch.random.fork_rng(devices=fork_devices), _tokenising_pool(section.num_workers) as pool:
         torch.manual_seed(section.seed)
         say("\nStep 5: Initialize model")
         with warnings.catch_warnings():  # the memory-mapped cache is read-only; the buffer is never written
@@ -522,15 +670,8 @@ def train(
         fingerprint = _fingerprint(config, len(data), loaded.vocab_size, mask)
         step, history, resumed_from = 0, [], None
         if resume:
-            existing = checkpoint_paths(checkpoint_dir)
-            if existing:
-                state = load_checkpoint(existing[-1])
-                differing = [k for k, v in fingerprint.items() if state.get("fingerprint", {}).get(k) != v]
-                if differing:
-                    raise WLDetectError(
-                        f"{existing[-1]}: written by a different run (differs in: {', '.join(differing)}); "
-                        "resume with the same configuration and mask, or use another --output-dir"
-                    )
+            state, path = _matching_checkpoint(checkpoint_dir, fingerprint)
+            if state is not None:
                 model.load_state_dict(state["model"], strict=True)
                 optimizer.load_state_dict(state["optimizer"])
                 scheduler.load_state_dict(state["scheduler"])
@@ -538,9 +679,13 @@ def train(
                 if device.type == "cuda" and state["rng"].get("cuda") is not None:
                     torch.cuda.set_rng_state(state["rng"]["cuda"], device)
                 step, history, resumed_from = int(state["step"]), list(state["history"]), int(state["step"])
-                say(f"\nResuming from {existing[-1]} (step {step:,} of {total_steps:,})")
+                say(f"\nResuming from {path} (step {step:,} of {total_steps:,})")
             else:
                 say(f"\nNo checkpoint in {checkpoint_dir}; starting from scratch")
+        if resumed_from is None:  # a fresh run: nothing of an earlier run in this directory may outlive it
+            cleared = clear_previous_outputs(artifacts_dir)
+            if cleared:
+                say(_describe_cleared(artifacts_dir, cleared))
 
         say(f"\nStep 6: Train on {device}")
         if section.save_checkpoints:
@@ -552,7 +697,7 @@ def train(
         while step < end_step:
             epoch, in_epoch = divmod(step, steps_per_epoch)
             for token_ids, attention_mask, rows in corpus.batches(
-                epoch, section.seed, section.batch_size, skip=in_epoch
+                epoch, section.seed, section.batch_size, skip=in_epoch, pool=pool, ahead=section.num_workers
             ):
                 token_ids_t = torch.from_numpy(token_ids).to(device, non_blocking=True)
                 attention_t = torch.from_numpy(attention_mask).to(device, non_blocking=True)
@@ -638,9 +783,11 @@ def train(
         return result
 
     model.eval()
-    mask_stats = None
+    mask_stats = None  # the summary's `mask: null` (and mask_stats.json's no-mask record) say: no mask
     if mask is not None:
-        mask_stats = mask.statistics(_token_counts(corpus), model.token_weights.detach().cpu().numpy())
+        mask_stats = mask.statistics(
+            _token_counts(corpus, section.num_workers), model.token_weights.detach().cpu().numpy()
+        )
     result.mask = mask_stats
     say("\nStep 7: Save artifacts")
     result.files = export_artifacts(
@@ -676,12 +823,31 @@ def _progress_bar(verbose: bool, total: int, initial: int):
     return tqdm(total=total, initial=initial, disable=not verbose, unit="step", dynamic_ncols=True, mininterval=0.5)
 
 
-def _token_counts(corpus: TokenizedCorpus) -> np.ndarray:
+def _token_counts(corpus: TokenizedCorpus, num_workers: int = 0) -> np.ndarray:
     """Occurrences of each token id in the training data as trained (the same ids as step 1 counts)."""
-    for chunk in range(corpus.n_chunks):  # a resumed run may not have needed every chunk in this process
-        if chunk not in corpus._counted:
-            corpus.chunk(chunk)
+    # a resumed run may not have needed every chunk in this process
+    missing = [chunk for chunk in range(corpus.n_chunks) if chunk not in corpus._counted]
+    if missing:
+        with _tokenising_pool(num_workers) as pool:
+            for _ in corpus.chunks(missing, pool, num_workers):
+                pass
     return corpus.token_counts
+
+
+@contextlib.contextmanager
+def _tokenising_pool(num_workers: int) -> Iterator[ThreadPoolExecutor | None]:
+    """`num_workers` threads that tokenise chunks ahead of training (None for 0: tokenise in the loop).
+
+    On the way out, chunks still queued are cancelled rather than tokenised for nothing.
+    """
+    if not num_workers:
+        yield None
+        return
+    pool = ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="wldetect-tokenise")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ------------------------------------------------------------------------------------------- artifacts
@@ -698,7 +864,10 @@ def export_artifacts(
     history: list[dict[str, float]] | None = None,
     verbose: bool = True,
 ) -> dict[str, Path]:
-    """Write projection, lookup tables (fp32, E4M3FN, E3M4), model config, tokenizer, history and mask files."""
+    """Write projection, lookup tables (fp32, E4M3FN, E3M4), model config, tokenizer, history and mask files.
+
+    `mask_stats.json` always (without a mask: `no_mask_statistics`), `token_mask.npy` only with a mask.
+    """
     from safetensors.numpy import save_file
 
     say = print if verbose else (lambda *args, **kwargs: None)
@@ -738,10 +907,23 @@ def export_artifacts(
         files["token_mask"] = artifacts_dir / MASK_FILE
         with atomic_path(files["token_mask"]) as tmp:
             np.save(tmp, mask.mask)
-        files["mask_stats"] = write_text_atomic(
-            artifacts_dir / MASK_STATS_FILE, json.dumps(mask_stats, indent=2) + "\n"
-        )
+    else:  # "no mask" is written down, and no mask file of another run can contradict it
+        (artifacts_dir / MASK_FILE).unlink(missing_ok=True)
+        mask_stats = no_mask_statistics(int(token_weights.shape[0]))
+    files["mask_stats"] = write_text_atomic(artifacts_dir / MASK_STATS_FILE, json.dumps(mask_stats, indent=2) + "\n")
     return files
+
+
+def no_mask_statistics(vocab_size: int) -> dict[str, Any]:
+    """`mask_stats.json` of a model trained without a mask: nothing masked, no threshold."""
+    return {
+        "threshold": None,
+        "source": "no mask",
+        "vocab_size": vocab_size,
+        "tokens_masked": 0,
+        "tokens_masked_share": 0.0,
+        "masked_occurrence_share": 0.0,
+    }
 
 
 def write_history(path: Path, history: list[dict[str, float]]) -> Path:

@@ -89,8 +89,13 @@ def run_notebook(
             cwd=str(project_root()),
             progress_bar=False,
         )
-    except PapermillExecutionError as err:
+    except PapermillExecutionError as err:  # a cell raised: the executed notebook shows where
         error = f"{err.ename}: {err.evalue}".splitlines()[0]
+    except BaseException as err:  # the kernel died (out of memory), timed out, or Ctrl-C: still a failed run
+        error = (f"{type(err).__name__}: {err}".splitlines() or [type(err).__name__])[0]
+        if not isinstance(err, Exception):
+            run.fail(error)
+            raise
     finally:
         run.record_timing(source.stem, time.time() - started)
         tidy_streams(executed)

@@ -156,7 +156,8 @@ def _valid_text_mask(texts: pa.ChunkedArray) -> np.ndarray:
     """True where the example has a non-blank string; nulls, blanks and non-string values are invalid."""
     if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
         return np.zeros(len(texts), dtype=bool)
-    nonblank = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(texts)), 0)
+    # A regex test allocates one bool per row; trimming would copy every string (tens of GB for OpenLID).
+    nonblank = pc.match_substring_regex(texts, r"[^\s\p{Z}]")  # \p{Z}: Unicode spaces (NBSP, U+3000)
     return pc.fill_null(nonblank, False).to_numpy(zero_copy_only=False).astype(bool)
 
 

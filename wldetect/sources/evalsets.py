@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from wldetect.errors import WLDetectError
+from wldetect.io import read_lines
 from wldetect.sources import demo
 
 FLORES_PLUS = "openlanguagedata/flores_plus"
@@ -197,7 +198,7 @@ def _read_line_files(files: list[Path], source: Path, kind: str, name: str) -> E
     if odd:
         notes.append(f"file names that are not <iso639-3>_<Script> codes, used as given: {', '.join(odd[:10])}")
     for file in files:
-        lines = file.read_text(encoding="utf-8").splitlines()
+        lines = read_lines(file, "evaluation file")
         frames.append(
             pd.DataFrame({"id": np.arange(1, len(lines) + 1, dtype=np.int64), "language": file.stem, "text": lines})
         )

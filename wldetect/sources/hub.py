@@ -20,6 +20,7 @@ from tokenizers import Tokenizer
 
 from wldetect.config import ModelConfig, ModelSpec, cache_dir
 from wldetect.errors import WLDetectError
+from wldetect.io import write_text_atomic
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -192,6 +193,24 @@ def _cache_key(spec: ModelSpec) -> tuple[str, list[Path]]:
     return key, location.shards_opened
 
 
+def _remote_commit(spec: ModelSpec) -> str | None:
+    """The commit the hub revision points to now; None offline or when the hub cannot be asked."""
+    from huggingface_hub import HfApi, constants
+
+    if constants.HF_HUB_OFFLINE:
+        return None
+    try:
+        return HfApi().model_info(spec.name, revision=spec.revision).sha
+    except Exception:
+        return None
+
+
+def _snapshot_commit(shard: Path) -> str | None:
+    """hf_hub_download returns `.../snapshots/<commit>/<file>`: the commit the cached matrix came from."""
+    parts = shard.parts
+    return parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None
+
+
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name.split(":")[-1])[-60:]
 
@@ -202,14 +221,20 @@ def extract_embeddings(spec: ModelSpec) -> tuple[np.ndarray, EmbeddingSource]:
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     cache_path = cache_dir() / "embeddings" / f"{_slug(spec.name)}-{digest}.npy"
     meta_path = cache_path.with_suffix(".json")
-    if cache_path.is_file() and meta_path.is_file():
+    meta = json.loads(meta_path.read_text()) if cache_path.is_file() and meta_path.is_file() else None
+    if meta is not None and local_model_dir(spec.name) is None:
+        current = _remote_commit(spec)  # None offline: then the cached matrix is trusted as it is
+        if current is not None and meta.get("commit") not in (None, current):
+            print(f"{spec.name}: revision {spec.revision or 'main'} moved to {current[:12]}; re-extracting the embeddings")
+            meta = None
+    if meta is not None:
         matrix = np.load(cache_path, mmap_mode="r")
-        meta = json.loads(meta_path.read_text())
         source = EmbeddingSource(spec, cache_path, tuple(matrix.shape), meta["source_dtype"], True, opened)
     else:
         location = locate_embedding_tensor(spec)
         source_dtype = _write_float32_cache(location, cache_path)
-        meta_path.write_text(json.dumps({"key": key, "source_dtype": source_dtype, "tensor": location.tensor_name}))
+        meta = {"key": key, "source_dtype": source_dtype, "tensor": location.tensor_name, "commit": _snapshot_commit(location.shard)}
+        write_text_atomic(meta_path, json.dumps(meta))
         matrix = np.load(cache_path, mmap_mode="r")
         source = EmbeddingSource(spec, cache_path, tuple(matrix.shape), source_dtype, False, location.shards_opened)
     if matrix.shape[1] != spec.hidden_dim:
