@@ -6,6 +6,7 @@ does), with fewer tokens than embedding rows (as Gemma3 has), so every test sees
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -139,3 +140,15 @@ def write_tiny_project(root: Path, model_dir: Path, examples_per_language: int =
 def tiny_training_config(tmp_path, tiny_model_dir) -> Path:
     """Path of a training parameter file for the tiny model and a 3-language jsonl corpus."""
     return write_tiny_project(tmp_path / "project", tiny_model_dir)
+
+
+@contextlib.contextmanager
+def module_tiny_project(root: Path):
+    """A tiny model and project under `root` with its own cache, offline, for module-scoped fixtures
+    (function-scoped monkeypatch cannot serve them). Yields (training config path, embeddings, patch)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WLDETECT_CACHE_DIR", str(root / "cache"))
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("HF_DATASETS_OFFLINE", "1")
+        embeddings = write_hub_model(root / "tiny-model", rows=len(tiny_vocabulary()) + TINY_EXTRA_ROWS, hidden=8)
+        yield write_tiny_project(root, root / "tiny-model"), embeddings, patch

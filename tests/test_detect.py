@@ -15,9 +15,8 @@ from conftest import (
     TINY_EXTRA_ROWS,
     TINY_LANGUAGES,
     tiny_sentences,
+    module_tiny_project,
     tiny_vocabulary,
-    write_hub_model,
-    write_tiny_project,
 )
 from safetensors.numpy import load_file
 from typer.testing import CliRunner
@@ -38,11 +37,7 @@ def trained(tmp_path_factory):
     from wldetect.training import train
 
     root = tmp_path_factory.mktemp("detect-project")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WLDETECT_CACHE_DIR", str(root / "cache"))
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        embeddings = write_hub_model(root / "tiny-model", rows=V, hidden=8)
-        config = write_tiny_project(root, root / "tiny-model")
+    with module_tiny_project(root) as (config, embeddings, _):
         config = load_training_config(config, {"training.epochs": 8})  # well trained: the answers below are clear
         result = train(config, output_dir=root / "artifacts", verbose=False, run_evaluation=False)
         yield {"root": root, "artifacts": result.artifacts_dir, "embeddings": embeddings}

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_EXTRA_ROWS, tiny_vocabulary, write_hub_model, write_tiny_project
+from conftest import TINY_EXTRA_ROWS, module_tiny_project, tiny_vocabulary
 from safetensors.numpy import load_file
 from typer.testing import CliRunner
 
@@ -41,12 +41,7 @@ def tiny_mask() -> np.ndarray:
 def project(tmp_path_factory):
     """A tiny project with its own cache, shared by the tests of this module (each training run is ~1 s)."""
     root = tmp_path_factory.mktemp("training-project")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WLDETECT_CACHE_DIR", str(root / "cache"))
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        patch.setenv("HF_DATASETS_OFFLINE", "1")
-        write_hub_model(root / "tiny-model", rows=V, hidden=8)
-        config_path = write_tiny_project(root, root / "tiny-model")
+    with module_tiny_project(root) as (config_path, _, patch):
         mask_path = root / "token_mask.npy"
         np.save(mask_path, tiny_mask())
         result = train(

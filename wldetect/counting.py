@@ -21,7 +21,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse
@@ -31,6 +31,9 @@ from wldetect.config import TrainingConfig, cache_dir, load_training_config
 from wldetect.errors import WLDetectError
 from wldetect.io import atomic_path, check_output_path
 from wldetect.tokenization import configure, encode_texts
+
+if TYPE_CHECKING:  # pandas is imported where tables are built, not at import time
+    import pandas as pd
 
 COUNTS_FILE = "token_counts.npy"
 _CACHE_VERSION = 2  # bump when what is counted changes, so stale caches are not reused
@@ -362,7 +365,7 @@ def count_tokens(
 # ------------------------------------------------------------------------------------------------- views
 
 
-def language_summary(token_counts: TokenCounts) -> "pd.DataFrame":  # noqa: F821
+def language_summary(token_counts: TokenCounts) -> pd.DataFrame:
     """Per language: examples, token occurrences, tokens per example, distinct tokens, and distinct tokens no
     other language uses (the ones a language identifier can rely on most)."""
     import pandas as pd
@@ -390,7 +393,7 @@ def language_summary(token_counts: TokenCounts) -> "pd.DataFrame":  # noqa: F821
     return table.sort_values(["tokens", "language"], ascending=[False, True]).reset_index(drop=True)
 
 
-def top_tokens(token_counts: TokenCounts | np.ndarray, tokenizer: Tokenizer, n: int = 25) -> "pd.DataFrame":  # noqa: F821
+def top_tokens(token_counts: TokenCounts | np.ndarray, tokenizer: Tokenizer, n: int = 25) -> pd.DataFrame:
     """The `n` most frequent tokens, decoded, with their share (and running share) of all occurrences."""
     import pandas as pd
 

@@ -16,12 +16,15 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from wldetect.errors import WLDetectError
 from wldetect.io import atomic_path, check_output_path
+
+if TYPE_CHECKING:  # pandas is imported where tables are built, not at import time
+    import pandas as pd
 
 DEFAULT_THRESHOLDS = (1, 5, 10, 50, 100)
 VALIDATION_LIMIT_PCT = 0.01  # the seed's check: masked tokens are < 0.01% of the training data
@@ -270,7 +273,7 @@ def masked_share_by_threshold(counts: Any) -> tuple[np.ndarray, np.ndarray, np.n
     return thresholds, tokens_masked, occurrences_masked
 
 
-def threshold_table(counts: Any, thresholds: Sequence[Any] = DEFAULT_THRESHOLDS) -> "pd.DataFrame":  # noqa: F821
+def threshold_table(counts: Any, thresholds: Sequence[Any] = DEFAULT_THRESHOLDS) -> pd.DataFrame:
     """What each threshold would mask: tokens (count, % of vocabulary) and share of training data."""
     import pandas as pd
 
@@ -294,7 +297,7 @@ def threshold_table(counts: Any, thresholds: Sequence[Any] = DEFAULT_THRESHOLDS)
     return pd.DataFrame(rows)
 
 
-def language_impact(per_language, languages: Sequence[str], mask: np.ndarray) -> "pd.DataFrame":  # noqa: F821
+def language_impact(per_language, languages: Sequence[str], mask: np.ndarray) -> pd.DataFrame:
     """Per language: the share of its token occurrences and of its distinct tokens that the mask removes.
 
     Flag rule (`flagged`): a language loses more than FLAG_RATIO (2x) the overall masked share of occurrences
@@ -438,7 +441,7 @@ def token_texts(tokenizer, vocab_size: int) -> TokenTexts:
 def masked_token_sample(
     counts: Any, mask: np.ndarray, tokenizer, n: int = 40, seed: int = 0, include_unseen: bool = False,
     texts: TokenTexts | None = None,
-) -> "pd.DataFrame":  # noqa: F821
+) -> pd.DataFrame:
     """A seeded random sample of masked tokens, decoded, with counts and scripts, most frequent first.
 
     By default only masked tokens that do occur in the training data (count >= 1): the never-seen ones are the
@@ -464,7 +467,7 @@ def masked_token_sample(
     return table.sort_values(["count", "token_id"], ascending=[False, True]).reset_index(drop=True)
 
 
-def script_breakdown(counts: Any, mask: np.ndarray, tokenizer, texts: TokenTexts | None = None) -> "pd.DataFrame":  # noqa: F821
+def script_breakdown(counts: Any, mask: np.ndarray, tokenizer, texts: TokenTexts | None = None) -> pd.DataFrame:
     """Per script: vocabulary tokens, how many are kept and masked (and masked although seen), and occurrences.
 
     A script whose seen tokens are mostly masked points at a language whose characters the mask removes.
