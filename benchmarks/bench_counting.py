@@ -33,7 +33,7 @@ def main() -> None:
     from wldetect.config import load_training_config
     from wldetect.counting import count_dataset
     from wldetect.sources.data import prepare_training_dataset
-    from wldetect.sources.hub import load_model
+    from wldetect.sources.models import load_model
     from wldetect.tokenization import configure
 
     config = load_training_config(args.training_config)

@@ -96,7 +96,7 @@ def demo_setting(args) -> None:
     from wldetect.config import load_training_config
     from wldetect.model import LanguageDetectionModel
     from wldetect.sources.data import prepare_training_dataset
-    from wldetect.sources.hub import load_model
+    from wldetect.sources.models import load_model
     from wldetect.tokenization import configure
     from wldetect.training import TokenizedCorpus, train
 

@@ -152,3 +152,29 @@ def module_tiny_project(root: Path):
         patch.setenv("HF_DATASETS_OFFLINE", "1")
         embeddings = write_hub_model(root / "tiny-model", rows=len(tiny_vocabulary()) + TINY_EXTRA_ROWS, hidden=8)
         yield write_tiny_project(root, root / "tiny-model"), embeddings, patch
+
+
+REPO = Path(__file__).resolve().parent.parent
+EMBEDDED_DEFAULT_MODEL = REPO / "params" / "models" / "gemma3-270m-demo.yaml"
+
+
+@pytest.fixture(scope="session")
+def embedded_default_cache(tmp_path_factory) -> Path:
+    """A cache holding the embedded default ready to use: Gemma 3 270M assembled from its package, its Q8_0
+    embeddings dequantised and its tokenizer converted (30-60 s, paid once per test session)."""
+    from wldetect.config import load_model_config
+    from wldetect.sources.models import load_model
+
+    cache = tmp_path_factory.mktemp("embedded-default-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WLDETECT_CACHE_DIR", str(cache))
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        load_model(load_model_config(EMBEDDED_DEFAULT_MODEL))
+    return cache
+
+
+@pytest.fixture
+def embedded_default(embedded_default_cache, monkeypatch) -> Path:
+    """This test's cache is the session's embedded-default cache (the test must not change what is in it)."""
+    monkeypatch.setenv("WLDETECT_CACHE_DIR", str(embedded_default_cache))
+    return embedded_default_cache

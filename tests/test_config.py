@@ -13,9 +13,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_demo_parameter_files_load_and_resolve_against_the_repository_root():
     config = load_training_config(ROOT / "params" / "training" / "demo.yaml")
-    assert config.model_config_path == ROOT / "params" / "models" / "minilm-l6-demo.yaml"
+    assert config.model_config_path == ROOT / "params" / "models" / "gemma3-270m-demo.yaml"
     assert config.output.artifacts_dir == ROOT / "artifacts" / "demo"
-    assert config.model.hidden_dim == 384
+    assert config.model.hidden_dim == 640 and config.model.model_specs[0].is_gguf
+    assert config.evaluation.dataset == "pud"
+    minilm = load_training_config(ROOT / "params" / "training" / "demo-minilm.yaml")
+    assert minilm.model.hidden_dim == 384 and minilm.model.language_codes == config.model.language_codes
     assert len(config.model.language_codes) == 41
     assert config.model.language_codes[0] == "arb_Arab"  # ordered by index
 

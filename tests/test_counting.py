@@ -177,32 +177,26 @@ def test_count_tokens_cli_and_its_one_line_errors(project, tmp_path, monkeypatch
     assert not (tmp_path / "x.npy").exists()
 
 
-def test_the_embedded_default_end_to_end(tmp_path):
-    """Demo config (smaller corpus): counts match a Counter over the real MiniLM tokenizer; mask and figure follow."""
+def test_the_embedded_default_end_to_end(tmp_path, embedded_default):
+    """Demo config (smaller corpus): counts match a Counter over the real Gemma3 tokenizer, truncated at the
+    config's max_sequence_length, with no special tokens counted."""
     from wldetect.config import load_training_config
-    from wldetect.masking import create_mask, mask_coverage
     from wldetect.sources.data import prepare_training_dataset
-    from wldetect.sources.hub import fetch_file
+    from wldetect.sources.models import load_tokenizer_file
 
     repo = Path(__file__).resolve().parent.parent
     config = load_training_config(repo / "params" / "training" / "demo.yaml", {"dataset.demo_examples_per_language": 150})
     result = count_tokens(config, output=tmp_path / "token_counts.npy", verbose=False)
-    assert result.counts.shape == (30522,) and len(result.languages) == 41
+    assert result.counts.shape == (262_144,) and len(result.languages) == 41
 
-    tokenizer = Tokenizer.from_file(str(fetch_file(config.model.model_specs[0], "tokenizer.json")))  # pads to 128
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
+    tokenizer, _ = load_tokenizer_file(config.model.model_specs[0])
     data = prepare_training_dataset(config.dataset, config.model.language_codes, verbose=False)
+    limit = config.model.inference.max_sequence_length
     expected = Counter()
     for text in data.texts(0, len(data)):
-        expected.update(tokenizer.encode(text, add_special_tokens=False).ids[:128])
+        expected.update(tokenizer.encode(text, add_special_tokens=False).ids[:limit])
     assert {i: int(n) for i, n in enumerate(result.counts) if n} == dict(expected)
-    assert result.counts[[0, 101, 102]].sum() == 0  # [PAD], [CLS], [SEP]
-
-    mask = create_mask(result.counts_path, 10, tmp_path / "token_mask.npy", verbose=False)
-    coverage = mask_coverage(result.counts_path, mask.path, tmp_path / "coverage.png", tokenizer=tokenizer)
-    assert len(coverage.language_impact) == 41 and len(coverage.figure.axes) == 3
-    assert {"LATIN", "CYRILLIC", "CJK", "HANGUL", "ARABIC"} <= set(coverage.script_breakdown["script"])
+    assert result.counts[[0, 1, 2]].sum() == 0  # <pad>, <eos>, <bos>
 
 
 def test_language_summary_and_top_tokens(project, tiny_model_dir, tiny_training_config, tmp_path):

@@ -5,19 +5,17 @@ from pathlib import Path
 import numpy as np
 
 from wldetect.sources.demo import DEMO_LANGUAGES, DEVSET_DIR, demo_corpus, devset_languages, generate_sentences
+from wldetect.sources.evalsets import PUD_DIR
 
-PUD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "pud-dev"
 NOT_IN_WORDFREQ = {"glg_Latn", "tha_Thai", "cmn_Hant"}  # no Galician or Thai list; its Chinese is Simplified
 
 
-def test_demo_covers_thirty_languages_including_pud_dev():
-    assert len(DEMO_LANGUAGES) >= 30
-    pud = {p.stem for p in PUD_DEV.glob("*.txt")} or {
-        "arb_Arab", "ces_Latn", "cmn_Hant", "deu_Latn", "eng_Latn", "fin_Latn", "fra_Latn", "glg_Latn", "hin_Deva",
-        "ind_Latn", "isl_Latn", "ita_Latn", "kor_Hang", "pol_Latn", "por_Latn", "rus_Cyrl", "spa_Latn", "swe_Latn",
-        "tha_Thai", "tur_Latn",
-    }  # fmt: skip
-    assert pud - NOT_IN_WORDFREQ <= set(DEMO_LANGUAGES)
+def test_demo_covers_every_wordfreq_language_and_the_shipped_pud_sentences():
+    import wordfreq
+
+    assert set(DEMO_LANGUAGES.values()) == set(wordfreq.available_languages("best")) - {"sh"}
+    pud = {p.stem for p in PUD_DIR.glob("*.txt")}
+    assert len(pud) == 20 and pud - NOT_IN_WORDFREQ <= set(DEMO_LANGUAGES)
 
 
 def test_generation_is_deterministic_and_realistic():

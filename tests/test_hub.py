@@ -10,7 +10,7 @@ from conftest import tiny_vocabulary, write_hub_model
 
 from wldetect.config import ModelConfig, ModelSpec
 from wldetect.errors import WLDetectError
-from wldetect.sources.hub import extract_embeddings, load_model
+from wldetect.sources.models import extract_embeddings, load_model
 
 ROWS, HIDDEN = 60, 8
 
@@ -40,7 +40,7 @@ def test_sharded_model_reads_only_the_shard_named_by_the_index(tmp_path):
     reference = write_hub_model(tmp_path / "m", ROWS, HIDDEN, dtype="bfloat16", sharded=True)
     model = load_model(_config(_spec(tmp_path / "m", layer="model.embed_tokens.weight")))
     np.testing.assert_array_equal(model.embeddings, reference)
-    assert [p.name for p in model.sources[0].shards_opened] == ["model-00002-of-00003.safetensors"]
+    assert [p.name for p in model.sources[0].files_opened] == ["model-00002-of-00003.safetensors"]
 
 
 def test_shard_pattern_is_used_when_there_is_no_index(tmp_path):
@@ -49,7 +49,7 @@ def test_shard_pattern_is_used_when_there_is_no_index(tmp_path):
     spec = _spec(tmp_path / "m").model_copy(update={"shard_pattern": "model-0000[12]-of-*.safetensors"})
     matrix, source = extract_embeddings(spec)
     np.testing.assert_array_equal(matrix, reference)
-    assert [p.name for p in source.shards_opened][-1] == "model-00002-of-00003.safetensors"
+    assert [p.name for p in source.files_opened][-1] == "model-00002-of-00003.safetensors"
 
 
 def test_the_float32_cache_is_memory_mapped_and_reused(tmp_path, isolated_cache):
@@ -145,7 +145,7 @@ def test_hub_repo_id_goes_through_hf_hub_download_and_fetches_one_shard(tmp_path
     spec = ModelSpec(name="test-org/tiny-lm", type="tiny", hidden_dim=HIDDEN, embedding_layer_name="model.embed_tokens")
     model = load_model(_config(spec))
     np.testing.assert_array_equal(model.embeddings, reference)
-    assert model.sources[0].shards_opened == [snapshot / "model-00002-of-00003.safetensors"]
+    assert model.sources[0].files_opened == [snapshot / "model-00002-of-00003.safetensors"]
     # The cache key of a hub repo needs no network: with the snapshot gone, the cached matrix still loads.
     shutil.rmtree(tmp_path / "hub")
     again, source = extract_embeddings(spec)
@@ -153,11 +153,12 @@ def test_hub_repo_id_goes_through_hf_hub_download_and_fetches_one_shard(tmp_path
     np.testing.assert_array_equal(again, reference)
 
 
-def test_the_embedded_default_model_is_found_through_the_local_directory_path():
-    from wldetect.sources.demo import DEMO_MODEL_NAME
+def test_a_model_shipped_in_a_python_package_is_found_through_the_local_directory_path():
+    from wldetect.config import load_model_config
     from wldetect.sources.hub import local_model_dir
 
-    directory = local_model_dir(DEMO_MODEL_NAME)
+    minilm = load_model_config(Path(__file__).resolve().parents[1] / "params" / "models" / "minilm-l6-demo.yaml")
+    directory = local_model_dir(minilm.model.name)
     assert (directory / "model.safetensors").is_file() and (directory / "tokenizer.json").is_file()
     with pytest.raises(WLDetectError, match="Python package 'no_such_pkg' is not installed"):
         local_model_dir("python-package:no_such_pkg/model")

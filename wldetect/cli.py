@@ -37,9 +37,9 @@ def demo(
     """The whole workflow on the embedded default: count, mask, baseline + masked training, evaluation,
     comparison and weight analysis, each as an executed notebook in runs/."""
     from wldetect.config import load_training_config
-    from wldetect.sources import demo as demo_source
     from wldetect.sources.data import prepare_training_dataset
-    from wldetect.sources.hub import load_model
+    from wldetect.sources.evalsets import load_evaluation_set
+    from wldetect.sources.models import load_model
     from wldetect.tokenization import configure, encode_texts
 
     training_config = load_training_config(config)
@@ -52,7 +52,8 @@ def demo(
         f"Demo corpus: {len(data):,} examples in {len(data.report.per_language)} languages, "
         f"{int(encoded.lengths.sum()):,} tokens (mean {encoded.lengths.mean():.1f} per example)"
     )
-    print(f"Development set: {len(demo_source.devset_languages())} languages in {demo_source.DEVSET_DIR}")
+    evaluation_set = load_evaluation_set(training_config.evaluation.dataset, training_config.evaluation.split)
+    print(f"Evaluation set: {evaluation_set.describe()}")
     if summary_only:
         return
     from wldetect import workflow
@@ -119,7 +120,7 @@ def visualize_mask_command(
     tokenizer = None
     if training_config is not None:
         from wldetect.config import load_training_config
-        from wldetect.sources.hub import load_tokenizer_file
+        from wldetect.sources.models import load_tokenizer_file
 
         tokenizer, _ = load_tokenizer_file(load_training_config(training_config).model.model_specs[0])
     coverage = mask_coverage(

@@ -30,14 +30,37 @@ class _Strict(BaseModel):
 
 
 class ModelSpec(_Strict):
-    """One source model whose input embedding matrix is used, frozen."""
+    """One source model whose input embedding matrix is used, frozen.
 
-    name: str = Field(description="Hugging Face repo id, local hub-layout directory, or python-package:PKG/SUBDIR")
+    Safetensors sources (a hub repo or a hub-layout directory) name their embedding tensor; GGUF sources (a
+    `.gguf` file, or `gguf_file` inside a directory, hub repo or Python package) default to GGUF's
+    `token_embd.weight`.
+    """
+
+    name: str = Field(
+        description="hub repo id, local hub-layout directory, local .gguf file, or python-package:PKG[/SUBDIR]"
+    )
     type: str = Field(description="model family, e.g. gemma3 or bert; concatenated models must share it")
     hidden_dim: int = Field(gt=0)
-    embedding_layer_name: str
+    embedding_layer_name: str | None = Field(default=None, description="required for safetensors sources")
+    gguf_file: str | None = Field(default=None, description="the GGUF file inside `name` (directory, repo, package)")
     shard_pattern: str | None = Field(default=None, description="e.g. model-{index:05d}-of-{total:05d}.safetensors")
     revision: str | None = None
+
+    @property
+    def is_gguf(self) -> bool:
+        return self.gguf_file is not None or self.name.lower().endswith(".gguf")
+
+    @model_validator(mode="after")
+    def _source_keys(self) -> "ModelSpec":
+        if self.is_gguf:
+            if self.shard_pattern is not None:
+                raise ValueError("shard_pattern is for safetensors shards; a GGUF source is one file")
+            if self.gguf_file is not None and ("/" in self.gguf_file or not self.gguf_file.lower().endswith(".gguf")):
+                raise ValueError(f"gguf_file {self.gguf_file!r}: expected a file name ending in .gguf")
+        elif self.embedding_layer_name is None:
+            raise ValueError("embedding_layer_name is required (the embedding tensor's name in the safetensors files)")
+        return self
 
 
 class InferenceConfig(_Strict):

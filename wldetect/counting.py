@@ -300,7 +300,7 @@ def count_tokens(
     it the result points into the cache.
     """
     from wldetect.sources.data import prepare_training_dataset
-    from wldetect.sources.hub import load_model
+    from wldetect.sources.models import load_model
 
     if output is None and not use_cache:
         raise WLDetectError("count_tokens: give an output path when use_cache is False")

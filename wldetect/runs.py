@@ -208,7 +208,7 @@ class Run:
     def record_training_inputs(self, training_config, **artifacts: str | Path | None) -> None:
         """Hash what a step read: training data, embeddings (float32 cache), and any counts/mask files given."""
         from wldetect.sources import demo
-        from wldetect.sources.hub import load_model
+        from wldetect.sources.models import load_model
 
         dataset = training_config.dataset
         if dataset.name == "demo":

@@ -586,7 +586,7 @@ def train(
     if not isinstance(config, TrainingConfig):
         config = load_training_config(config)
     from wldetect.sources.data import prepare_training_dataset
-    from wldetect.sources.hub import load_model
+    from wldetect.sources.models import load_model
     from wldetect.tokenization import configure
 
     say = print if verbose else (lambda *args, **kwargs: None)

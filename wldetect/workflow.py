@@ -152,19 +152,31 @@ def sweep(
     )
 
 
-def demo(config: str | Path = "params/training/demo.yaml", threshold: int = 10, pud_dir: Path | None = None) -> dict[str, Run]:
-    """The whole workflow on the embedded default: counts, mask report, baseline and masked training,
-    evaluation on real sentences, comparison and weight analysis. Returns the run of each step."""
+DEMO_THRESHOLDS = (0, 1, 5, 10, 50)
+
+
+def demo(
+    config: str | Path = "params/training/demo.yaml",
+    threshold: int = 10,
+    thresholds: tuple[int, ...] = DEMO_THRESHOLDS,
+    evaluation_set: str = "pud",
+) -> dict[str, Run]:
+    """The whole workflow on the embedded default: counts, the mask report at `threshold`, a sweep of
+    `thresholds` (0 first: the baseline) with its comparison report, evaluation of the `threshold` model's
+    tables on the shipped PUD sentences against the baseline, and its weight analysis.
+
+    Returns the run of each step."""
     config = str(config)
+    thresholds = tuple(sorted({0, threshold, *thresholds}))
     steps: dict[str, Run] = {}
     steps["01_count_tokens"] = run_notebook("01_count_tokens", {"config": config}, run_name="demo")
     steps["02_create_mask"] = run_notebook("02_create_mask", {"config": config, "threshold": threshold}, run_name="demo")
-    report = sweep(config, [0, threshold], name="demo")
-    baseline_run, masked_run = (open_run(p) for p in report.manifest()["parameters"]["runs"])
-    steps["03_train (baseline)"], steps[f"03_train (t={threshold})"] = baseline_run, masked_run
+    report = sweep(config, list(thresholds), name="demo")
+    training_runs = dict(zip(thresholds, (open_run(p) for p in report.manifest()["parameters"]["runs"])))
+    for t, run in training_runs.items():
+        steps["03_train (baseline)" if t == 0 else f"03_train (t={t})"] = run
     steps["05_compare"] = report
-    pud_dir = pud_dir or project_root().parent / "shared" / "data" / "pud-dev"
-    evaluation_set = str(pud_dir) if pud_dir.is_dir() else "demo"
+    baseline_run, masked_run = training_runs[0], training_runs[threshold]
     steps["04_evaluate"] = run_notebook(
         "04_evaluate",
         {"model_path": str(masked_run.artifacts_dir), "dataset": evaluation_set, "compare_with": str(baseline_run.artifacts_dir)},

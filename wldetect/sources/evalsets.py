@@ -8,8 +8,9 @@ Four sources, chosen by what `dataset` names:
   A local copy without the hub's README (whose `configs:` block declares the `dev`/`devtest` splits) is read
   with explicit `data_files`, because `datasets` would otherwise rename a `dev/` directory to `validation`.
 - a FLORES-200 style directory: `dev/<code>.dev`, `devtest/<code>.devtest`, one sentence per line;
-- a directory of `<code>.txt` files, one sentence per line (e.g. ../shared/data/pud-dev); it has no splits;
-- `demo` (the default): the parallel development set shipped with the package (`sources/demo.py` DEVSET_DIR).
+- a directory of `<code>.txt` files, one sentence per line; it has no splits;
+- sets shipped with the package, by name: `pud` (500 real PUD sentences in 20 languages, `wldetect/data/pud/`,
+  CC BY-SA, see its README) and `demo` (the default: the project's own development set, `sources/demo.py`).
 
 `id` is the sentence's number within its language: the FLORES+ `id` column, or the 1-based line number of a
 text file (blank lines are skipped but keep their numbers, so line N stays the same sentence in every
@@ -29,6 +30,9 @@ from wldetect.errors import WLDetectError
 from wldetect.io import read_lines
 from wldetect.sources import demo
 
+PUD_DIR = Path(__file__).resolve().parent.parent / "data" / "pud"
+# Sets shipped in the package, by name: (directory of <code>.txt files, stem of the result files).
+SHIPPED_SETS = {"demo": (demo.DEVSET_DIR, "flores"), "pud": (PUD_DIR, "pud")}
 FLORES_PLUS = "openlanguagedata/flores_plus"
 FLORES_ALIASES = {"flores_plus": FLORES_PLUS, "flores+": FLORES_PLUS, "flores": FLORES_PLUS}
 SPLITS = ("dev", "devtest")
@@ -41,7 +45,7 @@ class EvaluationSet:
 
     sentences: pd.DataFrame  # columns id (int64), language (str), text (str); (language, id) unique
     name: str  # stem of the output files: "flores" for FLORES+/FLORES-200/demo, else the directory name
-    kind: str  # flores_plus | flores200 | text_dir | demo
+    kind: str  # flores_plus | flores200 | text_dir | demo | pud
     source: str  # the resolved hub id or path
     split: str | None  # None for sources without splits (text directories, the demo set)
     notes: list[str] = field(default_factory=list)  # what was skipped on the way, for the report
@@ -65,10 +69,11 @@ def load_evaluation_set(dataset: str | Path | None = None, split: str = "dev") -
     if split not in SPLITS:
         raise WLDetectError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
     name = "demo" if dataset is None else str(dataset)
-    if name == "demo":
+    if name in SHIPPED_SETS:
+        directory, stem = SHIPPED_SETS[name]
         if split != "dev":
-            raise WLDetectError(f"evaluation set demo: the shipped development set has only a dev split, not {split}")
-        result = _text_directory(demo.DEVSET_DIR, kind="demo", name="flores")
+            raise WLDetectError(f"evaluation set {name}: the shipped set has only a dev split, not {split}")
+        result = _text_directory(directory, kind=name, name=stem)
         result.split = "dev"
     elif name in FLORES_ALIASES:
         result = load_flores_plus(FLORES_ALIASES[name], split)
@@ -185,8 +190,8 @@ def _flores200_directory(path: Path, split: str) -> EvaluationSet:
 
 def _text_directory(path: Path, kind: str, name: str) -> EvaluationSet:
     files = sorted(path.glob("*.txt"))
-    if not files and kind == "demo":
-        raise WLDetectError(f"demo development set: no <code>.txt files in {path}")
+    if not files and kind in SHIPPED_SETS:
+        raise WLDetectError(f"shipped evaluation set {kind}: no <code>.txt files in {path}")
     return _read_line_files(files, source=path, kind=kind, name=name)
 
 

@@ -8,7 +8,6 @@ worker processes share one copy in the page cache.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import importlib.resources
 import json
 import os
@@ -16,17 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer
 
-from wldetect.config import ModelConfig, ModelSpec, cache_dir
+from wldetect.config import ModelSpec
 from wldetect.errors import WLDetectError
 from wldetect.io import write_text_atomic
+from wldetect.sources.embeddings import EmbeddingSource, cache_path_for, load_cached, write_float32_rows
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 PACKAGE_PREFIX = "python-package:"
-_ROWS_PER_CHUNK = 8192
 _SUPPORTED_DTYPES = {"F32", "F16", "BF16"}
 
 
@@ -170,26 +168,14 @@ def _missing_tensor_message(spec: ModelSpec, keys: list[str], where: str) -> str
 # -------------------------------------------------------------------------------------------- embeddings
 
 
-@dataclass
-class EmbeddingSource:
-    """Where one embedding matrix came from and where its float32 cache lives."""
-
-    spec: ModelSpec
-    cache_path: Path
-    shape: tuple[int, int]
-    source_dtype: str
-    from_cache: bool
-    shards_opened: list[Path]
-
-
-def _cache_key(spec: ModelSpec) -> tuple[str, list[Path]]:
+def _cache_key(spec: ModelSpec) -> tuple[list, list[Path]]:
     local = local_model_dir(spec.name)
     if local is None:
         # Keyed without touching the network, so a cached matrix loads offline.
-        return json.dumps([spec.name, spec.revision or "main", spec.embedding_layer_name]), []
+        return [spec.name, spec.revision or "main", spec.embedding_layer_name], []
     location = locate_embedding_tensor(spec)
     stat = location.shard.stat()
-    key = json.dumps([str(location.shard.resolve()), stat.st_size, stat.st_mtime_ns, location.tensor_name])
+    key = [str(location.shard.resolve()), stat.st_size, stat.st_mtime_ns, location.tensor_name]
     return key, location.shards_opened
 
 
@@ -211,15 +197,10 @@ def _snapshot_commit(shard: Path) -> str | None:
     return parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None
 
 
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name.split(":")[-1])[-60:]
-
-
 def extract_embeddings(spec: ModelSpec) -> tuple[np.ndarray, EmbeddingSource]:
     """The model's embedding matrix as float32 (V, H), memory-mapped from the cache (extracted on first use)."""
     key, opened = _cache_key(spec)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    cache_path = cache_dir() / "embeddings" / f"{_slug(spec.name)}-{digest}.npy"
+    cache_path = cache_path_for(spec.name, key)
     meta_path = cache_path.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if cache_path.is_file() and meta_path.is_file() else None
     if meta is not None and local_model_dir(spec.name) is None:
@@ -228,29 +209,22 @@ def extract_embeddings(spec: ModelSpec) -> tuple[np.ndarray, EmbeddingSource]:
             print(f"{spec.name}: revision {spec.revision or 'main'} moved to {current[:12]}; re-extracting the embeddings")
             meta = None
     if meta is not None:
-        matrix = np.load(cache_path, mmap_mode="r")
-        source = EmbeddingSource(spec, cache_path, tuple(matrix.shape), meta["source_dtype"], True, opened)
-    else:
-        location = locate_embedding_tensor(spec)
-        source_dtype = _write_float32_cache(location, cache_path)
-        meta = {"key": key, "source_dtype": source_dtype, "tensor": location.tensor_name, "commit": _snapshot_commit(location.shard)}
-        write_text_atomic(meta_path, json.dumps(meta))
-        matrix = np.load(cache_path, mmap_mode="r")
-        source = EmbeddingSource(spec, cache_path, tuple(matrix.shape), source_dtype, False, location.shards_opened)
-    if matrix.shape[1] != spec.hidden_dim:
-        raise WLDetectError(
-            f"model {spec.name}: hidden_dim is {spec.hidden_dim} in the config but the embeddings are {matrix.shape[1]} wide"
-        )
-    return matrix, source
+        matrix = load_cached(cache_path)
+        return matrix, EmbeddingSource(spec, cache_path, tuple(matrix.shape), meta["source_dtype"], True, opened)
+    location = locate_embedding_tensor(spec)
+    source_dtype = _write_float32_cache(location, cache_path)
+    meta = {"key": key, "source_dtype": source_dtype, "tensor": location.tensor_name, "commit": _snapshot_commit(location.shard)}
+    write_text_atomic(meta_path, json.dumps(meta))
+    matrix = load_cached(cache_path)
+    return matrix, EmbeddingSource(spec, cache_path, tuple(matrix.shape), source_dtype, False, location.shards_opened)
 
 
 def _write_float32_cache(location: TensorLocation, cache_path: Path) -> str:
-    """Convert row blocks to float32 straight into a memmap: never two full-size copies in memory."""
-    import torch  # reads bfloat16 slices, which safetensors' NumPy backend cannot
+    """Convert the tensor to float32 block of rows by block of rows (torch reads bfloat16 slices, which
+    safetensors' NumPy backend cannot)."""
+    import torch
     from safetensors import safe_open
 
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = cache_path.with_name(cache_path.name + f".tmp{os.getpid()}")
     with safe_open(str(location.shard), framework="pt") as handle:
         tensor_slice = handle.get_slice(location.tensor_name)
         dtype = tensor_slice.get_dtype()
@@ -259,124 +233,15 @@ def _write_float32_cache(location: TensorLocation, cache_path: Path) -> str:
             raise WLDetectError(f"{location.shard}: {location.tensor_name} has shape {shape}, expected 2-D (vocab, hidden)")
         if dtype not in _SUPPORTED_DTYPES:
             raise WLDetectError(f"{location.shard}: {location.tensor_name} has dtype {dtype}, expected F32, F16 or BF16")
-        out = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.float32, shape=tuple(shape))
-        try:
-            for start in range(0, shape[0], _ROWS_PER_CHUNK):
-                stop = min(start + _ROWS_PER_CHUNK, shape[0])
-                out[start:stop] = tensor_slice[start:stop].to(torch.float32).numpy()
-            out.flush()
-            del out
-            os.replace(tmp_path, cache_path)
-        finally:
-            if tmp_path.exists():
-                tmp_path.unlink()
+        write_float32_rows(cache_path, tuple(shape), lambda start, stop: tensor_slice[start:stop].to(torch.float32).numpy())
     return dtype
 
 
 # ---------------------------------------------------------------------------------------------- tokenizer
 
 
-def load_tokenizer_file(spec: ModelSpec) -> tuple[Tokenizer, Path]:
+def tokenizer_path(spec: ModelSpec) -> Path:
     try:
-        path = fetch_file(spec, TOKENIZER_FILE)
+        return fetch_file(spec, TOKENIZER_FILE)
     except FileNotFoundError:
         raise WLDetectError(f"model {spec.name}: {TOKENIZER_FILE} not found") from None
-    try:
-        tokenizer = Tokenizer.from_file(str(path))
-    except Exception as err:
-        raise WLDetectError(f"{path}: not a readable tokenizer.json ({err})") from None
-    return tokenizer, path
-
-
-def without_padding(tokenizer: Tokenizer) -> Tokenizer:
-    """Strip the padding and truncation a tokenizer.json may store (MiniLM's pads to 128): counting and
-    training must see each text's real tokens only."""
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return tokenizer
-
-
-# ----------------------------------------------------------------------------------------- whole models
-
-
-@dataclass
-class LoadedModel:
-    """Everything the steps need from the model side: frozen embeddings and the matching tokenizer."""
-
-    config: ModelConfig
-    embeddings: np.ndarray  # float32 (vocab_size, hidden_dim), memory-mapped
-    tokenizer: Tokenizer  # padding and truncation off
-    tokenizer_path: Path
-    sources: list[EmbeddingSource]
-
-    @property
-    def vocab_size(self) -> int:
-        """Rows of the embedding matrix: the one vocab size every array in this project uses."""
-        return int(self.embeddings.shape[0])
-
-    @property
-    def tokenizer_vocab_size(self) -> int:
-        return int(self.tokenizer.get_vocab_size(with_added_tokens=True))
-
-    def summary(self) -> str:
-        names = " + ".join(s.spec.name for s in self.sources)
-        cached = "from cache" if all(s.from_cache for s in self.sources) else "extracted now"
-        return (
-            f"Embeddings: {names} -> shape ({self.vocab_size:,} x {self.embeddings.shape[1]:,}) float32, "
-            f"{self.embeddings.nbytes / 1e6:,.1f} MB ({cached}; source dtype {'/'.join(s.source_dtype for s in self.sources)})\n"
-            f"Using vocab_size={self.vocab_size} from embeddings (tokenizer reports {self.tokenizer_vocab_size})"
-        )
-
-
-def load_model(config: ModelConfig) -> LoadedModel:
-    """Load (and for several models, validate and concatenate) the frozen embeddings and the tokenizer."""
-    specs = config.model_specs
-    types = {spec.type for spec in specs}
-    if len(types) > 1:
-        raise WLDetectError(f"models to concatenate must share 'type', got {', '.join(sorted(types))}")
-    tokenizer, tokenizer_path = load_tokenizer_file(specs[0])
-    for spec in specs[1:]:
-        other, _ = load_tokenizer_file(spec)
-        _check_same_tokenizer(specs[0], tokenizer, spec, other)
-    matrices, sources = zip(*(extract_embeddings(spec) for spec in specs))
-    rows = {m.shape[0] for m in matrices}
-    if len(rows) > 1:
-        detail = ", ".join(f"{s.spec.name}: {m.shape[0]}" for m, s in zip(matrices, sources))
-        raise WLDetectError(f"models to concatenate must have the same number of embedding rows ({detail})")
-    embeddings = matrices[0] if len(matrices) == 1 else _concatenated(list(matrices), list(sources))
-    if embeddings.shape[1] != config.hidden_dim:
-        raise WLDetectError(f"hidden_dim {config.hidden_dim} does not match the embeddings' width {embeddings.shape[1]}")
-    loaded = LoadedModel(config, embeddings, without_padding(tokenizer), tokenizer_path, list(sources))
-    if loaded.tokenizer_vocab_size > loaded.vocab_size:
-        raise WLDetectError(
-            f"tokenizer has {loaded.tokenizer_vocab_size} tokens but the embeddings only {loaded.vocab_size} rows"
-        )
-    return loaded
-
-
-def _check_same_tokenizer(spec_a: ModelSpec, tok_a: Tokenizer, spec_b: ModelSpec, tok_b: Tokenizer) -> None:
-    vocab_a, vocab_b = tok_a.get_vocab(with_added_tokens=True), tok_b.get_vocab(with_added_tokens=True)
-    if vocab_a != vocab_b:
-        differing = len(set(vocab_a.items()) ^ set(vocab_b.items()))
-        raise WLDetectError(
-            f"models {spec_a.name} and {spec_b.name} have different tokenizers "
-            f"({len(vocab_a)} vs {len(vocab_b)} tokens, {differing} token/id pairs differ)"
-        )
-
-
-def _concatenated(matrices: list[np.ndarray], sources: list[EmbeddingSource]) -> np.ndarray:
-    """Concatenate along the hidden axis into one cached memmap, block of rows by block of rows."""
-    key = json.dumps([str(s.cache_path) for s in sources])
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    path = cache_dir() / "embeddings" / f"concat-{digest}.npy"
-    if not path.is_file():
-        rows, width = matrices[0].shape[0], sum(m.shape[1] for m in matrices)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, width))
-        for start in range(0, rows, _ROWS_PER_CHUNK):
-            stop = min(start + _ROWS_PER_CHUNK, rows)
-            out[start:stop] = np.concatenate([m[start:stop] for m in matrices], axis=1)
-        out.flush()
-        del out
-        os.replace(tmp, path)
-    return np.load(path, mmap_mode="r")
