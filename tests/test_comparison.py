@@ -74,6 +74,9 @@ def test_comparing_a_run_with_itself_shows_no_difference(evaluated):
     assert (row["ci_low"], row["ci_high"]) == (0.0, 0.0)
     assert (comparison.per_language["accuracy_delta"] == 0).all() and not comparison.per_language["flagged"].any()
     assert (comparison.per_language["p_mcnemar"] == 1.0).all()
+    verdict = comparison.verdict()
+    assert "baseline#2: accuracy" in verdict and ": no significant difference." in verdict
+    assert verdict.endswith("No run differs significantly from the baseline baseline (McNemar, alpha 0.05).")
 
 
 def test_comparison_of_an_artifacts_dir_and_a_run_record(evaluated):
@@ -95,6 +98,15 @@ def test_comparison_of_an_artifacts_dir_and_a_run_record(evaluated):
     for name in ("overall.csv", "per_language.csv", "significance.csv", "summary.txt", "accuracy_vs_threshold.png", "language_deltas.png"):
         assert (output / name).is_file(), name
     assert "baseline" in comparison.summary()
+    # the verdict states what the tables hold: significant or not at 0.05, and the languages that lost significantly
+    verdict = comparison.verdict()
+    significant = masked["p_mcnemar"] < 0.05
+    assert ("a significant loss" in verdict) == significant and ("no significant difference" in verdict) != significant
+    assert f"masks {int(masked['tokens_masked']):,} tokens" in verdict
+    losers = per_language[per_language["flagged"] & (per_language["p_mcnemar"] < 0.05)]["language"]
+    assert all(code in verdict for code in losers) and ("Languages that lose significantly" in verdict) == (len(losers) > 0)
+    assert comparison.verdict(alpha=1.01).endswith("1 of 1 runs differ significantly from the baseline baseline (McNemar, alpha 1.01): 20260101T000000Z-demo-t10.")
+    assert verdict in (output / "summary.txt").read_text(encoding="utf-8")
 
 
 def test_runs_on_different_sentences_cannot_be_compared(evaluated):

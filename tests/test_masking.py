@@ -178,6 +178,16 @@ def test_coverage_analysis_and_figure(tmp_path, tiny_tokenizer):
     assert list(coverage.threshold_table["threshold"]) == [1, 5, 10, 40, 50, 100]
     assert list(coverage.language_impact["language"]) and coverage.language_impact["occurrences"].sum() == counts.sum()
     assert coverage.script_breakdown is not None and len(coverage.masked_sample) > 0
+    stats, impact = coverage.statistics, coverage.language_impact
+    verdict = coverage.verdict().splitlines()
+    assert verdict[0] == (
+        f"Threshold 40 masks {stats.masked_tokens:,} of {stats.vocab_size:,} tokens ({stats.masked_pct:.1f} % of the "
+        f"vocabulary); they carry {stats.masked_data_pct:.2f} % of the training tokens, above the seed's 0.01 % validation line."
+    )
+    hardest = impact.iloc[0]
+    assert verdict[1].startswith(f"Languages losing the largest share of their token occurrences: {hardest.language} ")
+    assert f"{int(impact['flagged'].sum())} of 3 languages are flagged" in verdict[1]
+    assert verdict[2].startswith("Masked tokens that training saw, by script, most occurrences first: ")
 
 
 def test_visualize_mask_cli(tmp_path, monkeypatch, capsys):

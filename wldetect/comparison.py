@@ -302,6 +302,52 @@ class Comparison:
             lines.append(f"{key}: {path}")
         return "\n".join(lines)
 
+    def verdict(self, alpha: float = 0.05, languages_named: int = 5) -> str:
+        """What the comparison shows, in words: for each run against the baseline, how much it masked, whether
+        accuracy moved significantly (McNemar at `alpha`), and which languages lost most; then one sentence
+        over all runs. This is the report's conclusion, so it only states what the tables above hold."""
+        lines = []
+        base = self.overall.loc[self.baseline]
+        significant_runs = []
+        for label, row in self.overall.iterrows():
+            if label == self.baseline:
+                continue
+            masked = ""
+            if not pd.isna(row["tokens_masked"]):
+                masked = (
+                    f" masks {int(row['tokens_masked']):,} tokens ({row['tokens_masked_share']:.1%} of the vocabulary, "
+                    f"{row['masked_occurrence_share']:.2%} of the training tokens);"
+                )
+            change = (
+                f" accuracy {base['accuracy']:.2%} -> {row['accuracy']:.2%} ({100 * row['accuracy_delta']:+.2f} pp, "
+                f"{self.confidence:.0%} CI [{100 * row['ci_low']:+.2f}, {100 * row['ci_high']:+.2f}], "
+                f"McNemar p = {row['p_mcnemar']:.2g})"
+            )
+            significant = row["p_mcnemar"] < alpha
+            if significant:
+                significant_runs.append(str(label))
+            rows = self.per_language[self.per_language["run"] == label]
+            losers = rows[rows["flagged"] & (rows["p_mcnemar"] < alpha)].head(languages_named)
+            if significant:
+                judgement = "a significant " + ("loss" if row["accuracy_delta"] < 0 else "gain")
+            else:
+                judgement = "no significant difference"
+            detail = ""
+            if not losers.empty:
+                named = ", ".join(
+                    f"{r.language} {100 * r.accuracy_baseline:.1f} % -> {100 * r.accuracy:.1f} %" for r in losers.itertuples()
+                )
+                detail = f" Languages that lose significantly: {named}."
+            lines.append(f"{label}:{masked}{change}: {judgement}.{detail}")
+        if not significant_runs:
+            lines.append(f"No run differs significantly from the baseline {self.baseline} (McNemar, alpha {alpha:g}).")
+        else:
+            lines.append(
+                f"{len(significant_runs)} of {len(self.overall) - 1} runs differ significantly from the baseline "
+                f"{self.baseline} (McNemar, alpha {alpha:g}): {', '.join(significant_runs)}."
+            )
+        return "\n".join(lines)
+
     def save(self, output_dir: str | Path, figures: bool = True) -> dict[str, Path]:
         """Write overall.csv, per_language.csv, significance.csv, summary.txt and the two figures."""
         output_dir = Path(output_dir)
@@ -321,7 +367,7 @@ class Comparison:
                 self.per_language, output_dir / "language_deltas.png", drop_threshold=self.drop_threshold
             )
         self.paths = paths
-        paths["summary"] = write_text_atomic(output_dir / "summary.txt", self.summary() + "\n")
+        paths["summary"] = write_text_atomic(output_dir / "summary.txt", f"{self.summary()}\n\n{self.verdict()}\n")
         self.paths = paths
         return paths
 

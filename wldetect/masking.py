@@ -520,6 +520,37 @@ class MaskCoverage:
     figure: Any  # matplotlib.figure.Figure
     figure_path: Path | None
 
+    def verdict(self, languages_named: int = 5, scripts_named: int = 4) -> str:
+        """What the mask does, in words: how much of the vocabulary and of the training data it removes,
+        against the seed's validation line, which languages lose the largest share of their tokens, and in
+        which scripts the masked tokens that training did see are written."""
+        stats = self.statistics
+        threshold = f"Threshold {stats.threshold}" if stats.threshold is not None else "This mask"
+        validation = "below" if stats.masked_data_pct < VALIDATION_LIMIT_PCT else "above"
+        lines = [
+            f"{threshold} masks {stats.masked_tokens:,} of {stats.vocab_size:,} tokens ({stats.masked_pct:.1f} % of the "
+            f"vocabulary); they carry {stats.masked_data_pct:.2f} % of the training tokens, {validation} the seed's "
+            f"{VALIDATION_LIMIT_PCT:g} % validation line."
+        ]
+        if self.language_impact is not None and not self.language_impact.empty:
+            top = self.language_impact.head(languages_named)
+            named = ", ".join(f"{r.language} {r.masked_occurrences_pct:.1f} %" for r in top.itertuples())
+            flagged = int(self.language_impact["flagged"].sum())
+            lines.append(
+                f"Languages losing the largest share of their token occurrences: {named}; {flagged} of "
+                f"{len(self.language_impact)} languages are flagged ({self.language_impact.attrs.get('flag_rule', '')})."
+            )
+        if self.script_breakdown is not None and not self.script_breakdown.empty:
+            seen = self.script_breakdown[self.script_breakdown["masked_seen_tokens"] > 0]
+            seen = seen.sort_values("masked_occurrences", ascending=False).head(scripts_named)
+            named = ", ".join(
+                f"{r.script} ({int(r.masked_seen_tokens):,} tokens, {int(r.masked_occurrences):,} occurrences)"
+                for r in seen.itertuples()
+            )
+            if named:
+                lines.append(f"Masked tokens that training saw, by script, most occurrences first: {named}.")
+        return "\n".join(lines)
+
 
 def mask_coverage(
     token_counts: str | Path | np.ndarray,
