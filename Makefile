@@ -33,3 +33,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_counting.py
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_detect.py
+	$(PY) benchmarks/bench_gguf.py

@@ -1,6 +1,5 @@
 """The embedded default: a deterministic wordfreq corpus and a parallel development set of real sentences."""
 
-from pathlib import Path
 
 import numpy as np
 
@@ -41,3 +40,12 @@ def test_devset_is_parallel_real_sentences_for_every_demo_language():
     assert set(devset_languages()) == set(DEMO_LANGUAGES)
     lengths = {code: len((DEVSET_DIR / f"{code}.txt").read_text(encoding="utf-8").splitlines()) for code in DEMO_LANGUAGES}
     assert set(lengths.values()) == {30}
+
+
+def test_words_written_with_combining_vowel_signs_are_words():
+    from wldetect.sources.demo import is_word
+
+    assert all(is_word(w) for w in ["के", "हैं", "கள்", "ভাষার", "schön", "straße"])
+    assert not any(is_word(w) for w in ["00", "don't", "a1", "", "\u0947"])  # digits, punctuation, a lone mark
+    hindi = " ".join(generate_sentences("hin_Deva", 200, seed=0))
+    assert "के" in hindi.split() and "है" in hindi.split()  # the most frequent Hindi words carry vowel signs

@@ -16,7 +16,6 @@ from gguf import GGMLQuantizationType, GGUFWriter, TokenType
 from wldetect.config import ModelConfig, ModelSpec, load_model_config
 from wldetect.errors import WLDetectError
 from wldetect.sources import embeddings
-from wldetect.sources import gguf as gguf_source
 from wldetect.sources.models import extract_embeddings, load_model, load_tokenizer_file
 
 HIDDEN = 256  # one K-quant super-block (256 values) per row

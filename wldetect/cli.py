@@ -31,27 +31,21 @@ def _commands() -> None:
 @app.command()
 def demo(
     config: Path = typer.Option(DEMO_CONFIG, "--config", help="training parameter file of the embedded default"),
-    threshold: int = typer.Option(10, "--threshold", help="threshold of the masked run compared with the baseline"),
+    threshold: int = typer.Option(10, "--threshold", help="threshold of the mask report, the evaluation and the weight analysis"),
     summary_only: bool = typer.Option(False, "--summary-only", help="only load the model and data and summarise them"),
 ) -> None:
-    """The whole workflow on the embedded default: count, mask, baseline + masked training, evaluation,
-    comparison and weight analysis, each as an executed notebook in runs/."""
+    """The whole workflow on the embedded default: count, mask, a sweep of thresholds 0, 1, 5, 10, 50 with
+    its comparison, evaluation on the shipped PUD sentences and weight analysis, each an executed notebook in runs/."""
     from wldetect.config import load_training_config
     from wldetect.sources.data import prepare_training_dataset
     from wldetect.sources.evalsets import load_evaluation_set
     from wldetect.sources.models import load_model
-    from wldetect.tokenization import configure, encode_texts
 
     training_config = load_training_config(config)
     model = load_model(training_config.model)
     print(model.summary())
     data = prepare_training_dataset(training_config.dataset, training_config.model.language_codes)
-    tokenizer = configure(model.tokenizer, training_config.model.inference.max_sequence_length)
-    encoded = encode_texts(tokenizer, data.texts(0, len(data)))
-    print(
-        f"Demo corpus: {len(data):,} examples in {len(data.report.per_language)} languages, "
-        f"{int(encoded.lengths.sum()):,} tokens (mean {encoded.lengths.mean():.1f} per example)"
-    )
+    print(f"Demo corpus: {len(data):,} examples in {len(data.report.per_language)} languages (step 1 counts its tokens)")
     evaluation_set = load_evaluation_set(training_config.evaluation.dataset, training_config.evaluation.split)
     print(f"Evaluation set: {evaluation_set.describe()}")
     if summary_only:
@@ -243,7 +237,9 @@ def eval_command(
 @app.command()
 def compare(
     runs: list[Path] = typer.Argument(..., help="artifacts dirs, run dirs or *_results.json files; the first is the baseline"),
-    results: str = typer.Option("flores_dev", "--results", help="which evaluation to compare: flores_dev, pud-dev, ..."),
+    results: str | None = typer.Option(
+        None, "--results", help="which evaluation to compare: pud, flores_dev, ... (default: each run's only one)"
+    ),
     output: Path | None = typer.Option(None, "--output", help="directory for the CSV tables, summary and figures"),
     flag_drop: float = typer.Option(1.0, "--flag-drop", help="flag languages whose accuracy drops more (points)"),
     resamples: int = typer.Option(10_000, "--resamples", help="bootstrap resamples"),

@@ -387,7 +387,7 @@ def compare_runs(
     """Compare runs (the first is the baseline) on the same sentences; save tables and figures to `output_dir`.
 
     `runs`: artifacts directories, run directories, results JSON files, or `EvaluationResult`s. `results`
-    names the evaluation to read from a directory (`flores_dev`, `pud-dev`, `flores_dev_fp32`, ...).
+    names the evaluation to read from a directory (`flores_dev`, `pud`, `flores_dev_fp32`, ...).
     """
     loaded = load_runs(runs, results, labels)
     if len(loaded) < 2:

@@ -22,7 +22,7 @@ Files (written atomically next to the artifacts unless `output_dir`/`output` say
     `<stem>_results.json`, `<stem>_predictions.csv` and `<stem>_confusion.png`, where `<stem>` is
     `flores_<split>` for FLORES+, FLORES-200 and the demo development set (the offline stand-in for FLORES:
     the seed's `flores_dev_results.json`), the directory name for a directory of `<code>.txt` files
-    (`pud-dev`), plus `_<table>` when the table is not the default e3m4 (`flores_dev_fp32_results.json`).
+    (`my-set`), plus `_<table>` when the table is not the default e3m4 (`flores_dev_fp32_results.json`).
 
 Results JSON schema (`schema_version` 1; every rate is a fraction in [0, 1])
     {
@@ -499,7 +499,7 @@ def _model_label(model_path: Path) -> str:
 
 
 def _dataset_label(dataset: dict[str, Any]) -> str:
-    """`FLORES+ dev`, `demo dev set`, `pud-dev`: a short name for titles."""
+    """`FLORES+ dev`, `demo dev set`, `pud`: a short name for titles."""
     kind, split = dataset.get("kind"), dataset.get("split")
     if kind == "demo":
         return "the demo dev set"
@@ -511,7 +511,7 @@ def _dataset_label(dataset: dict[str, Any]) -> str:
 
 
 def output_stem(name: str, split: str | None, table: str) -> str:
-    """`flores_dev`, `flores_dev_fp32`, `pud-dev`: the prefix of an evaluation's output files."""
+    """`flores_dev`, `flores_dev_fp32`, `pud`: the prefix of an evaluation's output files."""
     stem = f"{name}_{split}" if split else name
     return stem if table == DEFAULT_TABLE else f"{stem}_{table}"
 

@@ -160,18 +160,21 @@ def demo(
     threshold: int = 10,
     thresholds: tuple[int, ...] = DEMO_THRESHOLDS,
     evaluation_set: str = "pud",
+    jobs: int | None = None,
 ) -> dict[str, Run]:
     """The whole workflow on the embedded default: counts, the mask report at `threshold`, a sweep of
     `thresholds` (0 first: the baseline) with its comparison report, evaluation of the `threshold` model's
     tables on the shipped PUD sentences against the baseline, and its weight analysis.
 
+    The sweep trains `jobs` runs at a time (default: one per core, each on its share of the threads): on a
+    small machine the kernels' start-up, imports and reports then overlap with another run's training.
     Returns the run of each step."""
     config = str(config)
     thresholds = tuple(sorted({0, threshold, *thresholds}))
     steps: dict[str, Run] = {}
     steps["01_count_tokens"] = run_notebook("01_count_tokens", {"config": config}, run_name="demo")
     steps["02_create_mask"] = run_notebook("02_create_mask", {"config": config, "threshold": threshold}, run_name="demo")
-    report = sweep(config, list(thresholds), name="demo")
+    report = sweep(config, list(thresholds), name="demo", jobs=jobs or os.cpu_count() or 1)
     training_runs = dict(zip(thresholds, (open_run(p) for p in report.manifest()["parameters"]["runs"])))
     for t, run in training_runs.items():
         steps["03_train (baseline)" if t == 0 else f"03_train (t={t})"] = run

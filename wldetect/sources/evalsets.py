@@ -232,5 +232,5 @@ def _drop_blank(sentences: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 
 def _safe_name(name: str) -> str:
-    """A directory name usable as a file stem (`pud-dev` stays `pud-dev`)."""
+    """A directory name usable as a file stem (`my-set` stays `my-set`)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "evalset"
