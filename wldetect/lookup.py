@@ -33,7 +33,7 @@ import ml_dtypes
 import numpy as np
 
 from wldetect.errors import WLDetectError
-from wldetect.io import atomic_path
+from wldetect.io import atomic_path, write_safetensors
 
 FORMATS = ("e3m4", "e4m3fn", "fp32")
 FORMAT_VERSION = "1"
@@ -173,8 +173,6 @@ def save_lookup_table(
     extra_metadata: dict[str, str] | None = None,
 ) -> Path:
     """Write one format of the table atomically in the layout described in this module's docstring."""
-    from safetensors.numpy import save_file
-
     path = Path(path)
     shape = list(quantized.stored.shape)
     metadata = {
@@ -193,9 +191,7 @@ def save_lookup_table(
         tensors["dtype"] = np.array([_SEED_DTYPE_IDS[quantized.format]], dtype=np.uint8)
         tensors["shape"] = np.array(shape, dtype=np.int64)
         tensors["scale"] = np.array([quantized.scale], dtype=np.float32)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    return path
+    return write_safetensors(path, tensors, metadata)  # byte-stable: equal tables, equal files
 
 
 @dataclass
