@@ -237,6 +237,7 @@ BAD_INPUTS = {
     "run -f with a list": (["run", "03", "-f", "{a_list}"], "expected a mapping of keys at the top level, got a list"),
     "run -f invalid YAML": (["run", "03", "-f", "{invalid}"], "not valid YAML (line"),
     "run -p threshold abc": (["run", "03", "-p", "threshold", "abc"], "-p threshold 'abc': expected a whole number"),
+    "compare --resamples 0": (["compare", "{model}", "{model}", "--resamples", "0"], "--resamples 0: expected a whole number"),
     "wrong option type": (["detect", "--model-path", "{model}", "--text", "x", "--top-k", "two"], "Invalid value for '--top-k'"),
 }
 

@@ -18,10 +18,12 @@ The data path, in order of cost:
   the checkpoint fingerprint, so it may change on resume);
 - a batch is padded to its own longest sequence, and the model gathers and projects real tokens only.
 
-The artifacts directory belongs to one run. A fresh run (not resuming a checkpoint) first deletes what an
-earlier run and its evaluation wrote there (artifacts, mask files, history, summary, quantisation report,
-`*_results.json`/`*_predictions.csv`/`*_confusion.png`, `checkpoints/`; other files are left alone) and says
-so in one line, so no file of the old run can describe the new model. `mask_stats.json` is always written
+The artifacts directory belongs to one run, and is written then swapped (`wldetect.io.StagedDirectory`):
+the run writes checkpoints, artifacts and its evaluation to `.<name>.staging/` next to it and swaps that in
+when complete, replacing what an earlier run and its evaluation wrote (artifacts, mask files, history,
+summary, quantisation report, `*_results.json`/`*_predictions.csv`/`*_confusion.png`, `checkpoints/`; other
+files are kept) and saying so in one line. Until then the earlier model is untouched, so a failed run loses
+nothing; an interrupted run's checkpoints stay in the staging directory for `resume=True`. `mask_stats.json` is always written
 (`tokens_masked: 0`, `threshold: null` without a mask). Checkpoints carry a fingerprint of the run; only
 checkpoints with the current fingerprint are pruned (the latest two kept) or resumed from.
 
