@@ -160,10 +160,21 @@ def test_resume_ends_exactly_where_an_uninterrupted_run_ends(project_env, tmp_pa
     full = train(config, output_dir=tmp_path / "full", verbose=False, run_evaluation=False)
     stopped = train(config, output_dir=tmp_path / "resumed", verbose=False, run_evaluation=False, stop_after_steps=7)
     assert not stopped.completed and stopped.steps == 7
-    checkpoints = sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").glob("*.pt"))
+    assert not (tmp_path / "resumed").exists()  # nothing is swapped in before the run completes
+    checkpoints = sorted(p.name for p in (tmp_path / ".resumed.staging" / "checkpoints").glob("*.pt"))
     assert checkpoints == ["checkpoint_step_00000005.pt"]  # steps 6 and 7 are lost, as in a crash
     resumed = train(config, output_dir=tmp_path / "resumed", verbose=False, run_evaluation=False, resume=True)
     assert resumed.resumed_from_step == 5 and resumed.completed
+    assert not (tmp_path / ".resumed.staging").exists()
+
+    # every artifact file is byte-identical (safetensors metadata in a stable order); the history and the
+    # summary record this process's timings, which differ by nature
+    timed = {"training_history.csv", "training_summary.json"}
+    names = sorted(p.name for p in (tmp_path / "full").iterdir() if p.is_file() and p.name not in timed)
+    assert "projection.safetensors" in names and "lookup_table_fp8_e3m4.safetensors" in names
+    assert names == sorted(p.name for p in (tmp_path / "resumed").iterdir() if p.is_file() and p.name not in timed)
+    for name in names:
+        assert (tmp_path / "full" / name).read_bytes() == (tmp_path / "resumed" / name).read_bytes(), name
 
     a = load_file(str(tmp_path / "full" / "projection.safetensors"))
     b = load_file(str(tmp_path / "resumed" / "projection.safetensors"))
@@ -291,6 +302,13 @@ def test_an_unmasked_run_after_a_masked_one_is_reported_as_unmasked(project_env,
     (directory / "flores_dev_predictions.csv").write_text("id\n")
     (directory / "notes.txt").write_text("the user's own file")
 
+    before = {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+    with pytest.raises(WLDetectError, match=f"diverged.*; {directory} is unchanged"):  # a failing run changes nothing
+        train(load_training_config(project_env["config"], {"training.learning_rate": 1e30}), output_dir=directory,
+              run_evaluation=False)  # fmt: skip
+    assert {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()} == before
+    capsys.readouterr()
+
     result = train(project_env["config"], output_dir=directory, run_evaluation=False)
     out = capsys.readouterr().out
     assert result.completed and result.mask is None
@@ -347,7 +365,13 @@ def test_a_fresh_run_is_not_overridden_by_an_earlier_runs_checkpoints(project_en
     stopped = train(config, output_dir=directory, token_mask=project_env["mask_path"], verbose=False,
                     run_evaluation=False, stop_after_steps=7)  # fmt: skip
     assert not stopped.completed
-    assert sorted(p.name for p in (directory / "checkpoints").glob("*.pt")) == ["checkpoint_step_00000005.pt"]
+    staged = tmp_path / ".shared.staging" / "checkpoints"
+    assert sorted(p.name for p in staged.glob("*.pt")) == ["checkpoint_step_00000005.pt"]
+    # the completed longer run is untouched until the new run completes
+    assert sorted(p.name for p in (directory / "checkpoints").glob("*.pt")) == [
+        "checkpoint_step_00000030.pt",
+        "checkpoint_step_00000032.pt",
+    ]
     resumed = train(config, output_dir=directory, token_mask=project_env["mask_path"], verbose=False,
                     run_evaluation=False, resume=True)  # fmt: skip
     assert resumed.resumed_from_step == 5 and resumed.completed and resumed.steps == 16

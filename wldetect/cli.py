@@ -69,15 +69,19 @@ def count_tokens_command(
     batch_size: int = typer.Option(512, "--batch-size", help="texts per encode_batch call"),
     num_workers: int | None = typer.Option(None, "--num-workers", help="batches tokenised concurrently (threads; default 2)"),
     no_cache: bool = typer.Option(False, "--no-cache", help="recount even if counts for these inputs are cached"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
 ) -> None:
     """Step 1: count every token id in the training examples (int64, one entry per embedding row)."""
     from wldetect.config import load_training_config
     from wldetect.counting import COUNTS_FILE, count_tokens
+    from wldetect.io import refuse_existing_file
 
     config = load_training_config(training_config)
+    output = output or config.output.artifacts_dir / COUNTS_FILE
+    refuse_existing_file(output, overwrite, "--output")
     count_tokens(
         config,
-        output=output or config.output.artifacts_dir / COUNTS_FILE,
+        output=output,
         batch_size=batch_size,
         num_workers=num_workers,
         use_cache=not no_cache,
@@ -89,11 +93,15 @@ def create_mask_command(
     token_counts: Path = typer.Option(..., "--token-counts", help="counts .npy from count-tokens"),
     threshold: str = typer.Option(..., "--threshold", help="keep tokens seen at least this many times"),
     output: Path | None = typer.Option(None, "--output", help="mask .npy (default: token_mask.npy next to the counts)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
 ) -> None:
     """Step 2: the weight mask (bool, True = keep): tokens seen fewer than --threshold times get weight 0."""
+    from wldetect.io import refuse_existing_file
     from wldetect.masking import create_mask
 
-    create_mask(token_counts, threshold, output or token_counts.with_name("token_mask.npy"))
+    output = output or token_counts.with_name("token_mask.npy")
+    refuse_existing_file(output, overwrite, "--output")
+    create_mask(token_counts, threshold, output)
 
 
 @app.command("visualize-mask")
@@ -145,14 +153,17 @@ def train(
     threshold: int | None = typer.Option(
         None, "--threshold", help="build the mask from the counted training tokens: keep tokens seen >= N times"
     ),
-    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in <output-dir>/checkpoints"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint of an interrupted run"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
 ) -> None:
     """Step 3: train (optionally with a token mask), then write the artifacts and evaluate them."""
     from wldetect.training import train as train_step
 
     if token_mask is not None and threshold is not None:
         raise WLDetectError("give --token-mask or --threshold, not both")
-    train_step(config, output_dir=output_dir, token_mask=token_mask, threshold=threshold, resume=resume)
+    train_step(
+        config, output_dir=output_dir, token_mask=token_mask, threshold=threshold, resume=resume, overwrite=overwrite
+    )
 
 
 @app.command("filter-lookup")
@@ -161,11 +172,12 @@ def filter_lookup_command(
     token_counts: Path = typer.Option(..., "--token-counts", help="counts .npy from count-tokens"),
     threshold: str = typer.Option(..., "--threshold", help="zero the weights of tokens seen fewer times"),
     output_dir: Path = typer.Option(..., "--output-dir", help="new artifacts directory (the source is left as it is)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
 ) -> None:
     """Post-hoc masking: zero rare tokens' weights in a trained model without retraining (new artifacts dir)."""
     from wldetect.lookup import filter_lookup
 
-    result = filter_lookup(model_path, token_counts, threshold, output_dir)
+    result = filter_lookup(model_path, token_counts, threshold, output_dir, overwrite=overwrite)
     print(f"Filtered artifacts saved to: {result.output_dir}")
 
 
@@ -188,10 +200,9 @@ def detect(
     if text is not None:
         lines = [text]
     elif str(file) == "-":
-        try:
-            lines = sys.stdin.buffer.read().decode("utf-8").splitlines()
-        except UnicodeDecodeError as err:
-            raise WLDetectError(f"standard input: not UTF-8 text (invalid byte at offset {err.start})") from None
+        from wldetect.io import decode_utf8, split_lines
+
+        lines = split_lines(decode_utf8(sys.stdin.buffer.read(), "standard input"))
     elif not file.is_file():
         raise WLDetectError(f"--file {file}: file not found")
     else:
@@ -253,11 +264,11 @@ def compare(
 
 def _parse_parameters(pairs: list[str]) -> dict:
     """`-p NAME VALUE` pairs as papermill reads them: VALUE is parsed as YAML (10 -> int, [1,2] -> list)."""
-    import yaml
+    from wldetect.config import parse_yaml
 
     if len(pairs) % 2:
         raise WLDetectError(f"-p takes NAME VALUE pairs, got an odd number of words: {' '.join(pairs)}")
-    return {pairs[i]: yaml.safe_load(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+    return {pairs[i]: parse_yaml(pairs[i + 1], f"-p {pairs[i]}") for i in range(0, len(pairs), 2)}
 
 
 @app.command(
@@ -270,9 +281,8 @@ def run_command(
     name: str | None = typer.Option(None, "--name", help="run name (part of the run id)"),
 ) -> None:
     """Execute a step notebook with papermill straight into a new run record: `wldetect run 03_train -p threshold 10`."""
-    import yaml
-
     from wldetect import workflow
+    from wldetect.config import read_yaml_mapping
 
     extra = list(ctx.args)
     pairs: list[str] = []
@@ -283,10 +293,9 @@ def run_command(
         pairs += [extra.pop(0), extra.pop(0)]
     parameters = {}
     if parameters_file is not None:
-        if not parameters_file.is_file():
-            raise WLDetectError(f"{parameters_file}: parameters file not found")
-        parameters.update(yaml.safe_load(parameters_file.read_text()) or {})
+        parameters.update(read_yaml_mapping(parameters_file, "parameters file"))
     parameters.update(_parse_parameters(pairs))
+    workflow.check_parameters(notebook, parameters)  # before a run record exists: a bad value leaves none
     run = workflow.run_notebook(notebook, parameters, run_name=name)
     print(f"Run {run.run_id}: {run.manifest()['status']}")
     print(f"  notebook: {run.path / workflow.notebook_path(notebook).name}")
@@ -332,12 +341,43 @@ def sweep(
     print(f"Sweep report: {report.path / '05_compare.html'}")
 
 
+def _fail(message: str, status: int = 2) -> None:
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)  # always one line
+    sys.exit(status)
+
+
 def main() -> None:
+    """Run the CLI; every user error is one line on stderr and exit status 2, never a traceback or a box.
+
+    Typer's usage errors (a wrong option type, a missing option) are printed by their message alone.
+    `OSError` and `UnicodeDecodeError` on a user's path are a safety net: the commands check their inputs
+    and outputs where they read and write them, and this only catches what slipped through.
+    """
+    try:  # typer >= 0.29 vendors click as typer._click; older versions use click itself
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover
+        from click import exceptions as click_errors
+
     try:
-        app()
+        status = app(standalone_mode=False)
     except WLDetectError as err:
-        print(f"error: {err}", file=sys.stderr)
+        _fail(str(err))
+    except click_errors.NoArgsIsHelpError as err:  # bare `wldetect`: the help text, as before
+        print(err.ctx.get_help() if err.ctx else "", file=sys.stderr)
         sys.exit(2)
+    except click_errors.UsageError as err:
+        hint = f" (see: {err.ctx.command_path} --help)" if err.ctx is not None else ""
+        _fail(f"{err.format_message()}{hint}")
+    except click_errors.ClickException as err:
+        _fail(err.format_message())
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    except UnicodeDecodeError as err:
+        _fail(f"input is not UTF-8 text (invalid byte at offset {err.start})")
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        _fail(f"{where}{err.strerror or err}")
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 if __name__ == "__main__":

@@ -349,8 +349,21 @@ class Comparison:
         return "\n".join(lines)
 
     def save(self, output_dir: str | Path, figures: bool = True) -> dict[str, Path]:
-        """Write overall.csv, per_language.csv, significance.csv, summary.txt and the two figures."""
-        output_dir = Path(output_dir)
+        """Write overall.csv, per_language.csv, significance.csv, summary.txt and the two figures.
+
+        Staged (`wldetect.io.StagedDirectory`): all files are written first and moved in together, so a
+        failure (full disk, unwritable directory) leaves no mix of an old and a new comparison.
+        """
+        from wldetect.io import StagedDirectory
+
+        final_dir = Path(output_dir)
+        with StagedDirectory(final_dir, swap=False, what="--output") as staged:
+            paths = self._write(staged.staging, figures)
+            staged.commit(order=["summary.txt"])
+        self.paths = {key: final_dir / path.name for key, path in paths.items()}
+        return self.paths
+
+    def _write(self, output_dir: Path, figures: bool) -> dict[str, Path]:
         paths = {}
         for name, table in (("overall", self.overall), ("per_language", self.per_language), ("significance", self.significance)):
             path = output_dir / f"{name}.csv"
@@ -389,6 +402,13 @@ def compare_runs(
     `runs`: artifacts directories, run directories, results JSON files, or `EvaluationResult`s. `results`
     names the evaluation to read from a directory (`flores_dev`, `pud`, `flores_dev_fp32`, ...).
     """
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
+        raise WLDetectError(f"--resamples {n_resamples}: expected a whole number of bootstrap resamples >= 1")
+    if output_dir is not None:
+        from wldetect.io import check_output_directory, refuse_finished_run_record
+
+        check_output_directory(output_dir, "--output")
+        refuse_finished_run_record(output_dir, "--output")
     loaded = load_runs(runs, results, labels)
     if len(loaded) < 2:
         raise WLDetectError("compare needs at least two runs: a baseline and one to compare with it")

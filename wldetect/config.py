@@ -9,12 +9,16 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from wldetect.errors import WLDetectError
+
+# YAML's `true` is a bool, and pydantic's lax mode would take it as 1 (`batch_size: true` trained with batch
+# size 1); whole numbers in parameter files are strict: a bool, a float or a string is an error.
+Int = Annotated[int, Strict()]
 
 POOLINGS = ("logsumexp", "max", "average")
 Pooling = Literal["logsumexp", "max", "average"]
@@ -41,7 +45,7 @@ class ModelSpec(_Strict):
         description="hub repo id, local hub-layout directory, local .gguf file, or python-package:PKG[/SUBDIR]"
     )
     type: str = Field(description="model family, e.g. gemma3 or bert; concatenated models must share it")
-    hidden_dim: int = Field(gt=0)
+    hidden_dim: Int = Field(gt=0)
     embedding_layer_name: str | None = Field(default=None, description="required for safetensors sources")
     gguf_file: str | None = Field(default=None, description="the GGUF file inside `name` (directory, repo, package)")
     shard_pattern: str | None = Field(default=None, description="e.g. model-{index:05d}-of-{total:05d}.safetensors")
@@ -64,7 +68,7 @@ class ModelSpec(_Strict):
 
 
 class InferenceConfig(_Strict):
-    max_sequence_length: int = Field(default=512, gt=0)
+    max_sequence_length: Int = Field(default=512, gt=0)
     pooling: Pooling = "logsumexp"
 
 
@@ -73,7 +77,7 @@ class ModelConfig(_Strict):
 
     model: ModelSpec | None = None
     models: list[ModelSpec] | None = None
-    languages: dict[str, int]
+    languages: dict[str, Int]
     inference: InferenceConfig = InferenceConfig()
 
     @model_validator(mode="after")
@@ -120,11 +124,11 @@ class DatasetConfig(_Strict):
     text_column: str = "text"
     language_column: str = "language"
     filter_languages: bool = True
-    max_samples_per_language: int | None = Field(default=None, gt=0)
-    min_samples_per_language: int = Field(default=0, ge=0)
+    max_samples_per_language: Int | None = Field(default=None, gt=0)
+    min_samples_per_language: Int = Field(default=0, ge=0)
     balance_languages: bool = False
-    shuffle_seed: int = 42
-    demo_examples_per_language: int = Field(default=2000, gt=0, description="size of the generated demo corpus")
+    shuffle_seed: Int = 42
+    demo_examples_per_language: Int = Field(default=2000, gt=0, description="size of the generated demo corpus")
 
 
 class ProjectionConfig(_Strict):
@@ -132,25 +136,25 @@ class ProjectionConfig(_Strict):
 
 
 class TrainingSection(_Strict):
-    batch_size: int = Field(default=256, gt=0)
+    batch_size: Int = Field(default=256, gt=0)
     learning_rate: float = Field(default=1e-3, gt=0)
-    epochs: int = Field(default=1, gt=0)
-    num_workers: int = Field(default=0, ge=0, description="threads tokenising the next chunks while one trains")
+    epochs: Int = Field(default=1, gt=0)
+    num_workers: Int = Field(default=0, ge=0, description="threads tokenising the next chunks while one trains")
     save_checkpoints: bool = True
-    checkpoint_interval: int = Field(default=500, gt=0)
+    checkpoint_interval: Int = Field(default=500, gt=0)
     token_mask_path: Path | None = None
     projection: ProjectionConfig = ProjectionConfig()
     weight_decay: float = Field(default=0.01, ge=0)
     gradient_clip: float | None = Field(default=1.0, gt=0)
     warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
-    warmup_steps: int | None = Field(default=None, ge=0, description="overrides warmup_ratio when set")
+    warmup_steps: Int | None = Field(default=None, ge=0, description="overrides warmup_ratio when set")
     min_lr_ratio: float = Field(default=0.0, ge=0, le=1, description="cosine decays to learning_rate * this")
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     scheduler: Literal["cosine", "constant"] = "cosine"
     loss: Literal["cross_entropy", "focal"] = "cross_entropy"
     focal_gamma: float = Field(default=2.0, ge=0)
     class_weights: Literal["none", "balanced"] = "none"
-    seed: int = 42
+    seed: Int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="before")
@@ -212,17 +216,60 @@ def _resolve(base: Path, value: Path | None) -> Path | None:
     return value if value.is_absolute() else (base / value)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise WLDetectError(f"{path}: parameter file not found")
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int):
+        super().__init__(key, line)
+        self.key, self.line = key, line
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                duplicate = False
+            if duplicate:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """YAML text as data, strictly: invalid YAML and duplicate keys are one-line errors naming `source` and
+    the line."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except _DuplicateKey as dup:
+        raise WLDetectError(f"{source}: duplicate key {dup.key!r} (line {dup.line})") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        raise WLDetectError(f"{path}: not valid YAML{where}") from None
+        raise WLDetectError(f"{source}: not valid YAML{where}") from None
+
+
+def read_yaml_mapping(path: str | Path, what: str = "parameter file") -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (empty file: {}); every problem is one line naming the file."""
+    from wldetect.io import read_text
+
+    path = Path(path)
+    if not path.is_file():
+        raise WLDetectError(f"{path}: {what} not found")
+    data = parse_yaml(read_text(path, what), str(path))
+    if data is None:
+        return {}
     if not isinstance(data, dict):
+        raise WLDetectError(f"{path}: expected a mapping of keys at the top level, got a {type(data).__name__}")
+    return data
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    data = read_yaml_mapping(path)
+    if not data:
         raise WLDetectError(f"{path}: expected a mapping of keys at the top level")
     return data
 

@@ -64,7 +64,7 @@ import pandas as pd
 import yaml
 
 from wldetect.errors import WLDetectError
-from wldetect.io import atomic_path, write_text_atomic
+from wldetect.io import StagedDirectory, atomic_path, check_output_directory, refuse_finished_run_record, write_text_atomic
 from wldetect.sources.evalsets import EvaluationSet, load_evaluation_set
 
 SCHEMA_VERSION = 1
@@ -665,6 +665,8 @@ def predict_all(detector, texts: list[str], batch_size: int = _PREDICT_BATCH) ->
 def _resolve_outputs(model_path: Path, stem: str, output_dir: str | Path | None, output: str | Path | None) -> Path:
     if output is not None:
         output = Path(output)
+        if output.is_dir():
+            raise WLDetectError(f"--output {output} is a directory; give a results file path ending in .json")
         if output.suffix != ".json":
             raise WLDetectError(f"--output {output}: expected a .json path for the results")
         return output
@@ -683,6 +685,7 @@ def evaluate(
     output: str | Path | None = None,
     evaluation_set: EvaluationSet | None = None,
     heatmap: bool = True,
+    recorded_model_path: str | Path | None = None,
 ) -> EvaluationResult:
     """Evaluate the artifacts in `model_path` on an evaluation set and save results, predictions and heatmap.
 
@@ -690,9 +693,18 @@ def evaluate(
     files, or `demo`; None means the set recorded in the model's training_summary.json, else `demo` (the
     shipped development set). `output` overrides the results JSON path (its
     predictions and heatmap go next to it). Pass an already loaded `evaluation_set` to skip loading.
+
+    The three files are written to a staging directory and moved into place together when all are complete
+    (`wldetect.io.StagedDirectory`), so a failure (full disk, unwritable directory) leaves no mix of old and
+    new files. `recorded_model_path`: the path the results name as the model (training evaluates its
+    outputs before they are swapped into their final directory, and records that directory).
     """
     model_path = _check_model_dir(model_path)
     table = _check_table(table)
+    # before any work: the directory the files will go to must be writable, and not a finished run record's
+    results_dir = _resolve_outputs(model_path, "results", output_dir, output).parent
+    check_output_directory(results_dir, "--output" if output is not None else "evaluation output directory")
+    refuse_finished_run_record(results_dir, "evaluation output directory")
     languages = model_languages(model_path)
     if evaluation_set is None:
         evaluation_set = load_evaluation_set(dataset if dataset is not None else configured_dataset(model_path), split)
@@ -706,12 +718,16 @@ def evaluate(
         predicted,
         confidence,
         languages,
-        model_path=model_path,
+        model_path=Path(recorded_model_path) if recorded_model_path is not None else model_path,
         table=table,
         mask=mask_statistics(model_path),
         seconds=seconds,
     )
-    result.save(_resolve_outputs(model_path, result.stem, output_dir, output), heatmap=heatmap)
+    results_path = _resolve_outputs(model_path, result.stem, output_dir, output)
+    with StagedDirectory(results_path.parent, swap=False, what="evaluation output directory") as staged:
+        paths = result.save(staged.staging / results_path.name, heatmap=heatmap)
+        staged.commit(order=[results_path.name])  # the results JSON last: it marks a complete set
+    result.paths = {key: results_path.parent / path.name for key, path in paths.items()}
     if verbose:
         print(result.summary())
     return result

@@ -33,7 +33,7 @@ import ml_dtypes
 import numpy as np
 
 from wldetect.errors import WLDetectError
-from wldetect.io import atomic_path
+from wldetect.io import atomic_path, write_safetensors
 
 FORMATS = ("e3m4", "e4m3fn", "fp32")
 FORMAT_VERSION = "1"
@@ -173,8 +173,6 @@ def save_lookup_table(
     extra_metadata: dict[str, str] | None = None,
 ) -> Path:
     """Write one format of the table atomically in the layout described in this module's docstring."""
-    from safetensors.numpy import save_file
-
     path = Path(path)
     shape = list(quantized.stored.shape)
     metadata = {
@@ -193,9 +191,7 @@ def save_lookup_table(
         tensors["dtype"] = np.array([_SEED_DTYPE_IDS[quantized.format]], dtype=np.uint8)
         tensors["shape"] = np.array(shape, dtype=np.int64)
         tensors["scale"] = np.array([quantized.scale], dtype=np.float32)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    return path
+    return write_safetensors(path, tensors, metadata)  # byte-stable: equal tables, equal files
 
 
 @dataclass
@@ -349,6 +345,7 @@ def filter_lookup(
     threshold: int,
     output_dir: str | Path,
     verbose: bool = True,
+    overwrite: bool = False,
 ) -> FilterResult:
     """Zero the weight of every token seen fewer than `threshold` times in an already trained model.
 
@@ -357,10 +354,13 @@ def filter_lookup(
     directory (tables in all three formats, projection with the zeroed weights, the mask, its statistics,
     and copies of the model config and tokenizer), so post-hoc masking can be evaluated like any trained
     model and compared with masking at initialisation.
-    """
-    from safetensors.numpy import load_file, save_file
 
-    from wldetect.io import write_text_atomic
+    The directory is staged and swapped in when complete (`wldetect.io.StagedDirectory`); one that holds
+    another model (not an earlier filter-lookup of this `model_path`) is refused unless `overwrite`.
+    """
+    from safetensors.numpy import load_file
+
+    from wldetect.io import StagedDirectory, refuse_other_model, write_text_atomic
     from wldetect.masking import load_token_counts, mask_from_counts, mask_statistics, parse_threshold
 
     say = print if verbose else (lambda *args, **kwargs: None)
@@ -368,6 +368,7 @@ def filter_lookup(
     threshold = parse_threshold(threshold)
     if model_path.resolve() == output_dir.resolve():
         raise WLDetectError(f"--output-dir {output_dir}: must differ from --model-path (the source stays untouched)")
+    refuse_other_model(output_dir, f"filter-lookup of {model_path.absolute()}", overwrite)
     for name in ("model_config.yaml", "tokenizer.json", "projection.safetensors", FILE_NAMES["fp32"]):
         if not (model_path / name).is_file():
             raise WLDetectError(f"--model-path {model_path}: {name} not found (not a trained artifacts directory)")
@@ -397,33 +398,46 @@ def filter_lookup(
         f"non-zero weights zeroed: {statistics['weights_zeroed']:,}"
     )
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Path] = {}
-    languages = table.languages
-    filtered = zero_token_rows(table.values, projection["projection.bias"], mask)
-    files.update(write_lookup_tables(filtered, output_dir, languages, verbose=verbose))
-    del filtered, table
-    projection["token_weights"] = np.where(mask[:, None], projection["token_weights"].reshape(-1, 1), 0.0).astype(
-        np.float32
-    )
-    files["projection"] = output_dir / "projection.safetensors"
-    with atomic_path(files["projection"]) as tmp:
-        save_file(projection, str(tmp))
-    for name in _COPIED_FILES:
-        if (model_path / name).is_file():
-            with atomic_path(output_dir / name) as tmp:
-                tmp.write_bytes((model_path / name).read_bytes())
-            files[name] = output_dir / name
-    files["token_mask"] = output_dir / "token_mask.npy"
-    with atomic_path(files["token_mask"]) as tmp:
-        np.save(tmp, mask)
-    files["mask_stats"] = write_text_atomic(output_dir / "mask_stats.json", json.dumps(statistics, indent=2) + "\n")
+    final_dir = output_dir
+    with StagedDirectory(final_dir, swap=True, what="--output-dir") as staged:
+        staging = staged.staging
+        files: dict[str, Path] = {}
+        languages = table.languages
+        filtered = zero_token_rows(table.values, projection["projection.bias"], mask)
+        files.update(write_lookup_tables(filtered, staging, languages, verbose=verbose))
+        del filtered, table
+        projection["token_weights"] = np.where(
+            mask[:, None], projection["token_weights"].reshape(-1, 1), 0.0
+        ).astype(np.float32)
+        files["projection"] = staging / "projection.safetensors"
+        write_safetensors(files["projection"], projection)
+        for name in _COPIED_FILES:
+            if (model_path / name).is_file():
+                with atomic_path(staging / name) as tmp:
+                    tmp.write_bytes((model_path / name).read_bytes())
+                files[name] = staging / name
+        files["token_mask"] = staging / "token_mask.npy"
+        with atomic_path(files["token_mask"]) as tmp:
+            np.save(tmp, mask)
+        files["mask_stats"] = write_text_atomic(staging / "mask_stats.json", json.dumps(statistics, indent=2) + "\n")
 
-    quantization = _posthoc_quantization_report(output_dir, verbose)
-    files["quantization"] = output_dir / "quantization.json"
+        quantization = _posthoc_quantization_report(staging, verbose)
+        files["quantization"] = staging / "quantization.json"
+        replaced = staged.commit(replaced=_model_file_names(final_dir))
+    files = {key: final_dir / path.name for key, path in files.items()}
+    if replaced:
+        say(f"  Replaced in {final_dir}: {', '.join(replaced)}")
     return FilterResult(
         output_dir, threshold, statistics["tokens_masked"], int(mask.size), statistics, quantization, files
     )
+
+
+def _model_file_names(directory: Path) -> set[str]:
+    """What a new model written into `directory` replaces: the model's files and anything that describes the
+    old model (its evaluations, checkpoints); the user's other files are kept."""
+    from wldetect.training import CHECKPOINT_DIR, previous_outputs  # noqa: PLC0415 (only when writing)
+
+    return {p.name for p in previous_outputs(directory) if p.parent == directory} | {CHECKPOINT_DIR}
 
 
 def _posthoc_quantization_report(output_dir: Path, verbose: bool) -> dict:

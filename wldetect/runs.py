@@ -391,6 +391,11 @@ def list_runs(root: Path | None = None):
         )
     table = pd.DataFrame(rows)
     for column in ("threshold", "tokens_masked"):
+        if column in table:  # counts, not measurements: no "10.0000"; a value that is no count (a failed run's
+            # bad parameter, `threshold: abc`) is shown as missing rather than breaking the listing
+            whole = [v if isinstance(v, int) and not isinstance(v, bool) else None for v in table[column]]
+            table[column] = pd.array(whole, dtype="Int64")
+    for column in ("accuracy", "f1_macro", "duration_s"):
         if column in table:
-            table[column] = table[column].astype("Int64")  # counts, not measurements: no "10.0000"
+            table[column] = pd.to_numeric(table[column], errors="coerce")
     return table

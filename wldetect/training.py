@@ -18,10 +18,12 @@ The data path, in order of cost:
   the checkpoint fingerprint, so it may change on resume);
 - a batch is padded to its own longest sequence, and the model gathers and projects real tokens only.
 
-The artifacts directory belongs to one run. A fresh run (not resuming a checkpoint) first deletes what an
-earlier run and its evaluation wrote there (artifacts, mask files, history, summary, quantisation report,
-`*_results.json`/`*_predictions.csv`/`*_confusion.png`, `checkpoints/`; other files are left alone) and says
-so in one line, so no file of the old run can describe the new model. `mask_stats.json` is always written
+The artifacts directory belongs to one run, and is written then swapped (`wldetect.io.StagedDirectory`):
+the run writes checkpoints, artifacts and its evaluation to `.<name>.staging/` next to it and swaps that in
+when complete, replacing what an earlier run and its evaluation wrote (artifacts, mask files, history,
+summary, quantisation report, `*_results.json`/`*_predictions.csv`/`*_confusion.png`, `checkpoints/`; other
+files are kept) and saying so in one line. Until then the earlier model is untouched, so a failed run loses
+nothing; an interrupted run's checkpoints stay in the staging directory for `resume=True`. `mask_stats.json` is always written
 (`tokens_masked: 0`, `threshold: null` without a mask). Checkpoints carry a fingerprint of the run; only
 checkpoints with the current fingerprint are pruned (the latest two kept) or resumed from.
 
@@ -38,6 +40,7 @@ import json
 import math
 import re
 import shutil
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -53,7 +56,7 @@ import yaml
 
 from wldetect.config import TrainingConfig, TrainingSection, cache_dir, load_training_config
 from wldetect.errors import WLDetectError
-from wldetect.io import atomic_path, write_text_atomic
+from wldetect.io import StagedDirectory, atomic_path, refuse_other_model, write_safetensors, write_text_atomic
 from wldetect.lookup import FILE_NAMES, compute_lookup_table, write_lookup_tables, write_quantization_report
 from wldetect.model import LanguageDetectionModel
 
@@ -500,16 +503,20 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise WLDetectError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
 
 
-def _matching_checkpoint(directory: Path, fingerprint: dict[str, str]) -> tuple[dict[str, Any] | None, Path | None]:
-    """The latest checkpoint in `directory` written with `fingerprint` (and its path); (None, None) if none is.
+def _matching_checkpoint(
+    directories: list[Path], fingerprint: dict[str, str]
+) -> tuple[dict[str, Any] | None, Path | None]:
+    """The latest checkpoint written with `fingerprint` (and its path) in the first of `directories` that has
+    one (an interrupted run's staging directory, then the completed run's); (None, None) if none has.
 
     Checkpoints with another fingerprint are passed over; when they are all there is, resuming would continue
     some other run, so that is an error naming what differs.
     """
-    existing = checkpoint_paths(directory)
-    for path in reversed(existing):
-        if checkpoint_fingerprint(path) == fingerprint:
-            return load_checkpoint(path), path
+    for directory in directories:
+        for path in reversed(checkpoint_paths(directory)):
+            if checkpoint_fingerprint(path) == fingerprint:
+                return load_checkpoint(path), path
+    existing = [p for directory in directories for p in checkpoint_paths(directory)]
     if existing:
         state = load_checkpoint(existing[-1])
         differing = [k for k, v in fingerprint.items() if state.get("fingerprint", {}).get(k) != v]
@@ -541,23 +548,11 @@ def previous_outputs(artifacts_dir: Path) -> list[Path]:
     return found
 
 
-def clear_previous_outputs(artifacts_dir: Path) -> list[Path]:
-    """Delete `previous_outputs(artifacts_dir)` (a fresh run must not inherit them); return what was deleted."""
-    removed = previous_outputs(artifacts_dir)
-    for path in removed:
-        path.unlink(missing_ok=True)
-    checkpoint_dir = Path(artifacts_dir) / CHECKPOINT_DIR
-    if removed and checkpoint_dir.is_dir() and not any(checkpoint_dir.iterdir()):
-        checkpoint_dir.rmdir()
-    return removed
-
-
-def _describe_cleared(artifacts_dir: Path, removed: list[Path]) -> str:
-    checkpoints = [p for p in removed if p.parent == artifacts_dir / CHECKPOINT_DIR]
-    names = [p.name for p in removed if p not in checkpoints]
-    if checkpoints:
-        names.append(f"{CHECKPOINT_DIR}/ ({len(checkpoints)} checkpoint{'s' if len(checkpoints) != 1 else ''})")
-    return f"Cleared the previous run's outputs from {artifacts_dir}: {', '.join(names)}"
+def _previous_output_names(artifacts_dir: Path) -> set[str]:
+    """Top-level names in `artifacts_dir` that a new training run replaces: `previous_outputs` and the
+    checkpoints directory (the user's own files are kept across the swap)."""
+    names = {p.name for p in previous_outputs(artifacts_dir) if p.parent == Path(artifacts_dir)}
+    return names | {CHECKPOINT_DIR}
 
 
 # ------------------------------------------------------------------------------------------------ train
@@ -573,18 +568,67 @@ def train(
     *,
     run_evaluation: bool = True,
     stop_after_steps: int | None = None,
+    overwrite: bool = False,
 ) -> TrainingResult:
     """Train on `config` and write the artifacts; see the module docstring.
 
     `token_mask` (a .npy path or a bool array) or `threshold` (a mask built from the counted training tokens)
     override `training.token_mask_path`. `resume` continues from the latest checkpoint of this run (same
-    fingerprint) in `<artifacts_dir>/checkpoints/`; without `resume` (or without such a checkpoint) the run
-    starts fresh and first clears the previous run's outputs from the artifacts directory. `stop_after_steps`
-    stops after that many optimiser steps without writing artifacts, exactly as an interruption would (for
-    tests and benchmarks); the schedule still spans the full run.
+    fingerprint) in the staging directory `.<name>.staging/checkpoints/` next to the artifacts directory (an
+    interrupted run's) or in `<artifacts_dir>/checkpoints/` (a completed run's); without `resume` the run
+    starts fresh. `stop_after_steps` stops after that many optimiser steps without writing artifacts, exactly
+    as an interruption would (for tests and benchmarks); the schedule still spans the full run.
+
+    Everything is written to the staging directory and swapped in when complete (`StagedDirectory`): until
+    then the artifacts directory holds the earlier model unchanged, and a failure says so. A directory
+    holding a model trained from another parameter file (or made by filter-lookup) is refused unless
+    `overwrite`; a second run into the same directory at the same time is refused (lock file).
     """
     if not isinstance(config, TrainingConfig):
         config = load_training_config(config)
+    artifacts_dir = Path(output_dir) if output_dir is not None else Path(config.output.artifacts_dir)
+    origin = f"training with {Path(config.source_path).absolute()}" if config.source_path else "training"
+    refuse_other_model(artifacts_dir, origin, overwrite)
+    staged = StagedDirectory(artifacts_dir, swap=True, what="--output-dir", keep_on_failure=_holds_checkpoints)
+    try:
+        with staged:
+            return _train_staged(
+                config, staged, token_mask, threshold, resume, verbose, run_evaluation, stop_after_steps
+            )
+    except WLDetectError as err:
+        raise WLDetectError(f"{err}{_unchanged_note(staged)}") from None
+    except BaseException:  # Ctrl-C, out of memory, a full disk: the same promise, on stderr
+        if staged.committed is False and staged._lock is not None:
+            print(f"Training failed{_unchanged_note(staged)}", file=sys.stderr)
+        raise
+
+
+def _holds_checkpoints(staging: Path) -> bool:
+    """An interrupted run's staging directory is kept (for --resume) when it holds a checkpoint."""
+    return bool(checkpoint_paths(staging / CHECKPOINT_DIR)) if (staging / CHECKPOINT_DIR).is_dir() else False
+
+
+def _unchanged_note(staged: StagedDirectory) -> str:
+    """The end of a failed run's message: what is left where (one line)."""
+    if staged._lock is None:  # refused before anything was staged (a lock, a bad path): nothing to report
+        return ""
+    note = f"; {staged.target} is unchanged" if staged.target.exists() else f"; nothing written to {staged.target}"
+    if _holds_checkpoints(staged.staging):
+        note += f" (checkpoints of this run in {staged.staging / CHECKPOINT_DIR}: continue with --resume)"
+    return note
+
+
+def _train_staged(
+    config: TrainingConfig,
+    staged: StagedDirectory,
+    token_mask,
+    threshold: int | None,
+    resume: bool,
+    verbose: bool,
+    run_evaluation: bool,
+    stop_after_steps: int | None,
+) -> TrainingResult:
+    """`train` with the output directory staged and locked: writes to `staged.staging`, commits at the end."""
     from wldetect.sources.data import prepare_training_dataset
     from wldetect.sources.models import load_model
     from wldetect.tokenization import configure
@@ -592,7 +636,8 @@ def train(
     say = print if verbose else (lambda *args, **kwargs: None)
     section = config.training
     model_config = config.model
-    artifacts_dir = Path(output_dir) if output_dir is not None else Path(config.output.artifacts_dir)
+    final_dir = staged.target
+    artifacts_dir = staged.staging  # everything is written here first
     checkpoint_dir = artifacts_dir / CHECKPOINT_DIR
     started = time.perf_counter()
 
@@ -670,7 +715,7 @@ def train(
         fingerprint = _fingerprint(config, len(data), loaded.vocab_size, mask)
         step, history, resumed_from = 0, [], None
         if resume:
-            state, path = _matching_checkpoint(checkpoint_dir, fingerprint)
+            state, path = _matching_checkpoint([checkpoint_dir, final_dir / CHECKPOINT_DIR], fingerprint)
             if state is not None:
                 model.load_state_dict(state["model"], strict=True)
                 optimizer.load_state_dict(state["optimizer"])
@@ -681,11 +726,11 @@ def train(
                 step, history, resumed_from = int(state["step"]), list(state["history"]), int(state["step"])
                 say(f"\nResuming from {path} (step {step:,} of {total_steps:,})")
             else:
-                say(f"\nNo checkpoint in {checkpoint_dir}; starting from scratch")
-        if resumed_from is None:  # a fresh run: nothing of an earlier run in this directory may outlive it
-            cleared = clear_previous_outputs(artifacts_dir)
-            if cleared:
-                say(_describe_cleared(artifacts_dir, cleared))
+                say(f"\nNo checkpoint of this run in {checkpoint_dir} or {final_dir / CHECKPOINT_DIR}; starting from scratch")
+        if resumed_from is None:  # a fresh run: an interrupted run's staged checkpoints are not continued
+            if _holds_checkpoints(artifacts_dir):
+                say(f"\nDiscarding the checkpoints of an interrupted run in {checkpoint_dir} (not --resume)")
+            staged.discard()
 
         say(f"\nStep 6: Train on {device}")
         if section.save_checkpoints:
@@ -767,7 +812,7 @@ def train(
         progress.close()
 
     result = TrainingResult(
-        artifacts_dir=artifacts_dir,
+        artifacts_dir=final_dir,
         history=history,
         steps=step,
         total_steps=total_steps,
@@ -779,7 +824,10 @@ def train(
     )
     if not result.completed:
         result.seconds = time.perf_counter() - started
-        say(f"Stopped after step {step:,} of {total_steps:,}; resume with resume=True / --resume")
+        say(
+            f"Stopped after step {step:,} of {total_steps:,}; {final_dir} is unchanged; resume with resume=True / "
+            f"--resume (checkpoints in {checkpoint_dir})"
+        )
         return result
 
     model.eval()
@@ -810,10 +858,15 @@ def train(
     result.seconds = time.perf_counter() - started
     _write_summary(artifacts_dir, config, result, loaded.vocab_size, len(data))
     result.files["summary"] = artifacts_dir / SUMMARY_FILE
-    say(f"Artifacts saved to: {artifacts_dir} ({result.seconds:.1f} s in all)")
-
-    if run_evaluation:
-        result.evaluation = _run_evaluation(artifacts_dir, config, evaluation_set, verbose, say)
+    if run_evaluation:  # evaluated before the swap: its files are part of the new directory, never the old one's
+        result.evaluation = _run_evaluation(artifacts_dir, config, evaluation_set, verbose, say, final_dir)
+    replaced = staged.commit(replaced=_previous_output_names(final_dir))
+    result.files = {key: final_dir / path.relative_to(artifacts_dir) for key, path in result.files.items()}
+    if result.evaluation is not None:
+        result.evaluation.paths = {k: final_dir / Path(p).name for k, p in result.evaluation.paths.items()}
+    if replaced:
+        say(f"Replaced the previous run's outputs in {final_dir}: {', '.join(replaced)}")
+    say(f"Artifacts saved to: {final_dir} ({result.seconds:.1f} s in all)")
     return result
 
 
@@ -868,8 +921,6 @@ def export_artifacts(
 
     `mask_stats.json` always (without a mask: `no_mask_statistics`), `token_mask.npy` only with a mask.
     """
-    from safetensors.numpy import save_file
-
     say = print if verbose else (lambda *args, **kwargs: None)
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -877,17 +928,11 @@ def export_artifacts(
     projection_weight = model.projection.weight.detach().float().cpu().numpy()
     projection_bias = model.projection.bias.detach().float().cpu().numpy()
 
-    files["projection"] = artifacts_dir / PROJECTION_FILE
-    with atomic_path(files["projection"]) as tmp:
-        save_file(
-            {
-                "projection.weight": projection_weight,
-                "projection.bias": projection_bias,
-                "token_weights": token_weights,
-            },
-            str(tmp),
-            metadata={"languages": json.dumps(config.model.language_codes), "pooling": config.model.inference.pooling},
-        )
+    files["projection"] = write_safetensors(
+        artifacts_dir / PROJECTION_FILE,
+        {"projection.weight": projection_weight, "projection.bias": projection_bias, "token_weights": token_weights},
+        metadata={"languages": json.dumps(config.model.language_codes), "pooling": config.model.inference.pooling},
+    )
 
     say("Step 7b: Generate fp8 lookup tables")
     table = compute_lookup_table(loaded.embeddings, token_weights, projection_weight, projection_bias)
@@ -956,7 +1001,7 @@ def _agreement_texts(evaluation_set, data) -> tuple[list[str], str]:
     return data.texts(len(data) - n, len(data)), "training"
 
 
-def _run_evaluation(artifacts_dir: Path, config: TrainingConfig, evaluation_set, verbose: bool, say):
+def _run_evaluation(artifacts_dir: Path, config: TrainingConfig, evaluation_set, verbose: bool, say, final_dir: Path):
     """Step 7: the configured evaluation, when the evaluation module is installed in this tree."""
     try:
         from wldetect.evaluation import evaluate
@@ -971,10 +1016,11 @@ def _run_evaluation(artifacts_dir: Path, config: TrainingConfig, evaluation_set,
             split=config.evaluation.split,
             table=config.evaluation.table,
             verbose=verbose,
+            recorded_model_path=final_dir,
             **kwargs,
         )
     except WLDetectError as err:  # the artifacts are complete; evaluation can be run again on its own
-        print(f"Warning: evaluation skipped ({err}); run `wldetect eval --model-path {artifacts_dir}` when it can run")
+        print(f"Warning: evaluation skipped ({err}); run `wldetect eval --model-path {final_dir}` when it can run")
         return None
 
 

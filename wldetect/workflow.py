@@ -60,6 +60,46 @@ def render_html(notebook: Path) -> Path | None:
     return write_text_atomic(notebook.with_suffix(".html"), body)
 
 
+# Parameters whose notebook default is None but whose value, when given, is a whole number.
+_OPTIONAL_INTEGERS = {"epochs", "num_workers"}
+
+
+def check_parameters(name: str, parameters: dict[str, Any]) -> None:
+    """Refuse unknown notebook parameters and values of the wrong type before a run record is made.
+
+    papermill injects any value, so `-p threshold abc` would fail deep inside a notebook ("'>' not supported
+    between 'str' and 'int'") and leave a failed run behind; here it is one line naming the parameter. The
+    expected type is the type of the notebook's default (None: any value, except the optional integers).
+    """
+    import ast
+
+    import papermill
+
+    declared = papermill.inspect_notebook(str(notebook_path(name)))
+    for key, value in parameters.items():
+        if key not in declared:
+            raise WLDetectError(f"-p {key}: not a parameter of {notebook_path(name).stem} (expected one of {', '.join(declared)})")
+        try:
+            default = ast.literal_eval(declared[key]["default"])
+        except (ValueError, SyntaxError):
+            continue
+        if key in _OPTIONAL_INTEGERS and value is not None:
+            default = 0
+        if default is None or value is None and key != "threshold":
+            continue
+        expected = type(default)
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if expected is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok:
+            raise WLDetectError(f"-p {key} {value!r}: expected {_TYPE_WORDS.get(expected, expected.__name__)}")
+        if expected is int and key == "threshold" and value < 0:
+            raise WLDetectError(f"-p threshold {value}: expected a whole number >= 0 (0: no mask)")
+
+
+_TYPE_WORDS = {int: "a whole number", str: "a string", list: "a list like [1, 2]", dict: "a mapping like {a: 1}", bool: "true or false"}
+
+
 def run_notebook(
     name: str,
     parameters: dict[str, Any] | None = None,

@@ -1,0 +1,283 @@
+"""Nothing lost, nothing silently wrong (issue 13): staged results directories, locks, one result per input
+line, and one-line errors with exit status 2 for every class of bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import module_tiny_project
+
+from wldetect.errors import WLDetectError
+from wldetect.io import StagedDirectory, directory_lock, lock_file, split_lines
+from wldetect.training import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A tiny project with one trained model (no evaluation), shared by the tests of this module."""
+    root = tmp_path_factory.mktemp("robustness-project")
+    with module_tiny_project(root) as (config_path, _, patch):
+        result = train(config_path, output_dir=root / "model", verbose=False, run_evaluation=False)
+        from wldetect.counting import count_tokens
+
+        counts = count_tokens(config_path, output=root / "counts" / "token_counts.npy", verbose=False)
+        yield {"root": root, "config": config_path, "model": result.artifacts_dir, "counts": counts.counts_path}
+
+
+@pytest.fixture
+def project_env(project, monkeypatch):
+    monkeypatch.setenv("WLDETECT_CACHE_DIR", str(project["root"] / "cache"))
+    return project
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def wldetect(*args: str, stdin: bytes | None = None, cwd: Path = REPO, env: dict | None = None):
+    """The installed command as a user runs it: a subprocess calling `wldetect.cli.main`."""
+    environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", "from wldetect.cli import main; main()", *args],
+        input=stdin, cwd=cwd, env=environment, capture_output=True, timeout=300,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ nothing lost
+
+
+def test_a_diverging_retrain_leaves_the_earlier_model_byte_identical_and_loadable(project_env, tmp_path):
+    import shutil
+
+    from wldetect.config import load_training_config
+    from wldetect.detect import WLDetect
+
+    directory = tmp_path / "model"
+    shutil.copytree(project_env["model"], directory)
+    before = snapshot(directory)
+    diverging = load_training_config(project_env["config"], {"training.learning_rate": 1e30})
+    with pytest.raises(WLDetectError, match=f"training diverged.*; {directory} is unchanged"):
+        train(diverging, output_dir=directory, verbose=False, run_evaluation=False)
+    assert snapshot(directory) == before
+    assert WLDetect.load(directory).predict("the cat sat on the mat")[0] == "eng_Latn"
+    assert not (tmp_path / ".model.staging").exists() and not lock_file(directory).exists()
+
+
+def test_two_concurrent_trains_into_one_directory_do_not_both_succeed(project_env, tmp_path, monkeypatch):
+    """The first run is held at its first checkpoint while a second one starts into the same directory."""
+    import wldetect.training as training
+
+    directory = tmp_path / "shared"
+    reached, release = threading.Event(), threading.Event()
+    save_checkpoint = training.save_checkpoint
+
+    def held_save(*args, **kwargs):
+        if threading.current_thread().name == "first":
+            reached.set()
+            release.wait(60)
+        return save_checkpoint(*args, **kwargs)
+
+    monkeypatch.setattr(training, "save_checkpoint", held_save)
+    outcome: dict[str, object] = {}
+
+    def first() -> None:
+        try:
+            outcome["first"] = train(project_env["config"], output_dir=directory, verbose=False, run_evaluation=False)
+        except BaseException as err:  # noqa: BLE001 (reported by the assertion below)
+            outcome["first"] = err
+
+    thread = threading.Thread(target=first, name="first")
+    thread.start()
+    assert reached.wait(60)
+    try:
+        with pytest.raises(WLDetectError, match="is being written by process"):
+            train(project_env["config"], output_dir=directory, verbose=False, run_evaluation=False)
+    finally:
+        release.set()
+        thread.join(120)
+    assert getattr(outcome["first"], "completed", False), outcome["first"]
+    assert (directory / "projection.safetensors").is_file()
+
+
+def test_a_lock_of_another_live_process_is_refused_and_a_stale_one_taken_over(tmp_path):
+    target = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from wldetect.io import directory_lock\nwith directory_lock({str(target)!r}):\n"
+         "    print('held', flush=True); input()"],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(WLDetectError, match=f"being written by process {holder.pid}"):
+            with StagedDirectory(target, swap=True):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock_file(target).exists()  # killed: its lock is left behind, stale
+    with StagedDirectory(target, swap=True) as staged:
+        (staged.staging / "result.txt").write_text("new")
+        staged.commit()
+    assert (target / "result.txt").read_text() == "new" and not lock_file(target).exists()
+    with directory_lock(target), directory_lock(target):  # re-entrant in one thread
+        pass
+
+
+def test_a_swap_keeps_the_users_files_and_drops_what_the_new_outputs_replace(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    (target / "old_results.json").write_text("old")
+    (target / "projection.safetensors").write_text("old")
+    with StagedDirectory(target, swap=True) as staged:
+        (staged.staging / "projection.safetensors").write_text("new")
+        replaced = staged.commit(replaced={"old_results.json"})
+    assert sorted(replaced) == ["old_results.json", "projection.safetensors"]
+    assert snapshot(target) == {"notes.txt": b"mine", "projection.safetensors": b"new"}
+
+
+def test_filter_lookup_into_another_models_directory_is_refused(project_env, tmp_path):
+    import shutil
+
+    from wldetect.lookup import filter_lookup
+
+    other = tmp_path / "other"
+    shutil.copytree(project_env["model"], other)
+    before = snapshot(other)
+    with pytest.raises(WLDetectError, match="holds a different model .training with .*--overwrite"):
+        filter_lookup(project_env["model"], project_env["counts"], 3, other, verbose=False)
+    assert snapshot(other) == before
+
+    result = wldetect("filter-lookup", "--model-path", str(project_env["model"]), "--token-counts",
+                      str(project_env["counts"]), "--threshold", "3", "--output-dir", str(other),
+                      env={"WLDETECT_CACHE_DIR": str(project_env["root"] / "cache")})  # fmt: skip
+    assert result.returncode == 2 and result.stderr.decode().count("\n") == 1, result.stderr
+    assert snapshot(other) == before
+
+    filtered = tmp_path / "filtered"
+    filter_lookup(project_env["model"], project_env["counts"], 3, filtered, verbose=False)
+    filter_lookup(project_env["model"], project_env["counts"], 5, filtered, verbose=False)  # its own: allowed
+    filter_lookup(project_env["model"], project_env["counts"], 3, other, verbose=False, overwrite=True)
+    assert '"mode": "post-hoc"' in (other / "mask_stats.json").read_text()
+    assert not (other / "checkpoints").exists()  # the trained model's checkpoints described the replaced model
+
+
+def test_an_existing_mask_is_not_replaced_without_overwrite(project_env, tmp_path):
+    mask = tmp_path / "token_mask.npy"
+    np.save(mask, np.ones(3, dtype=bool))
+    before = mask.read_bytes()
+    result = wldetect("create-mask", "--token-counts", str(project_env["counts"]), "--threshold", "2",
+                      "--output", str(mask))  # fmt: skip
+    assert result.returncode == 2 and b"already exists; give --overwrite" in result.stderr
+    assert mask.read_bytes() == before
+    result = wldetect("create-mask", "--token-counts", str(project_env["counts"]), "--threshold", "2",
+                      "--output", str(mask), "--overwrite")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert np.load(mask).shape == np.load(project_env["counts"]).shape
+
+
+def test_a_finished_run_record_is_never_written_into(project_env, tmp_path):
+    import json
+
+    record = tmp_path / "runs" / "20260101-000000-x"
+    record.mkdir(parents=True)
+    (record / "manifest.json").write_text(json.dumps({"status": "completed"}))
+    with pytest.raises(WLDetectError, match="inside the run record .*never written into"):
+        train(project_env["config"], output_dir=record / "artifacts", verbose=False, run_evaluation=False)
+    assert sorted(p.name for p in record.iterdir()) == ["manifest.json"]
+
+
+# --------------------------------------------------------------------------------- one line, one result
+
+ODD_LINES = ["the cat\u2028sat", "le chat\x85est", "die katze\x1cund", "a\rb", "\x0bline\x0c", "", "[UNK]", "end"]
+
+
+def test_split_lines_breaks_at_newlines_only():
+    text = "\n".join(ODD_LINES) + "\r\n"
+    assert split_lines(text) == ODD_LINES
+    assert split_lines("a\r\nb") == ["a", "b"] and split_lines("") == [] and split_lines("\n") == [""]
+
+
+def test_a_file_of_n_lines_gives_n_results_whatever_the_lines_contain(project_env, tmp_path):
+    path = tmp_path / "input.txt"
+    path.write_bytes(("\n".join(ODD_LINES) + "\n").encode("utf-8"))
+    by_file = wldetect("detect", "--model-path", str(project_env["model"]), "--file", str(path))
+    by_stdin = wldetect("detect", "--model-path", str(project_env["model"]), "--file", "-", stdin=path.read_bytes())
+    for result in (by_file, by_stdin):
+        assert result.returncode == 0, result.stderr
+        assert len(result.stdout.decode().split("\n")[:-1]) == len(ODD_LINES)
+    assert by_file.stdout == by_stdin.stdout
+
+    from wldetect.sources.evalsets import load_evaluation_set
+
+    directory = tmp_path / "set"
+    directory.mkdir()
+    (directory / "eng_Latn.txt").write_bytes(path.read_bytes())
+    sentences = load_evaluation_set(str(directory)).sentences
+    assert sentences["text"].tolist() == [line for line in ODD_LINES if line.strip()]
+    assert sentences["id"].tolist()[-1] == len(ODD_LINES)  # ids are line numbers: none shifted
+
+
+# ------------------------------------------------------------------------------ one line, exit 2
+
+BAD_INPUTS = {
+    "non-UTF-8 parameter file": (["train", "--config", "{bad_bytes}"], "not UTF-8 text (invalid byte at offset"),
+    "duplicate YAML key": (["train", "--config", "{duplicate}"], "duplicate key 'training' (line"),
+    "a boolean for an integer": (["train", "--config", "{boolean}"], "training.batch_size: Input should be a valid integer"),
+    "output directory is a file": (["train", "--config", "{config}", "--output-dir", "{a_file}"], "is a file, not a directory"),
+    "unwritable eval output": (["eval", "--model-path", "{model}", "--output", "{a_file}/x.json"], "is a file, not a directory"),
+    "run -f with a list": (["run", "03", "-f", "{a_list}"], "expected a mapping of keys at the top level, got a list"),
+    "run -f invalid YAML": (["run", "03", "-f", "{invalid}"], "not valid YAML (line"),
+    "run -p threshold abc": (["run", "03", "-p", "threshold", "abc"], "-p threshold 'abc': expected a whole number"),
+    "compare --resamples 0": (["compare", "{model}", "{model}", "--resamples", "0"], "--resamples 0: expected a whole number"),
+    "wrong option type": (["detect", "--model-path", "{model}", "--text", "x", "--top-k", "two"], "Invalid value for '--top-k'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_each_bad_input_class_is_one_line_and_exit_2(project_env, tmp_path, case):
+    import yaml
+
+    config_text = Path(project_env["config"]).read_text()
+    files = {
+        "bad_bytes": (b"model_config_path: \xff\xfe\n", ".yaml"),
+        "duplicate": ((config_text + "training:\n  epochs: 1\n").encode(), ".yaml"),
+        "boolean": (yaml.safe_dump({**yaml.safe_load(config_text), "training": {"batch_size": True}}).encode(), ".yaml"),
+        "a_file": (b"not a directory", ".txt"),
+        "a_list": (b"- 1\n- 2\n", ".yaml"),
+        "invalid": (b"a: [1,\n", ".yaml"),
+    }
+    paths = {"config": str(project_env["config"]), "model": str(project_env["model"])}
+    config_dir = Path(project_env["config"]).parent  # relative paths in a parameter file resolve from here
+    for name, (data, suffix) in files.items():
+        path = (config_dir if suffix == ".yaml" else tmp_path) / f"{name}{suffix}"
+        path.write_bytes(data)
+        paths[name] = str(path)
+    args, expected = BAD_INPUTS[case]
+    result = wldetect(*[a.format(**paths) for a in args], env={"WLDETECT_CACHE_DIR": str(project_env["root"] / "cache")})
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert stderr.count("\n") == 1 and stderr.startswith("error: "), stderr
+    assert expected in stderr, stderr
+    assert "Traceback" not in stderr
+
+
+def test_runs_listing_survives_a_run_that_failed_on_a_bad_parameter(tmp_path):
+    from wldetect.runs import create_run, list_runs
+
+    run = create_run("bad", kind="03_train", parameters={"threshold": "abc"}, threshold="abc", root=tmp_path)
+    run.fail("TypeError: '>' not supported between instances of 'str' and 'int'")
+    create_run("good", kind="03_train", parameters={"threshold": 10}, threshold=10, root=tmp_path).finish()
+    import pandas as pd
+
+    table = list_runs(tmp_path)
+    thresholds = {("bad" if "bad" in run_id else "good"): t for run_id, t in zip(table["run_id"], table["threshold"])}
+    assert thresholds["good"] == 10 and thresholds["bad"] is pd.NA
