@@ -982,10 +982,8 @@ def write_history(path: Path, history: list[dict[str, float]]) -> Path:
 
 def _evaluation_set(config: TrainingConfig, say):
     """The configured evaluation set, or None where it cannot be loaded here (e.g. FLORES+ offline)."""
-    try:
-        from wldetect.sources.evalsets import load_evaluation_set
-    except ImportError:
-        return None
+    from wldetect.sources.evalsets import load_evaluation_set
+
     try:
         return load_evaluation_set(config.evaluation.dataset, config.evaluation.split)
     except WLDetectError as err:
@@ -1002,11 +1000,9 @@ def _agreement_texts(evaluation_set, data) -> tuple[list[str], str]:
 
 
 def _run_evaluation(artifacts_dir: Path, config: TrainingConfig, evaluation_set, verbose: bool, say, final_dir: Path):
-    """Step 7: the configured evaluation, when the evaluation module is installed in this tree."""
-    try:
-        from wldetect.evaluation import evaluate
-    except ImportError:
-        return None
+    """Step 8: the configured evaluation of the artifacts just written."""
+    from wldetect.evaluation import evaluate
+
     say("\nStep 8: Evaluate")
     kwargs = {"evaluation_set": evaluation_set} if evaluation_set is not None else {}
     try:
