@@ -53,16 +53,18 @@ def _child_extract(spec_json: str) -> dict:
     matrix, source = extract_embeddings(spec)
     extract_seconds = time.perf_counter() - started
     peak_extract = _peak_rss_mb()
-    # the ceiling: the same blocks dequantised from the reader's own memory map, nothing written
-    reader = gguf.open_gguf(path)
-    tensor = gguf.embedding_tensor(reader, path, gguf.embedding_tensor_name(spec))
+    # the ceiling: the same blocks dequantised from a memory map of the file, nothing written
     import gguf as gguf_library
 
+    tensor = gguf.embedding_tensor(gguf.read_header(path), gguf.embedding_tensor_name(spec))
+    block_size, type_size = gguf_library.GGML_QUANT_SIZES[tensor.qtype]
+    row_bytes = tensor.shape[0] // block_size * type_size
+    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=tensor.offset, shape=(tensor.shape[1], row_bytes))
     step = embeddings.rows_per_block(matrix.shape[1])
     started = time.perf_counter()
     checksum = 0.0
     for start in range(0, matrix.shape[0], step):
-        checksum += float(gguf_library.quants.dequantize(tensor.data[start : start + step], tensor.tensor_type)[0, 0])
+        checksum += float(gguf_library.quants.dequantize(raw[start : start + step], tensor.qtype)[0, 0])
     bare_seconds = time.perf_counter() - started
     return {
         "file": str(path),

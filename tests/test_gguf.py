@@ -16,6 +16,7 @@ from gguf import GGMLQuantizationType, GGUFWriter, TokenType
 from wldetect.config import ModelConfig, ModelSpec, load_model_config
 from wldetect.errors import WLDetectError
 from wldetect.sources import embeddings
+from wldetect.sources import gguf as gguf_source
 from wldetect.sources.models import extract_embeddings, load_model, load_tokenizer_file
 
 HIDDEN = 256  # one K-quant super-block (256 values) per row
@@ -228,7 +229,8 @@ def _no_conversion_written(cache: Path) -> bool:
     "damage, message",
     [
         ("text", r": not a GGUF file \(it does not start with the GGUF magic bytes\)$"),
-        ("truncated", r": damaged or truncated GGUF file \("),
+        ("truncated", r": truncated: token_embd.weight needs [\d,]+ bytes but the file has [\d,]+$"),
+        ("cut header", r": damaged or truncated GGUF header \("),
         ("no tensor", r": no tensor 'token_embd.weight'; it has output.weight \(set embedding_layer_name\)$"),
         ("unsupported", r": token_embd.weight is quantised as Q8_K, which gguf [\d.]+ cannot dequantise$"),
         ("missing", r"GGUF file not found$"),
@@ -241,6 +243,9 @@ def test_bad_gguf_files_are_one_line_and_write_nothing(tmp_path, isolated_cache,
     elif damage == "truncated":
         write_gguf(file, values())
         file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+    elif damage == "cut header":
+        write_gguf(file, values())
+        file.write_bytes(file.read_bytes()[:3000])  # inside the tokenizer's metadata
     elif damage == "no tensor":
         write_gguf(file, values(), tensor_name="output.weight")
     elif damage == "unsupported":
@@ -289,3 +294,24 @@ def test_the_embedded_default_loads_end_to_end_from_its_package(embedded_default
     tokens = model.tokenizer.encode("Das Wetter ist heute schön.", add_special_tokens=False).tokens
     assert tokens == ["Das", "▁Wetter", "▁ist", "▁heute", "▁schön", "."]
     assert model.tokenizer.encode("नमस्ते दुनिया", add_special_tokens=False).tokens == ["नमस्ते", "▁दुनिया"]
+
+
+def test_the_header_walk_agrees_with_the_gguf_librarys_reader(tmp_path):
+    """The lean header walk (no NumPy view per metadata element) finds every tensor where GGUFReader does."""
+    path = tmp_path / "m.gguf"
+    writer = GGUFWriter(str(path), "gemma3")
+    writer.add_uint32("general.alignment", 64)
+    writer.add_token_list(TOKENS)
+    writer.add_array("test.nested", [[1, 2], [3]])
+    writer.add_string("test.text", "schön")
+    writer.add_tensor("token_embd.weight", gguf.quants.quantize(values(), GGMLQuantizationType.Q8_0), raw_dtype=GGMLQuantizationType.Q8_0)
+    writer.add_tensor("output_norm.weight", values(1)[0])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    header = gguf_source.read_header(path)
+    reader = gguf.GGUFReader(path)
+    assert header.keys == set(reader.fields) - {"GGUF.version", "GGUF.tensor_count", "GGUF.kv_count"}
+    expected = {t.name: (t.tensor_type, tuple(int(d) for d in t.shape), int(t.data_offset)) for t in reader.tensors}
+    assert {n: (t.qtype, t.shape, t.offset) for n, t in header.tensors.items()} == expected

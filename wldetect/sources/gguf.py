@@ -24,7 +24,10 @@ import hashlib
 import importlib
 import importlib.resources
 import json
+import mmap
 import os
+import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -116,45 +119,145 @@ def _package_gguf(spec: ModelSpec) -> Path:
 # -------------------------------------------------------------------------------------------- reading
 
 
-def open_gguf(path: Path):
-    """A `gguf.GGUFReader` of `path`; anything that is not a complete GGUF file is a one-line error."""
+@dataclass
+class TensorInfo:
+    name: str
+    qtype: object  # gguf.GGMLQuantizationType
+    shape: tuple[int, ...]  # GGUF order: fastest-varying first, so (hidden, vocab) for an embedding matrix
+    offset: int  # absolute byte offset of the tensor's data in the file
+
+
+@dataclass
+class GGUFHeader:
+    """What wldetect needs from a GGUF file's header: its metadata keys and where each tensor lies."""
+
+    path: Path
+    keys: set[str]
+    tensors: dict[str, TensorInfo]
+
+
+_SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # GGUFValueType -> bytes
+_STRING, _ARRAY, _UINT32 = 8, 9, 4
+
+
+def read_header(path: Path) -> GGUFHeader:
+    """Walk the header: skip every metadata value by its length, record the tensor table.
+
+    `gguf.GGUFReader` builds a NumPy view for every element of every metadata array; for Gemma3's 262,144
+    tokens that took 41 s and 720 MB here before a single weight was read. Only key names and the tensor
+    table are needed (the type codes and block sizes are the `gguf` library's), so the header is walked
+    directly; anything cut off or inconsistent is a one-line error.
+    """
     import gguf
 
     try:
         with open(path, "rb") as handle:
-            magic = handle.read(4)
-    except OSError as err:
-        raise WLDetectError(f"{path}: cannot be read ({err.strerror})") from None
-    if magic != b"GGUF":
-        raise WLDetectError(f"{path}: not a GGUF file (it does not start with the GGUF magic bytes)")
+            data = memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+    except (OSError, ValueError) as err:  # ValueError: an empty file cannot be mapped
+        reason = err.strerror if isinstance(err, OSError) else "empty file"
+        raise WLDetectError(f"{path}: cannot be read as a GGUF file ({reason})") from None
     try:
-        return gguf.GGUFReader(path)
-    except Exception as err:  # the reader's checks fail on cut-off headers and tensors past the end of the file
-        first_line = (str(err).splitlines() or [""])[0]
-        raise WLDetectError(f"{path}: damaged or truncated GGUF file ({type(err).__name__}: {first_line})") from None
+        return _parse_header(path, data, gguf)
+    except (struct.error, IndexError, UnicodeDecodeError, ValueError) as err:
+        raise WLDetectError(f"{path}: damaged or truncated GGUF header ({type(err).__name__}: {err})") from None
+    finally:
+        data.release()
 
 
-def embedding_tensor(reader, path: Path, tensor_name: str):
-    """The reader's tensor entry for the embedding matrix, checked for shape and a supported type."""
+def _parse_header(path: Path, data: memoryview, gguf) -> GGUFHeader:
+    if bytes(data[:4]) != b"GGUF":
+        raise WLDetectError(f"{path}: not a GGUF file (it does not start with the GGUF magic bytes)")
+    version, n_tensors, n_keys = struct.unpack_from("<IQQ", data, 4)
+    if version not in (2, 3):
+        raise WLDetectError(f"{path}: GGUF version {version} (big-endian or unknown); expected 2 or 3")
+    position = 24
+
+    def string() -> str:
+        nonlocal position
+        (length,) = struct.unpack_from("<Q", data, position)
+        text = bytes(data[position + 8 : position + 8 + length]).decode("utf-8")
+        if position + 8 + length > len(data):
+            raise ValueError("a string runs past the end of the file")
+        position += 8 + length
+        return text
+
+    def skip_value(value_type: int) -> None:
+        nonlocal position
+        if value_type in _SCALAR_SIZES:
+            position += _SCALAR_SIZES[value_type]
+        elif value_type == _STRING:
+            string()
+        elif value_type == _ARRAY:
+            element_type, count = struct.unpack_from("<IQ", data, position)
+            position += 12
+            if element_type in _SCALAR_SIZES:
+                position += count * _SCALAR_SIZES[element_type]
+            else:
+                for _ in range(count):
+                    skip_value(element_type)
+        else:
+            raise ValueError(f"unknown metadata value type {value_type}")
+
+    keys: set[str] = set()
+    alignment = gguf.GGUF_DEFAULT_ALIGNMENT
+    for _ in range(n_keys):
+        key = string()
+        (value_type,) = struct.unpack_from("<I", data, position)
+        position += 4
+        if key == gguf.Keys.General.ALIGNMENT and value_type == _UINT32:
+            (alignment,) = struct.unpack_from("<I", data, position)
+        skip_value(value_type)
+        keys.add(key)
+    tables = []
+    for _ in range(n_tensors):
+        name = string()
+        (n_dims,) = struct.unpack_from("<I", data, position)
+        shape = struct.unpack_from(f"<{n_dims}Q", data, position + 4)
+        type_id, relative = struct.unpack_from("<IQ", data, position + 4 + 8 * n_dims)
+        position += 4 + 8 * n_dims + 12
+        tables.append((name, shape, type_id, relative))
+    data_start = -(-position // alignment) * alignment
+    tensors = {}
+    for name, shape, type_id, relative in tables:
+        try:
+            qtype = gguf.GGMLQuantizationType(type_id)
+        except ValueError:
+            raise WLDetectError(f"{path}: tensor {name} has unknown type id {type_id}") from None
+        tensors[name] = TensorInfo(name, qtype, tuple(int(d) for d in shape), data_start + relative)
+    return GGUFHeader(path, keys, tensors)
+
+
+def embedding_tensor(header: GGUFHeader, tensor_name: str) -> TensorInfo:
+    """The embedding matrix's entry, checked for shape, size and a type the `gguf` library can dequantise."""
     import gguf
 
-    tensors = {tensor.name: tensor for tensor in reader.tensors}
-    if tensor_name not in tensors:
-        names = list(tensors)
+    path = header.path
+    if tensor_name not in header.tensors:
+        names = list(header.tensors)
         more = f", ... ({len(names)} tensors)" if len(names) > 8 else ""
         raise WLDetectError(
             f"{path}: no tensor {tensor_name!r}; it has {', '.join(names[:8]) or 'no tensors'}{more} "
             "(set embedding_layer_name)"
         )
-    tensor = tensors[tensor_name]
+    tensor = header.tensors[tensor_name]
     if len(tensor.shape) != 2:
         raise WLDetectError(f"{path}: {tensor_name} has {len(tensor.shape)} dimensions, expected 2 (vocab, hidden)")
-    type_name = tensor.tensor_type.name
+    width, rows = tensor.shape
+    if tensor.qtype not in gguf.GGML_QUANT_SIZES:
+        raise WLDetectError(f"{path}: {tensor_name} has type {tensor.qtype.name}, which has no block size in gguf")
+    block_size, type_size = gguf.GGML_QUANT_SIZES[tensor.qtype]
+    end = tensor.offset + rows * (width // block_size) * type_size
+    if end > path.stat().st_size:
+        raise WLDetectError(
+            f"{path}: truncated: {tensor_name} needs {end:,} bytes but the file has {path.stat().st_size:,}"
+        )
+    read_rows, handle = _row_reader(path, tensor)
     try:  # one row first: an unsupported type fails here, before any file is written
-        gguf.quants.dequantize(np.asarray(tensor.data[:1]), tensor.tensor_type)
+        with handle:
+            read_rows(0, min(1, rows))
     except NotImplementedError:
         raise WLDetectError(
-            f"{path}: {tensor_name} is quantised as {type_name}, which gguf {_gguf_version()} cannot dequantise"
+            f"{path}: {tensor_name} is quantised as {tensor.qtype.name}, which gguf {_gguf_version()} cannot dequantise"
         ) from None
     return tensor
 
@@ -165,21 +268,21 @@ def _gguf_version() -> str:
     return version("gguf")
 
 
-def _row_reader(path: Path, tensor):
+def _row_reader(path: Path, tensor: TensorInfo):
     """read_rows(start, stop) -> float32 rows of the tensor, read from the file with plain reads."""
     import gguf
 
-    block_size, type_size = gguf.GGML_QUANT_SIZES[tensor.tensor_type]
-    width = int(tensor.shape[0])  # GGUF lists dimensions fastest-varying first: (hidden, vocab)
+    block_size, type_size = gguf.GGML_QUANT_SIZES[tensor.qtype]
+    width = tensor.shape[0]
     row_bytes = width // block_size * type_size
     handle = open(path, "rb")
 
     def read_rows(start: int, stop: int) -> np.ndarray:
-        handle.seek(int(tensor.data_offset) + start * row_bytes)
+        handle.seek(tensor.offset + start * row_bytes)
         raw = np.frombuffer(handle.read((stop - start) * row_bytes), dtype=np.uint8)
         if raw.size != (stop - start) * row_bytes:
             raise WLDetectError(f"{path}: truncated: the embedding tensor ends past the end of the file")
-        return gguf.quants.dequantize(raw.reshape(stop - start, row_bytes), tensor.tensor_type).astype(np.float32)
+        return gguf.quants.dequantize(raw.reshape(stop - start, row_bytes), tensor.qtype).astype(np.float32)
 
     return read_rows, handle
 
@@ -200,11 +303,9 @@ def extract_embeddings(spec: ModelSpec) -> tuple[np.ndarray, EmbeddingSource]:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         matrix = load_cached(cache_path)
         return matrix, EmbeddingSource(spec, cache_path, tuple(matrix.shape), meta["source_dtype"], True, [])
-    reader = open_gguf(path)
-    tensor = embedding_tensor(reader, path, tensor_name)
-    shape = (int(tensor.shape[1]), int(tensor.shape[0]))
-    source_dtype = tensor.tensor_type.name
-    del reader  # only the tensor's offset, shape and type are needed from here on
+    tensor = embedding_tensor(read_header(path), tensor_name)
+    shape = (tensor.shape[1], tensor.shape[0])
+    source_dtype = tensor.qtype.name
     read_rows, handle = _row_reader(path, tensor)
     with handle:
         write_float32_rows(cache_path, shape, read_rows)
@@ -242,10 +343,8 @@ def _convert_tokenizer(path: Path):
     from transformers import AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
-    reader = open_gguf(path)  # a clear message for a damaged file before transformers reads it
-    if "tokenizer.ggml.tokens" not in reader.fields:
+    if "tokenizer.ggml.tokens" not in read_header(path).keys:  # a damaged file gets a clear message first
         raise WLDetectError(f"{path}: has no tokenizer (no tokenizer.ggml.tokens metadata)")
-    del reader
     verbosity = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity(logging.ERROR)  # its GGUF notices are not the user's business here
     try:
