@@ -571,7 +571,10 @@ def _check_results(data: dict[str, Any], path: Path) -> None:
 
     def get(dotted: str) -> Any:
         value: Any = data
-        for key in dotted.split("."):
+        keys = dotted.split(".")
+        if keys[0] == "per_language" and len(keys) > 3:  # a language code with a dot in it
+            keys = [keys[0], ".".join(keys[1:-1]), keys[-1]]
+        for key in keys:
             if not isinstance(value, dict) or key not in value:
                 raise WLDetectError(f"{path}: '{dotted}' is missing")
             value = value[key]
