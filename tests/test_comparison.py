@@ -133,3 +133,127 @@ def test_bad_comparison_inputs_are_one_line_errors(evaluated, paths, message):
 def test_missing_results_file_names_the_command_to_run(evaluated):
     with pytest.raises(WLDetectError, match="run `wldetect eval --model-path"):
         compare_runs([evaluated["baseline"], evaluated["run"]], verbose=False)  # flores_dev was never evaluated
+
+
+# --------------------------------------------------------------- what compare reads is checked first (issue 13)
+
+
+def _edit_csv(path, row: int | None = None, column: str | None = None, value: str | None = None, drop: str | None = None):
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    header = rows[0]
+    if drop is not None:
+        index = header.index(drop)
+        rows = [r[:index] + r[index + 1 :] for r in rows]
+    if row is not None:
+        rows[row][header.index(column)] = value
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+
+
+def _first_correct_row(path) -> int:
+    lines = path.read_text(encoding="utf-8").split("\n")
+    return next(i for i, line in enumerate(lines) if line.endswith(",True,True"))
+
+
+PREDICTIONS = "tiny-set_predictions.csv"
+TAMPERED = {
+    "missing column": (
+        lambda p: _edit_csv(p, drop="correct"),
+        "{p}: missing column correct (a predictions file has id, language, predicted, confidence, correct, in_model)",
+    ),
+    "id not an integer": (lambda p: _edit_csv(p, 1, "id", "1.5"), "{p}: column 'id', line 2: expected a whole number, got '1.5'"),
+    "correct not boolean": (
+        lambda p: _edit_csv(p, 3, "correct", "yes"), "{p}: column 'correct', line 4: expected True or False, got 'yes'"
+    ),
+    "correct contradicts the languages": (
+        lambda p: _edit_csv(p, _first_correct_row(p), "correct", "False"),
+        "{p}: column 'correct', line {row}: expected True exactly where predicted is language, got 'False'",
+    ),
+    "language blank": (lambda p: _edit_csv(p, 2, "language", ""), "{p}: column 'language', line 3: expected a language code, got ''"),
+    "confidence garbage": (
+        lambda p: _edit_csv(p, 1, "confidence", "high"),
+        "{p}: column 'confidence', line 2: expected a number from 0 to 1 (or nothing), got 'high'",
+    ),
+    "a garbage row": (
+        lambda p: p.write_text(p.read_text(encoding="utf-8") + "\x00garbage\n", encoding="utf-8"),
+        "{p}: column 'id', line {last}: expected a whole number, got '\\x00garbage'",
+    ),
+    "a row too many fields": (
+        lambda p: p.write_text(p.read_text(encoding="utf-8") + "1,a,b,0.5,True,True,x,y\n", encoding="utf-8"),
+        "{p}: not a predictions CSV (Error tokenizing data. C error: Expected 6 fields in line {last}, saw 8)",
+    ),
+    "a sentence twice": (
+        lambda p: p.write_text(p.read_text(encoding="utf-8") + p.read_text(encoding="utf-8").split("\n")[1] + "\n", encoding="utf-8"),
+        "{p}: columns 'language', 'id', line {last}: sentence {first_sentence} appears twice",
+    ),
+    "not UTF-8": (
+        lambda p: p.write_bytes(p.read_bytes() + b"\xff\n"),
+        "predictions file {p}: not UTF-8 text (invalid byte at offset {size})",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED))
+def test_compare_refuses_a_damaged_predictions_file_naming_file_and_column(evaluated, case):
+    path = evaluated["run"] / "artifacts" / PREDICTIONS
+    lines = path.read_text(encoding="utf-8").split("\n")
+    facts = {
+        "p": path, "row": _first_correct_row(path) + 1, "last": len(lines), "size": path.stat().st_size,
+        "first_sentence": " ".join(reversed(lines[1].split(",")[:2])),
+    }  # fmt: skip
+    tamper, message = TAMPERED[case]
+    tamper(path)
+    with pytest.raises(WLDetectError) as raised:
+        compare_runs([evaluated["baseline"], evaluated["run"]], results="tiny-set", verbose=False)
+    assert str(raised.value) == message.format(**facts)
+
+
+def _edit_json(path, change) -> None:
+    import json
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+RESULTS = {
+    "accuracy not a number": (
+        lambda d: d["overall"].update(accuracy="high"), "{p}: 'overall.accuracy': expected a number from 0 to 1, got \"high\""
+    ),
+    "a boolean count": (
+        lambda d: d["overall"].update(n_sentences=True), "{p}: 'overall.n_sentences': expected a whole number, got true"
+    ),
+    "per-language table missing": (lambda d: d.pop("per_language"), "{p}: 'per_language' is missing"),
+    "model languages not strings": (
+        lambda d: d["languages"].update(model=[1, 2]), "{p}: 'languages.model': expected a list of language codes, got [1, 2]"
+    ),
+    "support disagrees with the predictions": (
+        lambda d: d["per_language"]["eng_Latn"].update(support=999),
+        "{csv}: 20 scored sentences in eng_Latn, but tiny-set_results.json says per_language.eng_Latn.support 999",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RESULTS))
+def test_compare_refuses_a_damaged_results_file(evaluated, case):
+    path = evaluated["run"] / "artifacts" / "tiny-set_results.json"
+    change, message = RESULTS[case]
+    _edit_json(path, change)
+    with pytest.raises(WLDetectError) as raised:
+        compare_runs([evaluated["baseline"], evaluated["run"]], results="tiny-set", verbose=False)
+    assert str(raised.value) == message.format(p=path, csv=path.with_name(PREDICTIONS))
+
+
+def test_compare_cli_on_a_damaged_predictions_file_is_one_line_exit_2_and_writes_nothing(evaluated):
+    from test_robustness import wldetect
+
+    path = evaluated["run"] / "artifacts" / PREDICTIONS
+    _edit_csv(path, 1, "in_model", "maybe")
+    output = evaluated["tmp"] / "comparison"
+    result = wldetect("compare", str(evaluated["baseline"]), str(evaluated["run"]), "--results", "tiny-set", "--output", str(output))
+    assert result.returncode == 2
+    assert result.stderr.decode() == f"error: {path}: column 'in_model', line 2: expected True or False, got 'maybe'\n"
+    assert not output.exists() and result.stdout == b""

@@ -35,7 +35,9 @@ def test_filtering_invalid_texts_and_report(tmp_path, capsys):
     assert report.per_language == {"eng_Latn": 50, "fra_Latn": 20, "deu_Latn": 5}
     printed = capsys.readouterr().out
     assert "Kept 75 / 85 examples in the configured languages" in printed
-    assert "Skipped 3 empty or non-text examples" in printed
+    assert "Skipped 3 examples without usable text (1 null, 2 empty)" in printed
+    assert "Dropped 7 examples in languages not in the model config (spa_Latn)" in printed
+    assert (report.null_texts, report.non_string_texts, report.empty_texts) == (1, 0, 2)
     texts = data.texts(0, len(data))
     languages = data.dataset[:]["language"]
     assert all(LANGUAGES[label] == code for label, code in zip(data.labels, languages))
@@ -95,3 +97,81 @@ def test_unsupported_file_type(tmp_path):
     (tmp_path / "train.xlsx").write_text("x")
     with pytest.raises(WLDetectError, match="unsupported data file type"):
         prepare_training_dataset(DatasetConfig(name=str(tmp_path / "train.xlsx")), LANGUAGES)
+
+
+# ------------------------------------------------------------------------------ bad rows, empty data (issue 13)
+
+
+def test_one_non_string_text_drops_only_its_row(tmp_path, capsys):
+    """A number or a list among the texts makes `datasets` store the column as JSON; only those rows go."""
+    rows = _rows() + [{"text": 5, "language": "eng_Latn"}, {"text": ["a", "list"], "language": "fra_Latn"}]
+    rows += [{"text": " \u00a0\u3000\n", "language": "eng_Latn"}, {"text": "中文 \"quoted\" \\", "language": "eng_Latn"}]
+    path = _write_jsonl(tmp_path / "train.jsonl", rows)
+    data = prepare_training_dataset(DatasetConfig(name=str(path)), LANGUAGES)
+    report = data.report
+    assert (report.null_texts, report.non_string_texts, report.empty_texts) == (1, 2, 3)
+    assert (report.loaded, report.in_languages, report.final) == (89, 76, 76)
+    assert report.per_language == {"eng_Latn": 51, "fra_Latn": 20, "deu_Latn": 5}
+    assert "Skipped 6 examples without usable text (1 null, 2 non-string, 3 empty)" in capsys.readouterr().out
+    texts = data.texts(0, len(data))
+    assert all(isinstance(t, str) and t.strip() for t in texts)
+    assert sorted(texts) == sorted([r["text"] for r in _rows()[:75]] + ['中文 "quoted" \\'])
+
+
+def test_no_usable_examples_names_why_rows_were_dropped(tmp_path):
+    rows = [{"text": None, "language": "eng_Latn"}] * 3 + [{"text": 7, "language": "eng_Latn"}] * 2
+    rows += [{"text": "  ", "language": "fra_Latn"}]
+    rows += [{"text": "some words", "language": "xx_Latn"}] * 30 + [{"text": "more words", "language": "yy_Latn"}] * 10
+    path = _write_jsonl(tmp_path / "train.jsonl", rows)
+    with pytest.raises(WLDetectError) as raised:
+        prepare_training_dataset(DatasetConfig(name=str(path)), LANGUAGES)
+    assert str(raised.value) == (
+        f"{path}: no usable examples of 46 rows: 3 rows with null text, 2 with non-string text, 1 with empty text, "
+        "40 in languages not in the model config (xx_Latn, yy_Latn)"
+    )
+
+
+def test_no_language_with_enough_examples_is_an_error_naming_them(tmp_path):
+    path = _write_jsonl(tmp_path / "train.jsonl", _rows())
+    with pytest.raises(WLDetectError) as raised:
+        prepare_training_dataset(DatasetConfig(name=str(path), min_samples_per_language=100), LANGUAGES)
+    assert str(raised.value) == (
+        f"{path}: no usable examples of 85 rows: 1 row with null text, 2 with empty text, 7 in languages not in the "
+        "model config (spa_Latn), 75 in languages with fewer than min_samples_per_language examples "
+        "(eng_Latn: 50, fra_Latn: 20, deu_Latn: 5)"
+    )
+
+
+@pytest.mark.parametrize("content", ["", "\n \n"])
+def test_an_empty_jsonl_file_is_one_clear_line(tmp_path, content):
+    path = tmp_path / "train.jsonl"
+    path.write_text(content)
+    with pytest.raises(WLDetectError) as raised:
+        prepare_training_dataset(DatasetConfig(name=str(path)), LANGUAGES)
+    assert str(raised.value) == f"{path}: empty file, no examples"
+
+
+def test_a_header_only_csv_has_no_examples(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("text,language\n")
+    with pytest.raises(WLDetectError, match="no examples"):
+        prepare_training_dataset(DatasetConfig(name=str(path)), LANGUAGES)
+    frame = pd.DataFrame({"text": pd.Series([], dtype=str), "language": pd.Series([], dtype=str)})
+    frame.to_parquet(tmp_path / "train.parquet")
+    with pytest.raises(WLDetectError) as raised:
+        prepare_training_dataset(DatasetConfig(name=str(tmp_path / "train.parquet")), LANGUAGES)
+    assert str(raised.value) == f"{tmp_path / 'train.parquet'}: no examples (the file has no rows)"
+
+
+def test_language_codes_of_mixed_types_are_named_as_written(tmp_path):
+    rows = _rows()[:75] + [{"text": "x y", "language": 3}, {"text": "z", "language": None}]
+    path = _write_jsonl(tmp_path / "train.jsonl", rows)
+    data = prepare_training_dataset(DatasetConfig(name=str(path)), LANGUAGES, verbose=False)
+    assert len(data) == 75 and data.report.unknown_languages == ["3", "null"]
+    with pytest.raises(WLDetectError, match="languages not in the model config: 3, null"):
+        prepare_training_dataset(DatasetConfig(name=str(path), filter_languages=False), LANGUAGES)
+
+
+def test_the_data_module_splits_no_user_text_with_splitlines():
+    source = (Path(__file__).resolve().parents[1] / "wldetect" / "sources" / "data.py").read_text()
+    assert ".splitlines(" not in source

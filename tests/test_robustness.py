@@ -281,3 +281,80 @@ def test_runs_listing_survives_a_run_that_failed_on_a_bad_parameter(tmp_path):
     table = list_runs(tmp_path)
     thresholds = {("bad" if "bad" in run_id else "good"): t for run_id, t in zip(table["run_id"], table["threshold"])}
     assert thresholds["good"] == 10 and thresholds["bad"] is pd.NA
+
+
+# ------------------------------------------------------------------- no usable data, no counts file
+
+
+def _config_with_data(project, name: str, data: bytes) -> Path:
+    import yaml
+
+    config_path = Path(project["config"])
+    data_path = project["root"] / "data" / name
+    data_path.write_bytes(data)
+    config = yaml.safe_load(config_path.read_text())
+    config["dataset"] = {**config["dataset"], "name": str(data_path)}
+    path = config_path.with_name(f"{data_path.stem}.yaml")
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+NO_USABLE_DATA = {
+    "no-usable-rows.jsonl": (
+        (
+            b'{"text": null, "language": "eng_Latn"}\n{"text": 5, "language": "eng_Latn"}\n'
+            b'{"text": "hello there", "language": "xx_Latn"}\n'
+        ),
+        (
+            "{data}: no usable examples of 3 rows: 1 row with null text, 1 with non-string text, "
+            "1 in languages not in the model config (xx_Latn)"
+        ),
+    ),
+    "empty.jsonl": (b"", "{data}: empty file, no examples"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NO_USABLE_DATA))
+def test_count_tokens_with_no_usable_example_is_one_line_exit_2_and_writes_nothing(project_env, tmp_path, name):
+    data, message = NO_USABLE_DATA[name]
+    config = _config_with_data(project_env, name, data)
+    output = tmp_path / "counts" / "token_counts.npy"
+    result = wldetect("count-tokens", "--training-config", str(config), "--output", str(output),
+                      env={"WLDETECT_CACHE_DIR": str(project_env["root"] / "cache")})  # fmt: skip
+    expected = message.format(data=project_env["root"] / "data" / name)
+    stderr = result.stderr.decode()  # `datasets` may draw its loading progress bar first
+    assert result.returncode == 2, stderr
+    assert stderr.endswith(f"\nerror: {expected}\n") or stderr == f"error: {expected}\n", stderr
+    assert stderr.count("error:") == 1 and "Traceback" not in stderr
+    assert not output.parent.exists() or not any(output.parent.iterdir())
+
+
+def test_count_tokens_never_writes_all_zero_counts_even_from_a_stale_cache(project_env, tmp_path):
+    """A cache entry of zero counts (left by a version that wrote them) is refused, not copied out."""
+    import scipy.sparse
+
+    from wldetect.config import load_training_config
+    from wldetect.counting import (
+        COUNTS_FILE,
+        _cache_path,
+        cache_key,
+        count_tokens,
+        save_token_counts,
+    )
+    from wldetect.sources.models import load_model
+
+    config = load_training_config(_config_with_data(project_env, "zero.jsonl", b'{"text": "hi", "language": "eng_Latn"}\n'))
+    model = load_model(config.model)
+    cache = _cache_path(cache_key(config, model.tokenizer_path, model.vocab_size))
+    zeros = np.zeros(model.vocab_size, dtype=np.int64)
+    languages = config.model.language_codes
+    save_token_counts(cache / COUNTS_FILE, zeros, scipy.sparse.csr_matrix((model.vocab_size, len(languages)), dtype=np.int64), languages, {"n_examples": 1})
+    output = tmp_path / "token_counts.npy"
+    with pytest.raises(WLDetectError) as raised:
+        count_tokens(config, output=output, verbose=False)
+    assert str(raised.value) == (
+        f"dataset {config.dataset.name}: no token counted in 1 usable examples; nothing written to {output}"
+    )
+    assert not output.exists() and list(tmp_path.iterdir()) == []
+    fresh = count_tokens(config, output=output, verbose=False, use_cache=False)  # counted for real: not zero
+    assert fresh.total_tokens > 0 and output.is_file()

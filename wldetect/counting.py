@@ -333,9 +333,14 @@ def count_tokens(
         n_examples = len(data)
         examples_per_language = dict(data.report.per_language)
         metadata = {"n_examples": n_examples, "examples_per_language": examples_per_language, "cache_key": key}
-        if use_cache:
+        if use_cache and counts.any():
             _store_in_cache(cache_path, counts, per_language, languages, metadata)
 
+    if not counts.any():  # never an all-zero counts file: every mask built from it would remove every token
+        where = f"; nothing written to {output}" if output is not None else ""
+        raise WLDetectError(
+            f"dataset {config.dataset.name}: no token counted in {n_examples:,} usable examples{where}"
+        )
     if output is not None:
         output = Path(output)
         if cached is not None or use_cache:

@@ -64,7 +64,15 @@ import pandas as pd
 import yaml
 
 from wldetect.errors import WLDetectError
-from wldetect.io import StagedDirectory, atomic_path, check_output_directory, refuse_finished_run_record, write_text_atomic
+from wldetect.io import (
+    StagedDirectory,
+    atomic_path,
+    check_output_directory,
+    read_text,
+    refuse_finished_run_record,
+    split_lines,
+    write_text_atomic,
+)
 from wldetect.sources.evalsets import EvaluationSet, load_evaluation_set
 
 SCHEMA_VERSION = 1
@@ -373,7 +381,7 @@ class EvaluationResult:
         if not results_path.is_file():
             raise WLDetectError(f"{results_path}: results file not found")
         try:
-            data = json.loads(results_path.read_text(encoding="utf-8"))
+            data = json.loads(read_text(results_path, "results file"))
         except ValueError:
             raise WLDetectError(f"{results_path}: not valid JSON") from None
         if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
@@ -381,18 +389,13 @@ class EvaluationResult:
                 f"{results_path}: not a wldetect evaluation results file (schema_version {SCHEMA_VERSION} expected); "
                 "re-run `wldetect eval`"
             )
+        _check_results(data, results_path)
         predictions_name = data.get("files", {}).get("predictions") or _stem_of(results_path) + PREDICTIONS_SUFFIX
         predictions_path = results_path.with_name(predictions_name)
         if not predictions_path.is_file():
             raise WLDetectError(f"{predictions_path}: predictions file not found (needed to compare sentence by sentence)")
-        predictions = pd.read_csv(
-            predictions_path,
-            dtype={"id": np.int64, "language": str, "predicted": str, "confidence": np.float64},
-            keep_default_na=False,
-            na_values={"confidence": ["", "nan", "NaN"]},
-        )
-        predictions["correct"] = predictions["correct"].astype(str).str.lower().eq("true")
-        predictions["in_model"] = predictions["in_model"].astype(str).str.lower().eq("true")
+        predictions = read_predictions(predictions_path, data["languages"]["model"])
+        _check_agreement(data, predictions, results_path, predictions_path)
         per_language = pd.DataFrame.from_dict(data["per_language"], orient="index")
         per_language.index.name = "language"
         per_language = per_language[["support", "accuracy", "precision", "recall", "f1"]]
@@ -474,6 +477,169 @@ class EvaluationResult:
 
 
 _LISTED = 12  # languages named in a printed summary; the JSON lists all
+
+
+# ------------------------------------------------------------------------- reading results back, checked
+
+PREDICTION_COLUMNS = ("id", "language", "predicted", "confidence", "correct", "in_model")
+
+
+def read_predictions(path: str | Path, model_languages: Sequence[str]) -> pd.DataFrame:
+    """A `*_predictions.csv` file, checked before any statistic is computed from it.
+
+    Every column must be there and hold what `save` writes: whole-number ids, language codes (no blanks),
+    a confidence in [0, 1] or empty (no prediction), `True`/`False` flags; `correct` must say whether
+    `predicted` is `language`, `in_model` whether the model knows `language`, and no sentence may appear
+    twice. Anything else is a one-line error naming the file, the column and the line.
+    """
+    import io
+
+    path = Path(path)
+    text = read_text(path, "predictions file")
+    try:
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+        first = (split_lines(str(err).strip()) or [type(err).__name__])[0]
+        raise WLDetectError(f"{path}: not a predictions CSV ({first})") from None
+    missing = [column for column in PREDICTION_COLUMNS if column not in raw.columns]
+    if missing:
+        raise WLDetectError(
+            f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(a predictions file has {', '.join(PREDICTION_COLUMNS)})"
+        )
+    if raw.empty:
+        raise WLDetectError(f"{path}: no predictions (header only)")
+    raw = raw[list(PREDICTION_COLUMNS)].fillna("")  # a short row's missing fields are empty
+
+    def refuse(column: str, bad: np.ndarray, expected: str) -> None:
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise WLDetectError(
+                f"{path}: column '{column}', line {row + 2}: expected {expected}, got {raw[column].iloc[row]!r}"
+            )
+
+    refuse("id", ~raw["id"].str.fullmatch(r"[+-]?\d{1,18}").to_numpy(bool), "a whole number")
+    for column in ("language", "predicted"):
+        refuse(column, ~raw[column].str.fullmatch(r"[^\s,]+").to_numpy(bool), "a language code")
+    empty = raw["confidence"].isin(["", "nan", "NaN"]).to_numpy(bool)
+    confidence = pd.to_numeric(raw["confidence"].where(~empty, "nan"), errors="coerce").to_numpy(np.float64)
+    refuse("confidence", ~empty & ~((confidence >= 0) & (confidence <= 1)), "a number from 0 to 1 (or nothing)")
+    flags = {}
+    for column in ("correct", "in_model"):
+        lowered = raw[column].str.lower()
+        refuse(column, ~lowered.isin(["true", "false"]).to_numpy(bool), "True or False")
+        flags[column] = lowered.eq("true").to_numpy(bool)
+    language, predicted = raw["language"].to_numpy(object), raw["predicted"].to_numpy(object)
+    refuse("correct", flags["correct"] != (language == predicted), "True exactly where predicted is language")
+    known = set(model_languages)
+    in_model = np.fromiter((code in known for code in language), dtype=bool, count=len(language))
+    refuse("in_model", flags["in_model"] != in_model, "True exactly where the model knows the language")
+    predictions = pd.DataFrame(
+        {
+            "id": raw["id"].astype(np.int64),
+            "language": raw["language"],
+            "predicted": raw["predicted"],
+            "confidence": confidence,
+            "correct": flags["correct"],
+            "in_model": flags["in_model"],
+        }
+    )
+    repeated = predictions.duplicated(["language", "id"]).to_numpy(bool)
+    if repeated.any():
+        row = int(np.flatnonzero(repeated)[0])
+        raise WLDetectError(
+            f"{path}: columns 'language', 'id', line {row + 2}: sentence {raw['language'].iloc[row]} "
+            f"{raw['id'].iloc[row]} appears twice"
+        )
+    return predictions
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _check_results(data: dict[str, Any], path: Path) -> None:
+    """The parts of a results JSON that loading and `compare` use, each of the type `save` writes."""
+
+    def get(dotted: str) -> Any:
+        value: Any = data
+        keys = dotted.split(".")
+        if keys[0] == "per_language" and len(keys) > 3:  # a language code with a dot in it
+            keys = [keys[0], ".".join(keys[1:-1]), keys[-1]]
+        for key in keys:
+            if not isinstance(value, dict) or key not in value:
+                raise WLDetectError(f"{path}: '{dotted}' is missing")
+            value = value[key]
+        return value
+
+    def require(dotted: str, ok, expected: str) -> Any:
+        value = get(dotted)
+        if not ok(value):
+            raise WLDetectError(f"{path}: '{dotted}': expected {expected}, got {json.dumps(value)[:60]}")
+        return value
+
+    require("model_path", lambda v: isinstance(v, str), "a path")
+    require("table", lambda v: isinstance(v, str) and v, "a table name")
+    for key in ("name", "kind", "source"):
+        require(f"dataset.{key}", lambda v: isinstance(v, str), "a string")
+    require("dataset.split", lambda v: v is None or isinstance(v, str), "a split name or null")
+    for metric in OVERALL_METRICS:
+        require(f"overall.{metric}", lambda v: _is_number(v) and 0 <= v <= 1, "a number from 0 to 1")
+    require("overall.n_sentences", _is_count, "a whole number")
+    per_language = require("per_language", lambda v: isinstance(v, dict) and v, "a mapping of languages")
+    for code in per_language:
+        require(f"per_language.{code}.support", _is_count, "a whole number")
+        for metric in ("accuracy", "precision", "recall", "f1"):
+            require(f"per_language.{code}.{metric}", lambda v: _is_number(v) and 0 <= v <= 1, "a number from 0 to 1")
+    gold = require("confusion_matrix.gold", _is_strings, "a list of language codes")
+    predicted = require("confusion_matrix.predicted", _is_strings, "a list of language codes")
+    require(
+        "confusion_matrix.matrix",
+        lambda v: isinstance(v, list) and len(v) == len(gold)
+        and all(isinstance(r, list) and len(r) == len(predicted) and all(_is_count(c) for c in r) for r in v),
+        f"{len(gold)} rows of {len(predicted)} whole numbers",
+    )  # fmt: skip
+    require("languages.model", lambda v: _is_strings(v) and v, "a list of language codes")
+    require("languages.missing_from_dataset", _is_strings, "a list of language codes")
+    require("languages.unknown_to_model", lambda v: isinstance(v, dict), "a mapping")
+    require(
+        "top_confusions",
+        lambda v: isinstance(v, list) and all(isinstance(r, dict) and {"gold", "predicted", "count", "share_of_gold"} <= set(r) for r in v),
+        "a list of {gold, predicted, count, share_of_gold}",
+    )  # fmt: skip
+    for key in ("files", "timing"):
+        if key in data:
+            require(key, lambda v: isinstance(v, dict), "a mapping")
+    if data.get("mask") is not None:
+        require("mask", lambda v: isinstance(v, dict), "a mapping or null")
+
+
+def _check_agreement(data: dict[str, Any], predictions: pd.DataFrame, results_path: Path, predictions_path: Path) -> None:
+    """The results JSON and its predictions must describe the same scored sentences."""
+    scored = predictions[predictions["in_model"]]
+    if int(data["overall"]["n_sentences"]) != len(scored):
+        raise WLDetectError(
+            f"{predictions_path}: {len(scored):,} scored sentences, but {results_path.name} says "
+            f"overall.n_sentences {data['overall']['n_sentences']:,}: the two files do not belong together"
+        )
+    support = scored["language"].value_counts()
+    for code, values in data["per_language"].items():
+        if int(support.get(code, 0)) != values["support"]:
+            raise WLDetectError(
+                f"{predictions_path}: {int(support.get(code, 0)):,} scored sentences in {code}, but "
+                f"{results_path.name} says per_language.{code}.support {values['support']:,}"
+            )
+    extra = sorted(set(support.index) - set(data["per_language"]))
+    if extra:
+        raise WLDetectError(f"{predictions_path}: languages {', '.join(extra[:5])} are not in {results_path.name} per_language")
 
 
 def _more(total: int, listed: int = _LISTED) -> str:
