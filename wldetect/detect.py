@@ -45,20 +45,26 @@ _LETTER = re.compile(r"[^\W\d_]")  # a letter of any script: a word character th
 class TablePooler:
     """Pools lookup-table rows over texts given as flat token ids plus where each text starts.
 
-    The pooler holds one float32 (vocab_size, n_languages) array, `rows`, built in one blockwise pass over the
-    stored table: the dequantised table for `max`/`average`, and `exp(table - column_max)` for `logsumexp`,
-    so that pooling a batch is one gather, one `np.add.reduceat` and a log, with no per-token max or exp.
-    Those values lie in (0, 1], so a sum of <= max_sequence_length of them cannot overflow; a text whose sum
-    comes near float32's underflow in some language (its tokens all ~70 below that language's best token
-    anywhere in the vocabulary) is recomputed exactly from the stored table, so the result equals the
-    textbook max-shifted form. Rows are gathered whole (row-major): a row is one run of contiguous memory,
-    which a 262k-token table needs, and summing rows along axis 0 adds each text's tokens in order, the
-    same order whether the text is alone or in a batch.
+    The pooler holds one float32 array, `rows`, (vocab_size, n_languages + 1), built in one blockwise pass over
+    the stored table. Its language columns are the dequantised table for `max`/`average`, and
+    `exp(table - column_max)` for `logsumexp`, so that pooling a batch is one gather, one `np.add.reduceat` and
+    a log, with no per-token max or exp. Those values lie in (0, 1], so a sum of <= max_sequence_length of them
+    cannot overflow; a text whose sum comes near float32's underflow in some language (its tokens all ~70 below
+    that language's best token anywhere in the vocabulary) is recomputed exactly from the stored table, so the
+    result equals the textbook max-shifted form.
+
+    The last column is 1.0 for tokens that are language evidence and 0.0 for the others: the same reduction
+    that pools a text's logits tells whether it has evidence, at no extra NumPy call (one text's fixed cost is
+    a count of NumPy calls). Rows are gathered whole (row-major): a row is one run of contiguous memory, which
+    a 262k-token table needs, and reducing along axis 0 adds each text's tokens in order, the same order
+    whether the text is alone or in a batch.
     """
 
     _UNDERFLOW_GUARD = np.float32(1e-30)  # exp(-69): far above float32's smallest normal (1.2e-38)
+    _ROWS_PER_BLOCK = 4096  # a cache-sized block for the passes over the table
 
-    def __init__(self, table: np.ndarray | LookupTable, pooling: str):
+    def __init__(self, table: np.ndarray | LookupTable, pooling: str, evidence: np.ndarray | None = None):
+        """`evidence`: bool per token id (default: every token is evidence)."""
         if pooling not in POOLINGS:
             raise WLDetectError(f"pooling {pooling!r}: expected logsumexp, max or average")
         if not isinstance(table, LookupTable):
@@ -66,32 +72,39 @@ class TablePooler:
         self.pooling = pooling
         self.source = table
         self.n_languages = table.shape[1]
-        self.rows = np.empty(table.shape, dtype=np.float32)
+        self.rows = np.empty((table.shape[0], self.n_languages + 1), dtype=np.float32)
+        self.rows[:, -1] = 1.0 if evidence is None else evidence
+        languages = self.rows[:, :-1]
         column_max = np.full(self.n_languages, -np.inf, dtype=np.float32)
-        for start, block in table.dequantized_blocks():
-            self.rows[start : start + len(block)] = block
+        for start, block in table.dequantized_blocks(self._ROWS_PER_BLOCK):
+            languages[start : start + len(block)] = block
             np.maximum(column_max, block.max(axis=0, initial=-np.inf), out=column_max)
         self.shift = column_max
         if pooling == "logsumexp":
-            for start in range(0, len(self.rows), 4096):  # in place, a cache-sized block at a time
-                block = self.rows[start : start + 4096]
+            for start in range(0, len(languages), self._ROWS_PER_BLOCK):  # in place
+                block = languages[start : start + self._ROWS_PER_BLOCK]
                 np.subtract(block, column_max, out=block)
                 np.exp(block, out=block)
 
-    def pool(self, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Pooled logits (n_texts, n_languages) of texts that each have at least one token."""
+    def pool(self, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pooled logits (n_texts, n_languages) of texts that each have at least one token, and per text
+        a float that is 0 when none of its tokens is evidence."""
         gathered = self.rows.take(ids, axis=0)
         if self.pooling == "max":
-            return np.maximum.reduceat(gathered, starts, axis=0)
+            reduced = np.maximum.reduceat(gathered, starts, axis=0)
+            return reduced[:, :-1], reduced[:, -1]
+        reduced = np.add.reduceat(gathered, starts, axis=0)
+        sums, evidence = reduced[:, :-1], reduced[:, -1]
         if self.pooling == "average":
-            return np.divide(np.add.reduceat(gathered, starts, axis=0), lengths[:, None], dtype=np.float32)
-        sums = np.add.reduceat(gathered, starts, axis=0)
+            return np.divide(sums, lengths[:, None], dtype=np.float32), evidence
+        if sums.min() >= self._UNDERFLOW_GUARD:  # the common case: one comparison for the whole batch
+            result = np.log(sums, out=sums)  # in place: `reduced` is this call's own array
+            result += self.shift
+            return result, evidence
         risky = sums.min(axis=1) < self._UNDERFLOW_GUARD
-        result = np.log(np.maximum(sums, self._UNDERFLOW_GUARD))
-        result += self.shift
-        if risky.any():
-            result[risky] = self._exact_logsumexp(ids, starts[risky], lengths[risky])
-        return result
+        result = np.log(np.maximum(sums, self._UNDERFLOW_GUARD)) + self.shift
+        result[risky] = self._exact_logsumexp(ids, starts[risky], lengths[risky])
+        return result, evidence
 
     def __call__(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Pooled logits (n_texts, n_languages); a text with no tokens gets all-zero logits."""
@@ -100,7 +113,7 @@ class TablePooler:
         nonempty = lengths > 0
         if nonempty.any():
             starts = (np.cumsum(lengths) - lengths)[nonempty]  # strictly increasing: empty texts left out
-            pooled[nonempty] = self.pool(ids, starts, lengths[nonempty])
+            pooled[nonempty] = self.pool(ids, starts, lengths[nonempty])[0]
         return pooled
 
     def _exact_logsumexp(self, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -143,9 +156,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def _best_with_confidence(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of each row's best language and its softmax probability, 1 / sum(exp(l - max)), without
     materialising all probabilities."""
-    best = logits.argmax(axis=1)
-    shifted = logits - logits[np.arange(len(best)), best][:, None]
-    return best, 1.0 / np.exp(shifted).sum(axis=1)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return logits.argmax(axis=1), 1.0 / np.exp(shifted, out=shifted).sum(axis=1)
 
 
 def _text_error(texts: list, error: Exception) -> WLDetectError:
@@ -191,8 +203,7 @@ class WLDetect:
             raise WLDetectError(
                 f"the tokenizer has token ids up to {largest_id:,} but the lookup table only {table.shape[0]:,} rows"
             )
-        self.pooler = TablePooler(table, pooling)
-        self.evidence = evidence_tokens(tokenizer, table.shape[0])
+        self.pooler = TablePooler(table, pooling, evidence_tokens(tokenizer, table.shape[0]))
         self.languages = list(languages)
         self.tokenizer = configure(tokenizer, max_sequence_length)
         self.pooling = pooling
@@ -201,7 +212,6 @@ class WLDetect:
         self.path = path
         self.num_threads = num_threads or os.cpu_count() or 1
         self._executor: ThreadPoolExecutor | None = None
-        self._language_array = np.asarray(self.languages, dtype=object)
 
     @property
     def table(self) -> np.ndarray:
@@ -263,15 +273,12 @@ class WLDetect:
                 encoded = encode_texts(self.tokenizer, chunk)
             except Exception as err:  # a non-string or a lone surrogate: the tokenizer refuses the whole chunk
                 raise _text_error(chunk, err) from None
-            text_starts = encoded.offsets[:-1]
             nonempty = encoded.lengths > 0
-            found = np.zeros(len(chunk), dtype=bool)
             if nonempty.any():
-                found[nonempty] = np.logical_or.reduceat(self.evidence[encoded.ids], text_starts[nonempty])
-            if found.any():
-                pooled = self.pooler.pool(encoded.ids, text_starts[found], encoded.lengths[found])
-                logits[start : start + len(chunk)][found] = pooled
-            has_evidence[start : start + len(chunk)] = found
+                pooled, evidence = self.pooler.pool(encoded.ids, encoded.offsets[:-1][nonempty], encoded.lengths[nonempty])
+                found = np.flatnonzero(nonempty)[evidence > 0] + start
+                logits[found] = pooled[evidence > 0]
+                has_evidence[found] = True
 
         threads = min(self.num_threads, max(1, len(texts) // _MIN_TEXTS_PER_THREAD))
         texts_per_chunk = min(_TEXTS_PER_CHUNK, -(-len(texts) // threads)) if texts else 1
@@ -315,21 +322,20 @@ class WLDetect:
         """(1, n_languages) logits of one text, or None without evidence: `pooled_logits` for a batch of one,
         minus everything a batch needs (chunking, threads, flattening, offsets)."""
         try:
-            ids = np.array(self.tokenizer.encode(text, add_special_tokens=False).ids, dtype=np.intp)
+            ids = self.tokenizer.encode(text, add_special_tokens=False).ids
         except Exception as err:  # a lone surrogate: the tokenizer cannot take the string at all
             raise _text_error([text], err) from None
-        if not self.evidence[ids].any():
+        if not ids:
             return None
-        return self.pooler.pool(ids, _FIRST_ROW, np.array([len(ids)]))
+        logits, evidence = self.pooler.pool(ids, _FIRST_ROW, np.array([len(ids)]))
+        return logits if evidence[0] else None
 
     def _results(self, logits: np.ndarray, has_evidence: list[bool], top_k: int | None) -> list:
         if top_k is None:
             best, confidence = _best_with_confidence(logits)
             return [
-                (language, conf) if ok else None
-                for language, conf, ok in zip(
-                    self._language_array[best].tolist(), confidence.tolist(), has_evidence
-                )
+                (self.languages[index], conf) if ok else None
+                for index, conf, ok in zip(best.tolist(), confidence.tolist(), has_evidence)
             ]
         probabilities = softmax(logits)
         k = min(top_k, len(self.languages))
