@@ -63,8 +63,14 @@ class TablePooler:
     _UNDERFLOW_GUARD = np.float32(1e-30)  # exp(-69): far above float32's smallest normal (1.2e-38)
     _ROWS_PER_BLOCK = 4096  # a cache-sized block for the passes over the table
 
-    def __init__(self, table: np.ndarray | LookupTable, pooling: str, evidence: np.ndarray | None = None):
-        """`evidence`: bool per token id (default: every token is evidence)."""
+    def __init__(
+        self,
+        table: np.ndarray | LookupTable,
+        pooling: str,
+        evidence: np.ndarray | None = None,
+        num_threads: int = 1,
+    ):
+        """`evidence`: bool per token id (default: every token is evidence); `num_threads` fill the rows."""
         if pooling not in POOLINGS:
             raise WLDetectError(f"pooling {pooling!r}: expected logsumexp, max or average")
         if not isinstance(table, LookupTable):
@@ -72,19 +78,26 @@ class TablePooler:
         self.pooling = pooling
         self.source = table
         self.n_languages = table.shape[1]
+        self.shift = table.column_max()  # also refuses a table with inf or NaN
         self.rows = np.empty((table.shape[0], self.n_languages + 1), dtype=np.float32)
         self.rows[:, -1] = 1.0 if evidence is None else evidence
-        languages = self.rows[:, :-1]
-        column_max = np.full(self.n_languages, -np.inf, dtype=np.float32)
-        for start, block in table.dequantized_blocks(self._ROWS_PER_BLOCK):
-            languages[start : start + len(block)] = block
-            np.maximum(column_max, block.max(axis=0, initial=-np.inf), out=column_max)
-        self.shift = column_max
-        if pooling == "logsumexp":
-            for start in range(0, len(languages), self._ROWS_PER_BLOCK):  # in place
-                block = languages[start : start + self._ROWS_PER_BLOCK]
-                np.subtract(block, column_max, out=block)
-                np.exp(block, out=block)
+
+        def fill(start: int) -> None:  # dequantise (and exponentiate) one cache-sized block
+            block = table.rows(slice(start, start + self._ROWS_PER_BLOCK))  # may be a view of the caller's array
+            destination = self.rows[start : start + len(block), :-1]
+            if pooling == "logsumexp":
+                np.exp(np.subtract(block, self.shift, out=destination), out=destination)
+            else:
+                destination[...] = block
+
+        starts = range(0, table.shape[0], self._ROWS_PER_BLOCK)
+        if num_threads > 1 and len(starts) > 1:  # NumPy releases the GIL on blocks this size
+            with ThreadPoolExecutor(num_threads) as executor:
+                for _ in executor.map(fill, starts):
+                    pass
+        else:
+            for start in starts:
+                fill(start)
 
     def pool(self, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pooled logits (n_texts, n_languages) of texts that each have at least one token, and per text
@@ -127,22 +140,31 @@ class TablePooler:
 
 
 def evidence_tokens(tokenizer: Tokenizer, n_rows: int) -> np.ndarray:
-    """Which token ids are language evidence: bool (n_rows,), True where the token's text has a letter.
+    """Which token ids are language evidence: bool (n_rows,), True where the token's string has a letter.
 
-    A token decoded alone that shows no letter of any script says nothing about the language: special and
-    unknown tokens ([UNK], <unk>, [CLS]), byte-fallback pieces of a character (<0xF0>), punctuation, digits,
-    symbols, emoji, whitespace. Decoding (rather than reading the vocabulary's strings) makes the rule the
-    same for WordPiece "##", SentencePiece "▁" and byte-level "Ġ" vocabularies. Rows beyond the tokenizer's
-    vocabulary are never produced and count as no evidence.
+    A token without a letter of any script says nothing about the language: punctuation, digits, symbols,
+    emoji, whitespace and markers (WordPiece "##", SentencePiece "▁"). Special tokens ([CLS], <bos>), the
+    unknown token ([UNK], <unk>) and byte-fallback pieces (<0xF0>) are never evidence either, whatever they
+    spell. Rows beyond the tokenizer's ids are never produced. Byte-level BPE vocabularies (GPT-2 style) spell
+    bytes as Latin-1 letters, so there every token that is not special counts as evidence.
+
+    Costs one `id_to_token` and one regular-expression search per token (~0.1 s for 262k tokens), which is
+    why the vocabulary strings are read rather than each token decoded.
     """
-    vocabulary = tokenizer.get_vocab(with_added_tokens=True)
-    ids = np.fromiter(vocabulary.values(), dtype=np.intp, count=len(vocabulary))
-    surfaces = tokenizer.decode_batch([[i] for i in ids.tolist()], skip_special_tokens=True)
+    added = tokenizer.get_added_tokens_decoder()  # id -> AddedToken
+    n_ids = max(tokenizer.get_vocab_size(with_added_tokens=False), max(added, default=-1) + 1)
+    if n_ids > n_rows:
+        raise WLDetectError(f"the tokenizer has {n_ids:,} token ids but the lookup table only {n_rows:,} rows")
+    strings = (token or "" for token in map(tokenizer.id_to_token, range(n_ids)))
     evidence = np.zeros(n_rows, dtype=bool)
-    evidence[ids] = np.fromiter((_LETTER.search(s) is not None for s in surfaces), dtype=bool, count=len(ids))
-    unknown = getattr(tokenizer.model, "unk_token", None)
-    if unknown is not None and tokenizer.token_to_id(unknown) is not None:
-        evidence[tokenizer.token_to_id(unknown)] = False
+    evidence[:n_ids] = np.fromiter(map(bool, map(_LETTER.search, strings)), dtype=bool, count=n_ids)
+    model = tokenizer.model
+    unknown = getattr(model, "unk_token", None)
+    byte_pieces = [f"<0x{byte:02X}>" for byte in range(256)] if getattr(model, "byte_fallback", False) else []
+    for token in [unknown, *byte_pieces]:
+        if token is not None and tokenizer.token_to_id(token) is not None:
+            evidence[tokenizer.token_to_id(token)] = False
+    evidence[[i for i, token in added.items() if token.special]] = False
     return evidence
 
 
@@ -198,19 +220,14 @@ class WLDetect:
             raise WLDetectError(f"lookup table of shape {table.shape} does not fit {len(languages)} languages")
         if num_threads is not None and (not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1):
             raise WLDetectError(f"num_threads must be a positive integer, got {num_threads!r}")
-        largest_id = max(tokenizer.get_vocab(with_added_tokens=True).values(), default=-1)
-        if largest_id >= table.shape[0]:
-            raise WLDetectError(
-                f"the tokenizer has token ids up to {largest_id:,} but the lookup table only {table.shape[0]:,} rows"
-            )
-        self.pooler = TablePooler(table, pooling, evidence_tokens(tokenizer, table.shape[0]))
+        self.num_threads = num_threads or os.cpu_count() or 1
+        self.pooler = TablePooler(table, pooling, evidence_tokens(tokenizer, table.shape[0]), self.num_threads)
         self.languages = list(languages)
         self.tokenizer = configure(tokenizer, max_sequence_length)
         self.pooling = pooling
         self.max_sequence_length = max_sequence_length
         self.table_format = table_format
         self.path = path
-        self.num_threads = num_threads or os.cpu_count() or 1
         self._executor: ThreadPoolExecutor | None = None
 
     @property

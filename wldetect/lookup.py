@@ -230,24 +230,58 @@ class LookupTable:
 
     @cached_property
     def values(self) -> np.ndarray:
-        """The whole table as float32 (vocab_size, n_languages)."""
+        """The whole table as float32 (vocab_size, n_languages), checked to be finite."""
+        self.column_max()
         values = np.empty(self.shape, dtype=np.float32)
-        for start, block in self.dequantized_blocks():
-            values[start : start + len(block)] = block
+        for start in range(0, self.shape[0], _ROWS_PER_BLOCK):
+            values[start : start + _ROWS_PER_BLOCK] = self.rows(slice(start, start + _ROWS_PER_BLOCK))
         return values
 
-    def rows(self, ids: np.ndarray) -> np.ndarray:
-        """float32 rows of the given token ids, dequantised from the stored entries."""
+    def rows(self, ids: np.ndarray | slice) -> np.ndarray:
+        """float32 rows of the given token ids (or slice of them), dequantised from the stored entries."""
         return dequantize(self.stored[ids], self.format, self.scale)
 
-    def dequantized_blocks(self, rows_per_block: int = 4096):
-        """(first row, float32 block) over the whole table, checking that every value is finite: blocks small
-        enough to stay in cache, so a pass costs about one read of the stored bytes."""
-        for start in range(0, self.shape[0], rows_per_block):
-            block = dequantize(self.stored[start : start + rows_per_block], self.format, self.scale)
-            if not np.isfinite(block).all():
-                raise WLDetectError(f"{self.path}: the table contains inf or NaN")
-            yield start, block
+    def column_max(self) -> np.ndarray:
+        """Each language column's largest value, float32 (n_languages,), after checking that every entry is
+        finite; one pass over the stored table that dequantises nothing.
+
+        FP8 bytes are sign-magnitude, so `byte ^ (0xFF if negative else 0x80)` orders them as their values
+        are ordered, and their non-finite codes are the largest magnitudes: the table is finite exactly when
+        each column's smallest and largest key decode to finite values. Byte reductions cost a fraction of a
+        dequantisation. A float32 table's max and min propagate NaN and show any infinity the same way.
+        """
+        n_languages = self.shape[1]
+        if self.format == "fp32":
+            high = np.full(n_languages, -np.inf, dtype=np.float32)
+            low = np.full(n_languages, np.inf, dtype=np.float32)
+        else:
+            high = np.zeros(n_languages, dtype=np.uint8)
+            low = np.full(n_languages, 255, dtype=np.uint8)
+        for start in range(0, self.shape[0], _ROWS_PER_BLOCK):
+            block = self.stored[start : start + _ROWS_PER_BLOCK]
+            if self.format != "fp32":
+                block = _fp8_order_keys(block)
+            np.maximum(high, block.max(axis=0), out=high)
+            np.minimum(low, block.min(axis=0), out=low)
+        if self.format != "fp32":
+            high, low = _FP8_BYTE_OF_KEY[high], _FP8_BYTE_OF_KEY[low]
+        high, low = (dequantize(extreme, self.format, self.scale) for extreme in (high, low))
+        if not (np.isfinite(high).all() and np.isfinite(low).all()):
+            raise WLDetectError(f"{self.path}: the table contains inf or NaN")
+        return high
+
+
+def _fp8_order_keys(stored: np.ndarray) -> np.ndarray:
+    """uint8 keys that sort FP8 sign-magnitude bytes by value: positive bytes get the top bit set, negative
+    ones are inverted."""
+    keys = stored >> 7
+    keys *= 0x7F
+    keys |= 0x80
+    keys ^= stored
+    return keys
+
+
+_FP8_BYTE_OF_KEY = np.argsort(_fp8_order_keys(np.arange(256, dtype=np.uint8))).astype(np.uint8)
 
 
 _SAFETENSORS_DTYPES = {"U8": np.uint8, "F32": np.float32, "I64": np.int64}
