@@ -127,7 +127,7 @@ class TablePooler:
         sums, evidence = reduced[:, :-1], reduced[:, -1]
         if self.pooling == "average":
             return np.divide(sums, lengths[:, None], dtype=np.float32), evidence
-        if sums.min() >= self._UNDERFLOW_GUARD:  # the common case: one comparison for the whole batch
+        if np.minimum.reduce(sums, axis=None) >= self._UNDERFLOW_GUARD:  # the common case: one test per group
             result = np.log(sums, out=sums)  # in place: `reduced` is this call's own array
             result += self.shift
             return result, evidence
@@ -195,8 +195,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def _best_with_confidence(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of each row's best language and its softmax probability, 1 / sum(exp(l - max)), without
     materialising all probabilities."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return logits.argmax(axis=1), 1.0 / np.exp(shifted, out=shifted).sum(axis=1)
+    # ufunc methods straight, not `.max()`/`.sum()` (a Python frame each): one text's cost is its NumPy calls
+    shifted = np.subtract(logits, np.maximum.reduce(logits, axis=1, keepdims=True))
+    return logits.argmax(axis=1), 1.0 / np.add.reduce(np.exp(shifted, out=shifted), axis=1)
 
 
 def _text_error(texts: list, error: Exception) -> WLDetectError:
