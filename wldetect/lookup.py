@@ -460,7 +460,7 @@ def filter_lookup(
     and copies of the model config and tokenizer), so post-hoc masking can be evaluated like any trained
     model and compared with masking at initialisation.
     """
-    from safetensors.numpy import load_file, save_file
+    from safetensors.numpy import save_file
 
     from wldetect.io import write_text_atomic
     from wldetect.masking import load_token_counts, mask_from_counts, mask_statistics, parse_threshold
@@ -482,7 +482,7 @@ def filter_lookup(
             f"{counts.shape[0]} entries, the model's lookup table {table.values.shape[0]} rows"
         )
     mask = mask_from_counts(counts, threshold)
-    projection = load_file(str(model_path / "projection.safetensors"))
+    projection = _load_projection(model_path / "projection.safetensors")
     say(f"Filtering {model_path} -> {output_dir}: zeroing the weights of tokens seen < {threshold} times")
     statistics = mask_statistics(counts, mask, threshold).as_dict()
     token_weights = projection["token_weights"].reshape(-1)
@@ -526,6 +526,20 @@ def filter_lookup(
     return FilterResult(
         output_dir, threshold, statistics["tokens_masked"], int(mask.size), statistics, quantization, files
     )
+
+
+def _load_projection(path: Path) -> dict[str, np.ndarray]:
+    """A trained projection file, or one line saying why it cannot be used."""
+    from safetensors.numpy import load_file
+
+    try:
+        projection = load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types for damaged headers and data
+        raise WLDetectError(f"{path}: not a readable safetensors file ({str(err).splitlines()[0]})") from None
+    missing = {"projection.weight", "projection.bias", "token_weights"} - set(projection)
+    if missing:
+        raise WLDetectError(f"{path}: missing tensors {', '.join(sorted(missing))} (not a trained projection)")
+    return projection
 
 
 def _posthoc_quantization_report(output_dir: Path, verbose: bool) -> dict:
