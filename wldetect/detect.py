@@ -308,11 +308,12 @@ class WLDetect:
                 encoded = encode_texts(self.tokenizer, chunk)
             except Exception as err:  # a non-string or a lone surrogate: the tokenizer refuses the whole chunk
                 raise _text_error(chunk, err) from None
-            nonempty = encoded.lengths > 0
-            if nonempty.any():
-                pooled, evidence = self.pooler.pool(encoded.ids, encoded.offsets[:-1][nonempty], encoded.lengths[nonempty])
-                found = np.flatnonzero(nonempty)[evidence > 0] + start
-                logits[found] = pooled[evidence > 0]
+            nonempty = np.flatnonzero(encoded.lengths)
+            if len(nonempty):
+                pooled, evidence = self.pooler.pool(encoded.ids, encoded.offsets[nonempty], encoded.lengths[nonempty])
+                with_evidence = evidence > 0
+                found = start + nonempty[with_evidence]
+                logits[found] = pooled[with_evidence]
                 has_evidence[found] = True
 
         threads = min(self.num_threads, max(1, len(texts) // _MIN_TEXTS_PER_THREAD))
@@ -384,7 +385,7 @@ class WLDetect:
     def __repr__(self) -> str:
         return (
             f"WLDetect({len(self.languages)} languages, vocab {self.pooler.rows.shape[0]:,}, {self.table_format} "
-            f"table, {self.pooling} pooling, {self.num_threads} threads)"
+            f"table, {self.pooling} pooling, num_threads={self.num_threads})"
         )
 
 
