@@ -59,7 +59,6 @@ LOAD_PROBE = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-import numpy as np
 from tokenizers import Tokenizer
 from wldetect.detect import WLDetect
 from wldetect.lookup import FILE_NAMES
@@ -70,15 +69,16 @@ def peak_rss():
             return int(line.split()[1]) * 1024
 
 path, table = Path(sys.argv[2]), sys.argv[3]
+before = peak_rss()  # first: the bare reading below would raise the high-water mark
+start = time.perf_counter()
+detector = WLDetect.load(path, table=table)
+seconds = time.perf_counter() - start
+peak_delta = peak_rss() - before
 start = time.perf_counter()
 Tokenizer.from_file(str(path / "tokenizer.json"))
 (path / FILE_NAMES[table]).read_bytes()
 bare = time.perf_counter() - start
-before = peak_rss()
-start = time.perf_counter()
-detector = WLDetect.load(path, table=table)
-seconds = time.perf_counter() - start
-print(json.dumps({"load_s": seconds, "bare_read_s": bare, "peak_rss_delta": peak_rss() - before,
+print(json.dumps({"load_s": seconds, "bare_read_s": bare, "peak_rss_delta": peak_delta,
                   "float32_table_bytes": detector.pooler.rows[:, :-1].nbytes}))
 """
 
