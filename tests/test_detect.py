@@ -109,7 +109,7 @@ def test_predict_single_list_empty_and_top_k(trained):
     assert results[3][0] == "deu_Latn"
     top = detector.predict("le chien court", top_k=2)
     assert len(top) == 2 and top[0][0] == "fra_Latn" and top[0][1] >= top[1][1]
-    assert detector.predict("le chien court", top_k=10)[0] == top[0] and len(detector.predict("x y", top_k=10)) == 3
+    assert detector.predict("le chien court", top_k=10)[0] == top[0] and len(detector.predict("le y", top_k=10)) == 3
     assert detector.predict(["", "the dog"], top_k=1)[0] is None
     assert detector.predict([]) == []
     with pytest.raises(WLDetectError, match="top_k"):
@@ -203,3 +203,189 @@ def test_filter_lookup_zeroes_rare_tokens_without_retraining(trained, tmp_path):
     assert isinstance(bad.exception, WLDetectError) and "Token mask shape doesn't match vocab_size" in str(
         bad.exception
     )
+
+
+# ------------------------------------------------------------------ one answer per text, whatever the path
+
+
+def agreement_texts() -> list[str]:
+    """A few hundred texts: sentences of every language, mixed ones, and texts without language evidence."""
+    texts = [text for code in TINY_LANGUAGES for text in tiny_sentences(code, 100, seed=11)]
+    texts += ["the chat sur der matte", "le cat", "der , . !", "", "   ", "!!! ???", "12 34", "🙂🙂", "[UNK]"]
+    return texts * 2  # > 2 chunks of _MIN_TEXTS_PER_THREAD per thread below, and a group boundary inside
+
+
+@pytest.mark.parametrize("pooling", ["logsumexp", "max", "average"])
+def test_single_batch_one_and_many_threads_agree(trained, pooling):
+    from tokenizers import Tokenizer
+
+    from wldetect.lookup import load_lookup_table
+
+    texts = agreement_texts()
+    directory = trained["artifacts"]
+
+    def detector(num_threads):
+        table = load_lookup_table(directory / "lookup_table_fp8_e3m4.safetensors")
+        tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        return WLDetect(table, TINY_LANGUAGES, tokenizer, pooling=pooling, num_threads=num_threads)
+
+    one, many = detector(1), detector(4)
+    batch_one, batch_many = one.predict(texts), many.predict(texts)
+    singles = [one.predict(text) for text in texts]
+    for results in (batch_many, singles):
+        assert [r and r[0] for r in results] == [r and r[0] for r in batch_one]
+        np.testing.assert_allclose(
+            [r[1] for r in results if r], [r[1] for r in batch_one if r], rtol=1e-6, atol=0
+        )
+    assert sum(r is None for r in batch_one) == 2 * 6  # "", "   " and the four texts without evidence
+    assert [one.predict(t, top_k=2) for t in texts[:50]] == one.predict(texts[:50], top_k=2)
+
+
+def test_no_answer_without_language_evidence(trained):
+    detector = WLDetect.load(trained["artifacts"])
+    for text in ("", "   \t ", "!!! ???", "12 34 56", "🙂 🎉", "[UNK]", "[CLS] [SEP]", "= + ( )"):
+        assert detector.predict(text) is None, text
+    for text in ("the cat sat on the mat", "le chien court !!!", "die katze 🙂", "12 chien"):
+        assert detector.predict(text) is not None, text
+    runner = CliRunner()
+    lines = "\n".join(["the dog ran home", "🙂 !!!", "le chien court"]) + "\n"
+    result = runner.invoke(app, ["detect", "--model-path", str(trained["artifacts"]), "--file", "-"], input=lines)
+    assert [line.split("\t")[0] for line in result.output.splitlines()] == ["eng_Latn", "und", "fra_Latn"]
+
+
+def test_evidence_rule_on_a_byte_fallback_sentencepiece_vocabulary():
+    from tokenizers import AddedToken, Tokenizer, models
+
+    from wldetect.detect import evidence_tokens
+
+    vocabulary = ["<unk>", "<bos>", "<0xF0>", "<0x41>", "▁", "▁the", "##ing", "!", "42", "🙂", "é", "▁²"]
+    vocabulary.append("<start>")
+    bpe = models.BPE({t: i for i, t in enumerate(vocabulary)}, [], unk_token="<unk>", byte_fallback=True)
+    tokenizer = Tokenizer(bpe)
+    tokenizer.add_special_tokens([AddedToken("<bos>", special=True), AddedToken("<start>", special=True)])
+    evidence = evidence_tokens(tokenizer, len(vocabulary) + 2)
+    expected = {"▁the", "##ing", "é", "▁²"}  # a letter of some script (² is a word character, not a digit)
+    assert {vocabulary[i] for i in np.flatnonzero(evidence)} == expected
+    assert not evidence[len(vocabulary) :].any()
+    with pytest.raises(WLDetectError, match="the tokenizer has 13 token ids but the lookup table only 12 rows"):
+        evidence_tokens(tokenizer, 12)
+
+
+# ------------------------------------------------------------------------------- bad input, one line each
+
+
+def assert_one_line(error: pytest.ExceptionInfo, expected: str) -> None:
+    assert str(error.value) == expected and "\n" not in str(error.value)
+
+
+def test_bad_texts_are_one_line_errors(trained):
+    detector = WLDetect.load(trained["artifacts"])
+    for value, name in ((None, "NoneType"), (5, "int"), (b"le chat", "bytes"), (2.5, "float")):
+        with pytest.raises(WLDetectError) as error:
+            detector.predict(value)
+        assert_one_line(error, f"predict expects a str or a list of str, got {name}")
+    with pytest.raises(WLDetectError) as error:
+        detector.predict(["the cat", 7])
+    assert_one_line(error, "text 1: expected str, got int")
+    with pytest.raises(WLDetectError) as error:
+        detector.predict("\ud800")
+    assert_one_line(error, "text 0: not valid Unicode (lone surrogate '\\ud800' at character 0)")
+    with pytest.raises(WLDetectError) as error:
+        detector.predict(["le chat", "the dog \udcff ran"])
+    assert_one_line(error, "text 1: not valid Unicode (lone surrogate '\\udcff' at character 8)")
+    with pytest.raises(WLDetectError) as error:
+        detector.predict("the dog", top_k=True)
+    assert_one_line(error, "top_k must be a positive integer, got True")
+    command = [sys.executable, "-c", "from wldetect.cli import main; main()", "detect", "--model-path"]
+    result = subprocess.run(  # argv that is not UTF-8 reaches Python as lone surrogates
+        [*command, str(trained["artifacts"]).encode(), "--text", b"le chat \xff"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "error: text 0: not valid Unicode (lone surrogate '\\udcff' at character 8)"
+    ]
+
+
+def damaged_copy(trained, tmp_path, name: str, damage) -> Path:
+    import shutil
+
+    directory = tmp_path / name
+    shutil.copytree(trained["artifacts"], directory, ignore=shutil.ignore_patterns("checkpoints"))
+    damage(directory)
+    return directory
+
+
+def edit_inference(key, value):
+    import yaml
+
+    def damage(directory):
+        config = yaml.safe_load((directory / "model_config.yaml").read_text())
+        config["inference"][key] = value
+        (directory / "model_config.yaml").write_text(yaml.safe_dump(config))
+
+    return damage
+
+
+def test_damaged_artifacts_fail_at_load_in_one_line(trained, tmp_path):
+    from conftest import write_tokenizer_json
+
+    table = "lookup_table_fp8_e3m4.safetensors"
+
+    def truncate(directory):
+        data = (directory / table).read_bytes()
+        (directory / table).write_bytes(data[:-100])
+
+    def bigger_vocabulary(directory):
+        write_tokenizer_json(directory / "tokenizer.json", tiny_vocabulary() + [f"extra{i}" for i in range(9)])
+
+    cases = {
+        "corrupt-tokenizer": (
+            lambda d: (d / "tokenizer.json").write_text("{not json"),
+            "tokenizer.json: not a readable tokenizer (",
+        ),
+        "length-text": (edit_inference("max_sequence_length", "abc"),
+                        "model_config.yaml: inference.max_sequence_length 'abc': expected a positive integer or null"),
+        "length-zero": (edit_inference("max_sequence_length", 0),
+                        "model_config.yaml: inference.max_sequence_length 0: expected a positive integer or null"),
+        "length-bool": (edit_inference("max_sequence_length", True),
+                        "model_config.yaml: inference.max_sequence_length True: expected a positive integer or null"),
+        "pooling": (edit_inference("pooling", "median"),
+                    "model_config.yaml: inference.pooling 'median': expected logsumexp, max or average"),
+        "truncated-table": (truncate, f"{table}: not a readable safetensors file (tensor 'lookup_table' needs bytes"),
+        "garbage-table": (lambda d: (d / table).write_bytes(b"\x00" * 64),
+                          f"{table}: not a readable safetensors file (header length 0 in a file of 64 bytes)"),
+        "bigger-vocabulary": (bigger_vocabulary,
+                              f"the tokenizer has {V + 4} token ids but the lookup table only {V} rows"),
+    }  # fmt: skip
+    for name, (damage, expected) in cases.items():
+        directory = damaged_copy(trained, tmp_path, name, damage)
+        with pytest.raises(WLDetectError) as error:
+            WLDetect.load(directory)
+        assert expected in str(error.value) and "\n" not in str(error.value), (name, str(error.value))
+        result = CliRunner().invoke(app, ["detect", "--model-path", str(directory), "--text", "the cat"])
+        assert isinstance(result.exception, WLDetectError) and str(result.exception) == str(error.value)
+
+
+def test_corrupt_projection_is_one_line_in_filter_lookup(trained, tmp_path):
+    directory = damaged_copy(
+        trained, tmp_path, "bad-projection", lambda d: (d / "projection.safetensors").write_bytes(b"\x10" * 40)
+    )
+    counts = tmp_path / "counts.npy"
+    np.save(counts, np.ones(V, dtype=np.int64))
+    result = CliRunner().invoke(
+        app,
+        ["filter-lookup", "--model-path", str(directory), "--token-counts", str(counts), "--threshold", "1",
+         "--output-dir", str(tmp_path / "out")],
+    )  # fmt: skip
+    assert isinstance(result.exception, WLDetectError), result.output
+    assert "projection.safetensors: not a readable safetensors file (" in str(result.exception)
+    assert "\n" not in str(result.exception)
+
+
+def test_load_keeps_one_float32_copy_of_the_table(trained):
+    detector = WLDetect.load(trained["artifacts"])
+    float32_arrays = [a for a in vars(detector.pooler).values() if isinstance(a, np.ndarray) and a.ndim == 2]
+    assert [a.shape for a in float32_arrays] == [(V, len(TINY_LANGUAGES) + 1)]  # rows + the evidence column
+    assert isinstance(detector.pooler.source.stored, np.memmap)  # the stored table stays on disk
+    np.testing.assert_array_equal(detector.table, WLDetect.load(trained["artifacts"]).pooler.source.values)

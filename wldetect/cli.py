@@ -191,7 +191,8 @@ def detect(
 ) -> None:
     """Identify languages with NumPy only: one result line (language<TAB>confidence) per input line.
 
-    A blank line (no tokens) prints `und<TAB>0.0000`; with --top-k the pairs are separated by tabs.
+    A line without language evidence (blank, or only symbols, digits, punctuation, emoji or unknown tokens)
+    prints `und<TAB>0.0000`; with --top-k the pairs are separated by tabs.
     """
     from wldetect.detect import WLDetect
 
