@@ -106,7 +106,9 @@ def test_comparison_of_an_artifacts_dir_and_a_run_record(evaluated):
     losers = per_language[per_language["flagged"] & (per_language["p_mcnemar"] < 0.05)]["language"]
     assert all(code in verdict for code in losers) and ("Languages that lose significantly" in verdict) == (len(losers) > 0)
     assert comparison.verdict(alpha=1.01).endswith("1 of 1 runs differ significantly from the baseline baseline (McNemar, alpha 1.01): 20260101T000000Z-demo-t10.")
-    assert verdict in (output / "summary.txt").read_text(encoding="utf-8")
+    summary = (output / "summary.txt").read_text(encoding="utf-8")
+    assert verdict in summary and f"threshold_figure: {output / 'accuracy_vs_threshold.png'}" in summary
+    assert "staging" not in summary  # the files are named where they are, not where they were written
 
 
 def test_runs_on_different_sentences_cannot_be_compared(evaluated):

@@ -358,12 +358,13 @@ class Comparison:
 
         final_dir = Path(output_dir)
         with StagedDirectory(final_dir, swap=False, what="--output") as staged:
-            paths = self._write(staged.staging, figures)
+            paths = self._write(staged.staging, figures, final_dir)
             staged.commit(order=["summary.txt"])
         self.paths = {key: final_dir / path.name for key, path in paths.items()}
         return self.paths
 
-    def _write(self, output_dir: Path, figures: bool) -> dict[str, Path]:
+    def _write(self, output_dir: Path, figures: bool, final_dir: Path) -> dict[str, Path]:
+        """Write into `output_dir` (the staging directory); the summary names the files where they will be."""
         paths = {}
         for name, table in (("overall", self.overall), ("per_language", self.per_language), ("significance", self.significance)):
             path = output_dir / f"{name}.csv"
@@ -379,9 +380,8 @@ class Comparison:
             paths["language_figure"] = plots.language_delta_bars(
                 self.per_language, output_dir / "language_deltas.png", drop_threshold=self.drop_threshold
             )
-        self.paths = paths
+        self.paths = {key: final_dir / path.name for key, path in paths.items()}
         paths["summary"] = write_text_atomic(output_dir / "summary.txt", f"{self.summary()}\n\n{self.verdict()}\n")
-        self.paths = paths
         return paths
 
 
