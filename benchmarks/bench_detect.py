@@ -18,7 +18,7 @@ machine do not count; all-thread figures are wall time. Methods are interleaved 
 and listed), with the count of texts answered None (no language evidence), and py3langid for reference.
 
     .venv/bin/python benchmarks/bench_detect.py --model-path artifacts/demo \
-        [--texts /work/shared/data/pud-dev] [--table e3m4] [--repeats 5] [--skip-synthetic] [--skip-py3langid]
+        [--texts wldetect/data/pud] [--table e3m4] [--repeats 5] [--skip-synthetic] [--skip-py3langid]
 
 `--texts` is a directory of `<code>.txt` files, one sentence per line, read in place.
 """
@@ -38,7 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # this checkout's package, whatever the environment has installed
-DEFAULT_TEXTS = Path("/work/shared/data/pud-dev")
+DEFAULT_TEXTS = REPO / "wldetect" / "data" / "pud"  # the PUD sentences shipped with the package
 GEMMA3_27B_ROWS, GEMMA3_27B_LANGUAGES = 262_208, 148
 BLOCK = 50  # texts per interleaved block of the single-text loops
 
