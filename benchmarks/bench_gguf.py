@@ -5,7 +5,7 @@ size of Gemma3-27B's embedding matrix (262,208 x 5,376, Q8_0 and Q4_K; written h
 blocks), each measurement runs in a fresh process with an empty wldetect cache and reports:
 - extraction: `sources.models.extract_embeddings` (read, dequantise and write the float32 cache);
 - the ceiling: bare `gguf.quants.dequantize` of the same rows in the same blocks, nothing written;
-- peak resident memory of that process (ru_maxrss) next to the size of the float32 matrix.
+- peak resident memory of that process (VmHWM) next to the size of the float32 matrix.
 The embedded default also reports assembling the file from its package and converting its tokenizer.
 
     .venv/bin/python benchmarks/bench_gguf.py                 # all three (about 10 GB of temporary disk)
@@ -31,9 +31,12 @@ DEFAULT_MODEL = REPO / "params" / "models" / "gemma3-270m-demo.yaml"
 
 
 def _peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's resident high-water mark (VmHWM): unlike ru_maxrss it starts afresh at exec, so the
+    parent's size (it wrote the synthetic file) does not leak into the child's figure."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def _child_extract(spec_json: str) -> dict:
