@@ -345,7 +345,7 @@ def count_tokens(
         check_output_path(output, (".npy",), "token counts")
     from wldetect.executors import check_executor
 
-    check_executor(executor)
+    check_executor(executor, address)
     if not isinstance(config, TrainingConfig):
         config = load_training_config(config)
     say = print if verbose else (lambda *args, **kwargs: None)

@@ -41,9 +41,12 @@ _FORWARDED_NAMES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 DEFAULT_BLOCK_EXAMPLES = 16_384
 
 
-def check_executor(executor: str) -> None:
+def check_executor(executor: str, address: str | None = None) -> None:
+    """A known executor, Ray installed where it is asked for, and an address only for Ray."""
     if executor not in EXECUTORS:
         raise WLDetectError(f"unknown executor {executor!r} (expected {' or '.join(EXECUTORS)})")
+    if address and executor != "ray":
+        raise WLDetectError(f"--address {address} is a Ray cluster address: give it with --executor ray")
     if executor == "ray":
         import_ray()
 
@@ -125,6 +128,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
     if ray.is_initialized():
         return ray
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # A busy machine can take longer than Ray's 15 s to start a node's agent processes (Python imports):
+    # wait up to a minute rather than have the new node's raylet give up.
+    os.environ.setdefault("RAY_agent_register_timeout_ms", "60000")
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": True}
     try:
         if address:
@@ -233,12 +239,13 @@ def ray_run_notebooks(
     runs_root = Path(runs_root or runs_dir()).resolve()
     env = forwarded_env()
     env["WLDETECT_RUNS_DIR"] = str(runs_root)
-    task = ray.remote(_execute_notebook_task).options(num_cpus=cpus_per_run, num_gpus=gpus, max_retries=0)
+    task = ray.remote(_execute_notebook_task)
     submitted = []
     for parameters in parameter_sets:
         run = new_notebook_run(notebook, parameters, run_name=run_name, runs_root=runs_root)
         run.record_executor({"executor": "ray", "submitted": True, "num_gpus": gpus, "num_cpus": cpus_per_run})
-        submitted.append((run, task.options(name=f"wldetect:{run.run_id}").remote(str(run.path), notebook, parameters, env, cpus_per_run)))
+        options = task.options(num_cpus=cpus_per_run, num_gpus=gpus, max_retries=0, name=f"wldetect:{run.run_id}")
+        submitted.append((run, options.remote(str(run.path), notebook, parameters, env, cpus_per_run)))
     runs = []
     for run, ref in submitted:
         try:

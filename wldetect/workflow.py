@@ -175,7 +175,7 @@ def sweep(
     from wldetect.counting import count_tokens
     from wldetect.executors import check_executor
 
-    check_executor(executor)
+    check_executor(executor, address)
     if not thresholds:
         raise WLDetectError("sweep: give at least one threshold")
     if any(t < 0 for t in thresholds):
