@@ -31,5 +31,6 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_counting.py
+	$(PY) benchmarks/bench_counting_ray.py
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_detect.py

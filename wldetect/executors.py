@@ -247,15 +247,22 @@ def ray_run_notebooks(
         options = task.options(num_cpus=cpus_per_run, num_gpus=gpus, max_retries=0, name=f"wldetect:{run.run_id}")
         submitted.append((run, options.remote(str(run.path), notebook, parameters, env, cpus_per_run)))
     runs = []
-    for run, ref in submitted:
-        try:
-            ray.get(ref)
-        except Exception as err:  # the task raised outside the notebook, or its worker or node died
-            message = (f"{type(err).__name__}: {err}".strip().splitlines() or [type(err).__name__])
-            cause = next((line.strip() for line in reversed(message) if line.strip()), message[0])
+    try:
+        for run, ref in submitted:
+            try:
+                ray.get(ref)
+            except Exception as err:  # the task raised outside the notebook, or its worker or node died
+                message = (f"{type(err).__name__}: {err}".strip().splitlines() or [type(err).__name__])
+                cause = next((line.strip() for line in reversed(message) if line.strip()), message[0])
+                if run.manifest().get("status") == "running":
+                    run.fail(f"Ray task failed: {cause}")
+            runs.append(run)
+    except BaseException:  # Ctrl-C: cancel what is still queued or running; no run is left `running`
+        for run, ref in submitted[len(runs) :]:
+            ray.cancel(ref, force=True)
             if run.manifest().get("status") == "running":
-                run.fail(f"Ray task failed: {cause}")
-        runs.append(run)
+                run.fail("interrupted: the sweep was stopped before this Ray task finished")
+        raise
     return runs
 
 
