@@ -15,6 +15,7 @@ from wldetect import counting, executors, workflow  # noqa: E402
 from wldetect.runs import list_runs, open_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data")  # Ray Data's own settings
 
 
 @pytest.fixture(scope="module")
