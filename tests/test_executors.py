@@ -132,3 +132,14 @@ def test_ray_is_not_imported_until_an_executor_needs_it():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert json.loads(done.stdout.replace("'", '"')) == []
+
+
+def test_an_address_where_no_ray_cluster_answers_is_a_quick_one_line_error():
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(WLDetectError, match=rf"no Ray cluster answers at 127.0.0.1:{port} .*ray start --head"):
+        executors._check_reachable(f"127.0.0.1:{port}")
+    executors._check_reachable("auto")  # resolved by Ray itself

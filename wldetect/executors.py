@@ -132,14 +132,34 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
     # wait up to a minute rather than have the new node's raylet give up.
     os.environ.setdefault("RAY_agent_register_timeout_ms", "60000")
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": True}
+    _check_reachable(address)
     try:
         if address:
             ray.init(address=address, **kwargs)
         else:
             ray.init(num_cpus=num_cpus, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as err:
-        raise WLDetectError(f"could not connect to the Ray cluster at {address or 'a new local instance'}: {err}".splitlines()[0]) from None
+        where = address or "a new local instance"
+        raise WLDetectError(f"could not connect to the Ray cluster at {where}: {err}".splitlines()[0]) from None
     return ray
+
+
+def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) address must accept a connection: Ray itself retries a dead address
+    for minutes before saying anything."""
+    if not address or address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return  # a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise WLDetectError(
+            f"no Ray cluster answers at {address} ({err.strerror or type(err).__name__}): start one with "
+            "`ray start --head` there, or leave out --address for a local Ray"
+        ) from None
 
 
 def forwarded_env() -> dict[str, str]:

@@ -181,6 +181,10 @@ def sweep(
     if any(t < 0 for t in thresholds):
         raise WLDetectError(f"sweep: thresholds must be >= 0, got {thresholds}")
     training_config = load_training_config(config, overrides)
+    if executor == "ray":  # reach the cluster before counting, so a wrong --address fails at once
+        from wldetect.executors import init_ray
+
+        init_ray(address)
     count_tokens(training_config)  # once, cached: every training run below reuses it
     name = name or f"sweep-{Path(config).stem}"
     runs_root = Path(runs_root).resolve() if runs_root else None
