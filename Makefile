@@ -31,6 +31,7 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_counting.py
+	$(PY) benchmarks/bench_counting_ray.py
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_detect.py
 	$(PY) benchmarks/bench_gguf.py

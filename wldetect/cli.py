@@ -70,6 +70,8 @@ def count_tokens_command(
     num_workers: int | None = typer.Option(None, "--num-workers", help="batches tokenised concurrently (threads; default 2)"),
     no_cache: bool = typer.Option(False, "--no-cache", help="recount even if counts for these inputs are cached"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
+    executor: str = typer.Option("local", "--executor", help="local (this process) or ray (Ray Data tasks; same counts)"),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address, e.g. auto or ray://head:10001 (default: a local Ray)"),
 ) -> None:
     """Step 1: count every token id in the training examples (int64, one entry per embedding row)."""
     from wldetect.config import load_training_config
@@ -85,6 +87,8 @@ def count_tokens_command(
         batch_size=batch_size,
         num_workers=num_workers,
         use_cache=not no_cache,
+        executor=executor,
+        address=address,
     )
 
 
@@ -330,6 +334,9 @@ def sweep(
     thresholds: str = typer.Option(..., "--thresholds", help="comma-separated thresholds; the first is the baseline (0 = no mask)"),
     jobs: int = typer.Option(1, "--jobs", help="training runs executed in parallel"),
     name: str | None = typer.Option(None, "--name", help="sweep name (default: sweep-<config>)"),
+    executor: str = typer.Option("local", "--executor", help="local (kernels here, one GPU each) or ray (one Ray task per run)"),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address, e.g. auto or ray://head:10001 (default: a local Ray)"),
+    runs_per_gpu: int = typer.Option(1, "--runs-per-gpu", help="local executor: concurrent runs allowed on one GPU"),
 ) -> None:
     """Train once per threshold (one shared token count), then compare all runs in one report."""
     from wldetect import workflow
@@ -338,7 +345,7 @@ def sweep(
         values = [int(t) for t in thresholds.split(",") if t.strip()]
     except ValueError:
         raise WLDetectError(f"--thresholds {thresholds!r}: expected comma-separated integers like 0,5,10,50") from None
-    report = workflow.sweep(config, values, jobs=jobs, name=name)
+    report = workflow.sweep(config, values, jobs=jobs, name=name, executor=executor, address=address, runs_per_gpu=runs_per_gpu)
     print(f"Sweep report: {report.path / '05_compare.html'}")
 
 

@@ -80,6 +80,45 @@ class TokenCounts:
 # ------------------------------------------------------------------------------------------------ counting
 
 
+def token_keys(ids: np.ndarray, lengths: np.ndarray, labels: np.ndarray, vocab_size: int, model_name: str = "the model") -> np.ndarray:
+    """`label * vocab_size + id` for every token of a batch, after checking every id is an embedding row."""
+    largest = int(ids.max())
+    if largest >= vocab_size or int(ids.min()) < 0:
+        bad = largest if largest >= vocab_size else int(ids.min())
+        raise WLDetectError(
+            f"token id {bad} is outside the embedding rows of {model_name} (vocab_size={vocab_size}): "
+            "the tokenizer does not match the embeddings"
+        )
+    keys = np.repeat(np.asarray(labels, dtype=np.int64) * vocab_size, lengths)
+    keys += ids
+    return keys
+
+
+def count_block(
+    tokenizer: Tokenizer,
+    texts_dataset,
+    labels: np.ndarray,
+    start: int,
+    stop: int,
+    vocab_size: int,
+    batch_size: int = 512,
+    model_name: str = "the model",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Examples `start:stop` (texts from a `text`-column dataset, `labels` their language indices) reduced to
+    sorted unique keys `label * vocab_size + id` and their counts: one block of a distributed count, a few
+    hundred KB whatever the block's size, where a dense per-block table would be languages x vocab."""
+    parts = []
+    for first in range(start, stop, batch_size):
+        last = min(first + batch_size, stop)
+        encoded = encode_texts(tokenizer, texts_dataset[first:last]["text"])
+        if encoded.ids.size:
+            parts.append(token_keys(encoded.ids, encoded.lengths, labels[first:last], vocab_size, model_name))
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    keys, inverse = np.unique(np.concatenate(parts), return_inverse=True)
+    return keys.astype(np.int64), np.bincount(inverse, minlength=len(keys)).astype(np.int64)
+
+
 class TokenCounter:
     """Accumulates token ids per language with one vectorised `np.add.at` per batch.
 
@@ -98,16 +137,11 @@ class TokenCounter:
         """Count one batch: `ids` of all texts back to back, `lengths[i]` tokens of text i in language `labels[i]`."""
         if ids.size == 0:
             return
-        largest = int(ids.max())
-        if largest >= self.vocab_size or int(ids.min()) < 0:
-            bad = largest if largest >= self.vocab_size else int(ids.min())
-            raise WLDetectError(
-                f"token id {bad} is outside the embedding rows of {self.model_name} (vocab_size={self.vocab_size}): "
-                "the tokenizer does not match the embeddings"
-            )
-        keys = np.repeat(np.asarray(labels, dtype=np.int64) * self.vocab_size, lengths)
-        keys += ids
-        np.add.at(self._table, keys, 1)
+        np.add.at(self._table, token_keys(ids, lengths, labels, self.vocab_size, self.model_name), 1)
+
+    def add_counts(self, keys: np.ndarray, counts: np.ndarray) -> None:
+        """Add counts already reduced elsewhere (`count_block`): `counts[i]` occurrences of key `label * V + id`."""
+        np.add.at(self._table, np.asarray(keys, dtype=np.int64), np.asarray(counts, dtype=np.int64))
 
     @property
     def counts(self) -> np.ndarray:
@@ -293,11 +327,14 @@ def count_tokens(
     num_workers: int | None = None,
     use_cache: bool = True,
     verbose: bool = True,
+    executor: str = "local",
+    address: str | None = None,
 ) -> TokenCounts:
     """Step 1: count every token id of the training examples; cached by dataset, tokenizer, V and truncation.
 
     `output` (e.g. `runs/x/token_counts.npy`) receives a copy of the counts and the per-language files; without
-    it the result points into the cache.
+    it the result points into the cache. `executor="ray"` tokenises and counts on a Ray cluster (`address`;
+    None: a local Ray instance): the same examples, the same counts bit for bit, the same cache entry.
     """
     from wldetect.sources.data import prepare_training_dataset
     from wldetect.sources.models import load_model
@@ -306,6 +343,9 @@ def count_tokens(
         raise WLDetectError("count_tokens: give an output path when use_cache is False")
     if output is not None:
         check_output_path(output, (".npy",), "token counts")
+    from wldetect.executors import check_executor
+
+    check_executor(executor, address)
     if not isinstance(config, TrainingConfig):
         config = load_training_config(config)
     say = print if verbose else (lambda *args, **kwargs: None)
@@ -328,7 +368,12 @@ def count_tokens(
         data = prepare_training_dataset(config.dataset, config.model.language_codes, verbose=verbose)
         tokenizer = configure(model.tokenizer, config.model.inference.max_sequence_length)
         names = " + ".join(spec.name for spec in config.model.model_specs)
-        counter = count_dataset(data, tokenizer, vocab_size, batch_size, num_workers, progress=verbose, model_name=names)
+        if executor == "ray":
+            from wldetect.executors import ray_count_dataset
+
+            counter = ray_count_dataset(data, tokenizer, vocab_size, batch_size, address=address, progress=verbose, model_name=names)
+        else:
+            counter = count_dataset(data, tokenizer, vocab_size, batch_size, num_workers, progress=verbose, model_name=names)
         counts, per_language, languages = counter.counts, counter.per_language(), list(data.languages)
         n_examples = len(data)
         examples_per_language = dict(data.report.per_language)

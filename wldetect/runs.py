@@ -224,6 +224,14 @@ class Run:
         for name, path in artifacts.items():
             self.record_input(name, path)
 
+    def record_executor(self, facts: dict[str, Any], machine: bool = False) -> None:
+        """Where the run executed (`executor`: local or ray, node, GPU); with `machine`, the machine facts
+        are re-taken here, in the process that runs it (a Ray worker's node, not the driver's)."""
+        fields: dict[str, Any] = {"executor": _plain(facts)}
+        if machine:
+            fields["machine"] = environment_facts()["machine"]
+        self._update(**fields)
+
     def record_timing(self, step: str, seconds: float) -> None:
         timings = self.manifest().get("timings_s", {})
         timings[step] = round(seconds, 3)

@@ -107,19 +107,55 @@ def run_notebook(
     run_name: str | None = None,
     runs_root: Path | None = None,
     raise_on_failure: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Run:
-    """Execute one step notebook into a new run record and render it; the run is `failed` if a cell raised."""
+    """Execute one step notebook into a new run record and render it; the run is `failed` if a cell raised.
+
+    `env` is added to the kernel's environment only (e.g. `CUDA_VISIBLE_DEVICES` of one concurrent run)."""
+    source = notebook_path(name)
+    parameters = dict(parameters or {})
+    run = new_notebook_run(source.stem, parameters, run_name=run_name, runs_root=runs_root)
+    return execute_into_run(run, source.stem, parameters, raise_on_failure=raise_on_failure, env=env)
+
+
+def new_notebook_run(name: str, parameters: dict[str, Any], *, run_name: str | None = None, runs_root: Path | None = None) -> Run:
+    """The `running` run record a notebook execution will fill (made before the execution, so an executor
+    can mark it failed even when the process that ran it died)."""
+    source = notebook_path(name)
+    threshold = parameters.get("threshold")
+    default_name = parameters.get("name") or (Path(str(parameters["config"])).stem if parameters.get("config") else source.stem)
+    return create_run(run_name or default_name, kind=source.stem, parameters=parameters, threshold=threshold, root=runs_root)
+
+
+def kernel_manager_with_env(env: dict[str, str]):
+    """A jupyter kernel manager class whose kernels start with `env` added to this process's environment;
+    os.environ itself is left alone, so concurrent runs (threads) each give their kernel its own."""
+    from jupyter_client import AsyncKernelManager
+
+    extra = {str(k): str(v) for k, v in env.items()}
+
+    class EnvKernelManager(AsyncKernelManager):
+        async def _async_start_kernel(self, **kw: Any) -> None:
+            kw["env"] = {**(kw.get("env") or os.environ), **extra}
+            await super()._async_start_kernel(**kw)
+
+        start_kernel = _async_start_kernel
+
+    return EnvKernelManager
+
+
+def execute_into_run(
+    run: Run, name: str, parameters: dict[str, Any], *, raise_on_failure: bool = True, env: dict[str, str] | None = None
+) -> Run:
+    """Execute a step notebook with papermill into the existing run record `run` and render it."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     source = notebook_path(name)
-    parameters = dict(parameters or {})
-    threshold = parameters.get("threshold")
-    default_name = parameters.get("name") or (Path(str(parameters["config"])).stem if parameters.get("config") else source.stem)
-    run = create_run(run_name or default_name, kind=source.stem, parameters=parameters, threshold=threshold, root=runs_root)
     executed = run.path / source.name
     started = time.time()
     error: str | None = None
+    engine_kwargs = {"kernel_manager_class": kernel_manager_with_env(env)} if env else {}
     try:
         papermill.execute_notebook(
             str(source),
@@ -128,6 +164,7 @@ def run_notebook(
             kernel_name=KERNEL,
             cwd=str(project_root()),
             progress_bar=False,
+            **engine_kwargs,
         )
     except PapermillExecutionError as err:  # a cell raised: the executed notebook shows where
         error = f"{err.ename}: {err.evalue}".splitlines()[0]
@@ -158,38 +195,107 @@ def sweep(
     name: str | None = None,
     overrides: dict[str, Any] | None = None,
     runs_root: Path | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    runs_per_gpu: int = 1,
+    raise_on_failure: bool = True,
 ) -> Run:
     """Train once per threshold (sharing one token count), then compare all runs in one report.
 
-    The first threshold is the baseline of the comparison (put 0, no mask, first). With `jobs > 1` the
-    training notebooks run in parallel kernels, each limited to its share of the CPU threads.
+    The first threshold is the baseline of the comparison (put 0, no mask, first). Executors:
+    - `local` (default): `jobs` papermill kernels on this machine. With GPUs visible (and training.device
+      auto or cuda) each concurrent run gets its own GPU through CUDA_VISIBLE_DEVICES (`runs_per_gpu` > 1
+      shares them); without, each kernel gets its share of the CPU threads.
+    - `ray`: every training run is a Ray task (one GPU each where training uses cuda) on the cluster at
+      `address` (None: a local Ray instance); `jobs` is then the cluster's business.
+    A failed training run is marked failed and the others go on; the report lists it. With
+    `raise_on_failure`, a sweep with failed runs then raises, naming them.
     """
     from wldetect.config import load_training_config
     from wldetect.counting import count_tokens
+    from wldetect.executors import check_executor
 
+    check_executor(executor, address)
     if not thresholds:
         raise WLDetectError("sweep: give at least one threshold")
     if any(t < 0 for t in thresholds):
         raise WLDetectError(f"sweep: thresholds must be >= 0, got {thresholds}")
     training_config = load_training_config(config, overrides)
+    if executor == "ray":  # reach the cluster before counting, so a wrong --address fails at once
+        from wldetect.executors import init_ray
+
+        init_ray(address)
     count_tokens(training_config)  # once, cached: every training run below reuses it
     name = name or f"sweep-{Path(config).stem}"
-    jobs = max(1, min(jobs, len(thresholds)))
-    if jobs > 1:
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    runs_root = Path(runs_root).resolve() if runs_root else None
+    jobs_to_run = [
+        {"config": str(config), "threshold": threshold, "name": name, "overrides": overrides or {}} for threshold in thresholds
+    ]
+    if executor == "ray":
+        from wldetect.executors import ray_run_notebooks
 
-    def train_one(threshold: int) -> Run:
-        parameters = {"config": str(config), "threshold": threshold, "name": name, "overrides": overrides or {}}
-        return run_notebook("03_train", parameters, run_name=name, runs_root=runs_root)
+        training_runs = ray_run_notebooks(
+            "03_train", jobs_to_run, run_name=name, runs_root=runs_root, address=address,
+            device=training_config.training.device,
+        )  # fmt: skip
+    else:
+        training_runs = _local_run_notebooks(
+            "03_train", jobs_to_run, run_name=name, runs_root=runs_root, jobs=jobs, device=training_config.training.device,
+            runs_per_gpu=runs_per_gpu,
+        )  # fmt: skip
+    return sweep_report(training_runs, name, runs_root=runs_root, raise_on_failure=raise_on_failure)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        training_runs = list(pool.map(train_one, thresholds))
-    return run_notebook(
+
+def _local_run_notebooks(
+    notebook: str,
+    parameter_sets: list[dict[str, Any]],
+    *,
+    run_name: str,
+    runs_root: Path | None,
+    jobs: int,
+    device: str,
+    runs_per_gpu: int = 1,
+) -> list[Run]:
+    """Run each parameter set in its own kernel, `jobs` at a time, each holding one slot (a GPU, a thread share)."""
+    import queue
+
+    from wldetect.executors import detect_gpus, local_slots
+
+    gpus = detect_gpus() if device in ("auto", "cuda") else []
+    slots = local_slots(jobs, len(parameter_sets), gpus, runs_per_gpu=runs_per_gpu, cpu_count=os.cpu_count() or 1, environ=os.environ)
+    free: queue.Queue = queue.Queue()
+    for slot in slots:
+        free.put(slot)
+
+    def run_one(parameters: dict[str, Any]) -> Run:
+        slot = free.get()
+        try:
+            run = new_notebook_run(notebook, parameters, run_name=run_name, runs_root=runs_root)
+            run.record_executor({"executor": "local", **{k.lower(): v for k, v in slot.items()}})
+            return execute_into_run(run, notebook, parameters, raise_on_failure=False, env=slot)
+        finally:
+            free.put(slot)
+
+    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+        return list(pool.map(run_one, parameter_sets))
+
+
+def sweep_report(training_runs: list[Run], name: str, *, runs_root: Path | None = None, raise_on_failure: bool = True) -> Run:
+    """The comparison report (05_compare) of a sweep's completed runs; failed ones are listed in it."""
+    statuses = [r.manifest().get("status") for r in training_runs]
+    completed = [str(r.path) for r, status in zip(training_runs, statuses) if status == "completed"]
+    failed = {r.run_id: r.manifest().get("error") or status for r, status in zip(training_runs, statuses) if status != "completed"}
+    report = run_notebook(
         "05_compare",
-        {"runs_to_compare": [str(r.path) for r in training_runs], "name": name},
+        {"runs_to_compare": completed, "name": name, "failed_runs": failed},
         run_name=f"{name}-report",
         runs_root=runs_root,
+        raise_on_failure=raise_on_failure and not failed,
     )
+    if failed and raise_on_failure:
+        listed = "; ".join(f"{run_id}: {error}" for run_id, error in failed.items())
+        raise WLDetectError(f"sweep: {len(failed)} of {len(training_runs)} training runs failed ({listed}); report: {report.path}")
+    return report
 
 
 DEMO_THRESHOLDS = (0, 1, 5, 10, 50)
