@@ -49,7 +49,7 @@ def main() -> None:
             workflow._local_run_notebooks("03_train", parameter_sets, run_name="bench", runs_root=root / "local", jobs=1, device="cpu")
 
         def on_ray() -> None:
-            runs = executors.ray_run_notebooks("03_train", parameter_sets, run_name="bench", runs_root=root / "ray", device="cpu")
+            runs = workflow.ray_run_notebooks("03_train", parameter_sets, run_name="bench", runs_root=root / "ray", device="cpu")
             assert all(r.manifest()["status"] == "completed" for r in runs)
 
         timings: dict[str, list[float]] = {"local, --jobs 1": [], "ray, 1 CPU": []}

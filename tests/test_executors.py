@@ -91,7 +91,7 @@ def test_each_kernel_gets_its_own_environment(tmp_path):
 
 def test_local_sweep_runs_record_their_gpu(monkeypatch, tmp_path):
     """With two (pretend) GPUs and --jobs 2, the two runs' records name different GPUs."""
-    monkeypatch.setattr(executors, "detect_gpus", lambda: ["0", "1"])
+    monkeypatch.setattr(workflow, "detect_gpus", lambda: ["0", "1"])
     calls = []
 
     def fake_execute(run, name, parameters, *, raise_on_failure, env):

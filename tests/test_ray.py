@@ -51,7 +51,7 @@ def test_distributed_count_of_shards_is_the_single_process_count_bit_for_bit(ray
     data = yaml.safe_load(tiny_training_config.read_text())
     data["dataset"] = {"name": str(tmp_path / "shards"), "filter_languages": True, "max_samples_per_language": 60, "shuffle_seed": 4}
     tiny_training_config.write_text(yaml.safe_dump(data))
-    monkeypatch.setattr(executors, "DEFAULT_BLOCK_EXAMPLES", 16)  # 180 examples: 12 blocks, several per actor
+    monkeypatch.setattr(counting, "DEFAULT_BLOCK_EXAMPLES", 16)  # 180 examples: 12 blocks, several per actor
 
     distributed = counting.count_tokens(tiny_training_config, output=tmp_path / "ray" / "token_counts.npy", executor="ray")
     single = counting.count_tokens(tiny_training_config, output=tmp_path / "one" / "token_counts.npy", use_cache=False)
@@ -132,7 +132,7 @@ def test_a_failed_ray_task_fails_only_its_run_and_the_report_names_it(ray_and_lo
     runs_root = root / "runs-failure"
     good = {"config": config, "threshold": 1, "name": "tiny"}
     bad = {"config": config, "threshold": -1, "name": "tiny"}  # create_mask refuses it inside the notebook
-    failed, completed = executors.ray_run_notebooks("03_train", [bad, good], run_name="tiny", runs_root=runs_root)
+    failed, completed = workflow.ray_run_notebooks("03_train", [bad, good], run_name="tiny", runs_root=runs_root)
     assert failed.manifest()["status"] == "failed" and "threshold" in failed.manifest()["error"]
     assert completed.manifest()["status"] == "completed" and (completed.artifacts_dir / "projection.safetensors").is_file()
     baseline = open_run(ray_and_local_sweeps["ray"].manifest()["parameters"]["runs"][0])

@@ -8,12 +8,14 @@ the executed notebook *is* the report of that run. The notebooks themselves stay
 from __future__ import annotations
 
 import os
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from wldetect.errors import WLDetectError
+from wldetect.executors import check_executor, detect_gpus, forwarded_env, gpus_per_task, init_ray, local_slots, patched_environ
 from wldetect.runs import Run, create_run, open_run, project_root
 
 NOTEBOOKS = ["01_count_tokens", "02_create_mask", "03_train", "04_evaluate", "05_compare", "06_weight_analysis"]
@@ -213,7 +215,6 @@ def sweep(
     """
     from wldetect.config import load_training_config
     from wldetect.counting import count_tokens
-    from wldetect.executors import check_executor
 
     check_executor(executor, address)
     if not thresholds:
@@ -222,7 +223,6 @@ def sweep(
         raise WLDetectError(f"sweep: thresholds must be >= 0, got {thresholds}")
     training_config = load_training_config(config, overrides)
     if executor == "ray":  # reach the cluster before counting, so a wrong --address fails at once
-        from wldetect.executors import init_ray
 
         init_ray(address)
     count_tokens(training_config)  # once, cached: every training run below reuses it
@@ -232,7 +232,6 @@ def sweep(
         {"config": str(config), "threshold": threshold, "name": name, "overrides": overrides or {}} for threshold in thresholds
     ]
     if executor == "ray":
-        from wldetect.executors import ray_run_notebooks
 
         training_runs = ray_run_notebooks(
             "03_train", jobs_to_run, run_name=name, runs_root=runs_root, address=address,
@@ -259,7 +258,6 @@ def _local_run_notebooks(
     """Run each parameter set in its own kernel, `jobs` at a time, each holding one slot (a GPU, a thread share)."""
     import queue
 
-    from wldetect.executors import detect_gpus, local_slots
 
     gpus = detect_gpus() if device in ("auto", "cuda") else []
     slots = local_slots(jobs, len(parameter_sets), gpus, runs_per_gpu=runs_per_gpu, cpu_count=os.cpu_count() or 1, environ=os.environ)
@@ -296,6 +294,90 @@ def sweep_report(training_runs: list[Run], name: str, *, runs_root: Path | None 
         listed = "; ".join(f"{run_id}: {error}" for run_id, error in failed.items())
         raise WLDetectError(f"sweep: {len(failed)} of {len(training_runs)} training runs failed ({listed}); report: {report.path}")
     return report
+
+
+# ------------------------------------------------------------------------------ ray: training runs as tasks
+
+
+def _execute_notebook_task(run_path: str, notebook: str, parameters: dict[str, Any], env: dict[str, str], threads: int) -> dict:
+    """A Ray task: execute `notebook` into the run record at `run_path` (made by the driver) on this node."""
+    import ray
+
+    with patched_environ(env):
+        path = Path(run_path)
+        if not path.is_dir():
+            raise WLDetectError(
+                f"{run_path} is not visible on node {socket.gethostname()}: the Ray executor needs the project and "
+                "runs directory on a filesystem every node mounts at the same path"
+            )
+        run = open_run(path)
+        context = ray.get_runtime_context()
+        run.record_executor(
+            {
+                "executor": "ray",
+                "hostname": socket.gethostname(),
+                "node_ip": ray.util.get_node_ip_address(),
+                "node_id": context.get_node_id(),
+                "task_id": context.get_task_id(),
+                "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                "omp_num_threads": str(threads),
+            },
+            machine=True,
+        )
+        execute_into_run(run, notebook, parameters, raise_on_failure=False, env={"OMP_NUM_THREADS": str(threads)})
+        manifest = run.manifest()
+        return {"run_id": run.run_id, "status": manifest.get("status"), "error": manifest.get("error")}
+
+
+def ray_run_notebooks(
+    notebook: str,
+    parameter_sets: list[dict[str, Any]],
+    *,
+    run_name: str | None = None,
+    runs_root: Path | None = None,
+    address: str | None = None,
+    device: str = "auto",
+    cpus_per_run: int = 1,
+) -> list[Run]:
+    """Execute `notebook` once per parameter set as Ray tasks; return their run records in the same order.
+
+    The driver makes each run record first (so ids are allocated in one place and a task that dies, with its
+    worker or node, is still marked failed here); the task fills it on its node. No retries: a rerun of a
+    half-written run record is not the same run.
+    """
+    from wldetect.runs import runs_dir
+
+    ray = init_ray(address)
+    gpus = gpus_per_task(device, ray.cluster_resources().get("GPU", 0))
+    runs_root = Path(runs_root or runs_dir()).resolve()
+    env = forwarded_env()
+    env["WLDETECT_RUNS_DIR"] = str(runs_root)
+    task = ray.remote(_execute_notebook_task)
+    submitted = []
+    for parameters in parameter_sets:
+        run = new_notebook_run(notebook, parameters, run_name=run_name, runs_root=runs_root)
+        run.record_executor({"executor": "ray", "submitted": True, "num_gpus": gpus, "num_cpus": cpus_per_run})
+        options = task.options(num_cpus=cpus_per_run, num_gpus=gpus, max_retries=0, name=f"wldetect:{run.run_id}")
+        submitted.append((run, options.remote(str(run.path), notebook, parameters, env, cpus_per_run)))
+    runs = []
+    try:
+        for run, ref in submitted:
+            try:
+                ray.get(ref)
+            except Exception as err:  # the task raised outside the notebook, or its worker or node died
+                message = (f"{type(err).__name__}: {err}".strip().splitlines() or [type(err).__name__])
+                cause = next((line.strip() for line in reversed(message) if line.strip()), message[0])
+                if run.manifest().get("status") == "running":
+                    run.fail(f"Ray task failed: {cause}")
+            runs.append(run)
+    except BaseException:  # Ctrl-C: cancel what is still queued or running; no run is left `running`
+        for run, ref in submitted[len(runs) :]:
+            ray.cancel(ref, force=True)
+            if run.manifest().get("status") == "running":
+                run.fail("interrupted: the sweep was stopped before this Ray task finished")
+        raise
+    return runs
 
 
 DEMO_THRESHOLDS = (0, 1, 5, 10, 50)
