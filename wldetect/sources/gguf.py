@@ -98,7 +98,8 @@ def _package_gguf(spec: ModelSpec) -> Path:
     assemble = getattr(module, "assemble", None)
     if assemble is None:
         raise WLDetectError(f"model {spec.name}: {spec.gguf_file} is not in the package and it has no assemble()")
-    target = cache_dir() / "gguf" / package / spec.gguf_file
+    # the package's version is part of the path: an upgrade that ships another file is assembled afresh
+    target = cache_dir() / "gguf" / f"{package}-{_package_version(package)}" / spec.gguf_file
     if not target.is_file():
         # The package writes to the path it is given; a temporary name makes the cached file appear whole or
         # not at all (its own check of the assembled file's sha256 runs before the rename).
@@ -114,6 +115,17 @@ def _package_gguf(spec: ModelSpec) -> Path:
         finally:
             tmp.unlink(missing_ok=True)
     return target
+
+
+def _package_version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, packages_distributions, version
+
+    for distribution in packages_distributions().get(package, []):
+        try:
+            return version(distribution)
+        except PackageNotFoundError:
+            continue
+    return "unversioned"
 
 
 # -------------------------------------------------------------------------------------------- reading
@@ -216,6 +228,8 @@ def _parse_header(path: Path, data: memoryview, gguf) -> GGUFHeader:
         type_id, relative = struct.unpack_from("<IQ", data, position + 4 + 8 * n_dims)
         position += 4 + 8 * n_dims + 12
         tables.append((name, shape, type_id, relative))
+    if alignment <= 0 or alignment & (alignment - 1):
+        raise WLDetectError(f"{path}: invalid general.alignment {alignment} (expected a power of two)")
     data_start = -(-position // alignment) * alignment
     tensors = {}
     for name, shape, type_id, relative in tables:
@@ -246,6 +260,10 @@ def embedding_tensor(header: GGUFHeader, tensor_name: str) -> TensorInfo:
     if tensor.qtype not in gguf.GGML_QUANT_SIZES:
         raise WLDetectError(f"{path}: {tensor_name} has type {tensor.qtype.name}, which has no block size in gguf")
     block_size, type_size = gguf.GGML_QUANT_SIZES[tensor.qtype]
+    if width % block_size:
+        raise WLDetectError(
+            f"{path}: {tensor_name} rows of {width} values do not split into {tensor.qtype.name} blocks of {block_size}"
+        )
     end = tensor.offset + rows * (width // block_size) * type_size
     if end > path.stat().st_size:
         raise WLDetectError(

@@ -116,7 +116,9 @@ def _check_same_tokenizer(spec_a: ModelSpec, tok_a: Tokenizer, spec_b: ModelSpec
 
 def _concatenated(matrices: list[np.ndarray], sources: list[EmbeddingSource]) -> np.ndarray:
     """Concatenate along the hidden axis into one cached matrix, block of rows by block of rows."""
-    path = cache_path_for("concat", [str(s.cache_path) for s in sources])
+    # each part's file identity: a part re-extracted in place (a moved hub revision) makes a new concatenation
+    parts = [[str(s.cache_path), s.cache_path.stat().st_size, s.cache_path.stat().st_mtime_ns] for s in sources]
+    path = cache_path_for("concat", parts)
     if not path.is_file():
         shape = (matrices[0].shape[0], sum(m.shape[1] for m in matrices))
         write_float32_rows(path, shape, lambda start, stop: np.concatenate([m[start:stop] for m in matrices], axis=1))
