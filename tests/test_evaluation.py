@@ -18,7 +18,6 @@ from wldetect.evaluation import (
     compute_metrics,
     confusion_table,
     evaluate,
-    evaluate_tables,
     score_predictions,
 )
 from wldetect.lookup import FILE_NAMES, quantize, save_lookup_table
@@ -165,6 +164,8 @@ def test_evaluate_on_a_flores_plus_hub_layout_uses_the_seed_file_name(tmp_path):
 
 
 def test_evaluate_tables_side_by_side_in_one_call(tmp_path):
+    from wldetect.comparison import evaluate_tables
+
     model = write_tiny_artifacts(tmp_path / "model")
     evalset = write_tiny_evalset(tmp_path / "tiny-set", per_language=8)
     comparison = evaluate_tables(model, dataset=str(evalset), verbose=False)

@@ -240,7 +240,8 @@ def eval_command(
     output: Path | None = typer.Option(None, "--output", help="results JSON path (default: in the model directory)"),
 ) -> None:
     """Step 4: evaluate a trained model; save <set>_<split>_results.json, predictions and a confusion heatmap."""
-    from wldetect.evaluation import evaluate, evaluate_tables
+    from wldetect.comparison import evaluate_tables
+    from wldetect.evaluation import evaluate
 
     if table == "all":
         if output is not None:

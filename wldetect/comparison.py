@@ -31,13 +31,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from wldetect.errors import WLDetectError
-from wldetect.evaluation import RESULTS_SUFFIX, EvaluationResult, MODEL_CONFIG, mask_statistics
+from wldetect.evaluation import (
+    MODEL_CONFIG,
+    RESULTS_SUFFIX,
+    EvaluationResult,
+    _check_model_dir,
+    _check_table,
+    configured_dataset,
+    evaluate,
+    mask_statistics,
+)
+from wldetect.sources.evalsets import load_evaluation_set
 from wldetect.io import atomic_path, write_text_atomic
 
 DEFAULT_RESULTS = "flores_dev"
@@ -501,3 +511,30 @@ def _per_language(
         )
     frame = pd.DataFrame(rows)
     return frame.sort_values(["accuracy_delta", "f1_delta", "language"], kind="stable").reset_index(drop=True)
+
+
+def evaluate_tables(
+    model_path: str | Path,
+    tables: Iterable[str] = ("fp32", "e4m3fn", "e3m4"),
+    dataset: str | Path | None = None,
+    split: str = "dev",
+    output_dir: str | Path | None = None,
+    verbose: bool = True,
+    **compare_options: Any,
+):
+    """Evaluate several lookup tables of one model on the same sentences and compare them (first = baseline).
+
+    Returns the step-5 `Comparison` (overall metrics, per-language deltas, McNemar and bootstrap against the
+    first table); each table's results are saved as by `evaluate`.
+    """
+    model_path = _check_model_dir(model_path)
+    tables = [_check_table(t) for t in tables]
+    if len(set(tables)) != len(tables) or not tables:
+        raise WLDetectError(f"tables {tables}: give each table once")
+    evaluation_set = load_evaluation_set(dataset if dataset is not None else configured_dataset(model_path), split)
+    results = []
+    for table in tables:
+        results.append(
+            evaluate(model_path, split=split, table=table, output_dir=output_dir, verbose=verbose, evaluation_set=evaluation_set)
+        )
+    return compare_runs(results, labels=tables, verbose=verbose, **compare_options)

@@ -1,7 +1,7 @@
 """Step 4: evaluate a trained detector on FLORES+ (or a stand-in) and save metrics, predictions and a heatmap.
 
 `evaluate(model_path, ...)` loads the artifacts with the NumPy-only `WLDetect`, predicts every sentence of the
-evaluation set, and computes the seed's metrics with scikit-learn. `evaluate_tables(...)` does it for the
+evaluation set, and computes the seed's metrics with scikit-learn. `comparison.evaluate_tables(...)` does it for the
 fp32, E4M3FN and E3M4 lookup tables of one model and compares them (step 5's `compare_runs`).
 
 Which sentences count
@@ -57,7 +57,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -897,32 +897,3 @@ def evaluate(
     if verbose:
         print(result.summary())
     return result
-
-
-def evaluate_tables(
-    model_path: str | Path,
-    tables: Iterable[str] = ("fp32", "e4m3fn", "e3m4"),
-    dataset: str | Path | None = None,
-    split: str = "dev",
-    output_dir: str | Path | None = None,
-    verbose: bool = True,
-    **compare_options: Any,
-):
-    """Evaluate several lookup tables of one model on the same sentences and compare them (first = baseline).
-
-    Returns the step-5 `Comparison` (overall metrics, per-language deltas, McNemar and bootstrap against the
-    first table); each table's results are saved as by `evaluate`.
-    """
-    from wldetect.comparison import compare_runs
-
-    model_path = _check_model_dir(model_path)
-    tables = [_check_table(t) for t in tables]
-    if len(set(tables)) != len(tables) or not tables:
-        raise WLDetectError(f"tables {tables}: give each table once")
-    evaluation_set = load_evaluation_set(dataset if dataset is not None else configured_dataset(model_path), split)
-    results = []
-    for table in tables:
-        results.append(
-            evaluate(model_path, split=split, table=table, output_dir=output_dir, verbose=verbose, evaluation_set=evaluation_set)
-        )
-    return compare_runs(results, labels=tables, verbose=verbose, **compare_options)
