@@ -20,7 +20,6 @@ from wldetect.errors import WLDetectError
 # size 1); whole numbers in parameter files are strict: a bool, a float or a string is an error.
 Int = Annotated[int, Strict()]
 
-POOLINGS = ("logsumexp", "max", "average")
 Pooling = Literal["logsumexp", "max", "average"]
 
 

@@ -63,6 +63,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from wldetect.artifacts import MASK_FILE, MASK_RECORD_FILE
 from wldetect.errors import WLDetectError
 from wldetect.io import (
     StagedDirectory,
@@ -170,8 +171,6 @@ def top_confusions(confusion: pd.DataFrame, n: int = TOP_CONFUSIONS) -> pd.DataF
 # ------------------------------------------------------------------------------------------ mask stats
 
 
-MASK_STATS_FILE = "mask_stats.json"  # written by training.export_artifacts next to token_mask.npy
-MASK_FILE = "token_mask.npy"
 TRAINING_SUMMARY_FILE = "training_summary.json"
 
 
@@ -199,7 +198,7 @@ def mask_statistics(model_path: str | Path) -> dict[str, Any] | None:
 
 def _read_mask_files(model_path: Path) -> dict[str, Any] | None:
     """The mask record of `mask_stats.json`, else one counted from `token_mask.npy`; None without either."""
-    stats_path = model_path / MASK_STATS_FILE
+    stats_path = model_path / MASK_RECORD_FILE
     if stats_path.is_file():
         try:
             stats = json.loads(stats_path.read_text(encoding="utf-8"))

@@ -386,7 +386,7 @@ def write_quantization_report(
 ) -> dict:
     """`quantization.json`: each FP8 table's error against fp32 (mean and max absolute error, RMSE, over every
     entry) and the share of `texts` whose predicted language is the same as with the fp32 table."""
-    from wldetect.detect import TablePooler
+    from wldetect.pooling import TablePooler
     from wldetect.io import write_text_atomic
     from wldetect.tokenization import encode_texts
 
@@ -536,7 +536,7 @@ def filter_lookup(
 def _model_file_names(directory: Path) -> set[str]:
     """What a new model written into `directory` replaces: the model's files and anything that describes the
     old model (its evaluations, checkpoints); the user's other files are kept."""
-    from wldetect.training import CHECKPOINT_DIR, previous_outputs  # noqa: PLC0415 (only when writing)
+    from wldetect.artifacts import CHECKPOINT_DIR, previous_outputs
 
     return {p.name for p in previous_outputs(directory) if p.parent == directory} | {CHECKPOINT_DIR}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wldetect.config import POOLINGS
+from wldetect.pooling import POOLINGS
 from wldetect.errors import WLDetectError
 
 

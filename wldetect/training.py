@@ -54,25 +54,26 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from wldetect.artifacts import (
+    CHECKPOINT_DIR,
+    HISTORY_FILE,
+    MASK_FILE,
+    MASK_RECORD_FILE,
+    MODEL_CONFIG_FILE,
+    PROJECTION_FILE,
+    QUANTIZATION_FILE,
+    SUMMARY_FILE,
+    TOKENIZER_FILE,
+    previous_output_names,
+)
 from wldetect.config import TrainingConfig, TrainingSection, cache_dir, load_training_config
 from wldetect.errors import WLDetectError
 from wldetect.io import StagedDirectory, atomic_path, refuse_other_model, write_safetensors, write_text_atomic
-from wldetect.lookup import FILE_NAMES, compute_lookup_table, write_lookup_tables, write_quantization_report
+from wldetect.lookup import compute_lookup_table, write_lookup_tables, write_quantization_report
 from wldetect.model import LanguageDetectionModel
 
-CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_VERSION = 1
 KEEP_CHECKPOINTS = 2
-PROJECTION_FILE = "projection.safetensors"
-MODEL_CONFIG_FILE = "model_config.yaml"
-TOKENIZER_FILE = "tokenizer.json"
-HISTORY_FILE = "training_history.csv"
-SUMMARY_FILE = "training_summary.json"
-MASK_FILE = "token_mask.npy"
-MASK_STATS_FILE = "mask_stats.json"
-QUANTIZATION_FILE = "quantization.json"
-# What evaluation writes next to the artifacts (`<stem>_results.json`, ...; see wldetect.evaluation).
-EVALUATION_SUFFIXES = ("_results.json", "_predictions.csv", "_confusion.png")
 _CHECKPOINT_NAME = re.compile(r"checkpoint_step_\d+\.pt")
 _CHUNK_TARGET = 65536  # examples tokenised per encode_batch call (and per cache file)
 _IN_MEMORY_EXAMPLES = 4_000_000  # above this the token ids are cached on disk
@@ -527,34 +528,6 @@ def _matching_checkpoint(
     return None, None
 
 
-def previous_outputs(artifacts_dir: Path) -> list[Path]:
-    """What an earlier training run (and its evaluation) wrote to `artifacts_dir`; other files are not listed.
-
-    The artifacts, history, summary, mask files, quantisation report, `<stem>_results.json` /
-    `_predictions.csv` / `_confusion.png`, and the checkpoints (with any interrupted write's temporary files).
-    """
-    artifacts_dir = Path(artifacts_dir)
-    if not artifacts_dir.is_dir():
-        return []
-    names = (
-        PROJECTION_FILE, *FILE_NAMES.values(), MODEL_CONFIG_FILE, TOKENIZER_FILE, HISTORY_FILE, SUMMARY_FILE,
-        MASK_FILE, MASK_STATS_FILE, QUANTIZATION_FILE,
-    )  # fmt: skip
-    found = [artifacts_dir / name for name in names if (artifacts_dir / name).is_file()]
-    found += sorted(p for suffix in EVALUATION_SUFFIXES for p in artifacts_dir.glob(f"*{suffix}") if p.is_file())
-    checkpoint_dir = artifacts_dir / CHECKPOINT_DIR
-    if checkpoint_dir.is_dir():
-        found += sorted(p for p in checkpoint_dir.glob("checkpoint_step_*.pt") if p.is_file())
-    return found
-
-
-def _previous_output_names(artifacts_dir: Path) -> set[str]:
-    """Top-level names in `artifacts_dir` that a new training run replaces: `previous_outputs` and the
-    checkpoints directory (the user's own files are kept across the swap)."""
-    names = {p.name for p in previous_outputs(artifacts_dir) if p.parent == Path(artifacts_dir)}
-    return names | {CHECKPOINT_DIR}
-
-
 # ------------------------------------------------------------------------------------------------ train
 
 
@@ -846,7 +819,7 @@ def _train_staged(
     result.quantization = write_quantization_report(
         artifacts_dir, tokenizer, model_config.inference.pooling, texts, texts_source
     )
-    result.files["quantization"] = artifacts_dir / "quantization.json"
+    result.files["quantization"] = artifacts_dir / QUANTIZATION_FILE
     for fmt in ("e4m3fn", "e3m4"):
         q = result.quantization["formats"][fmt]
         say(
@@ -860,7 +833,7 @@ def _train_staged(
     result.files["summary"] = artifacts_dir / SUMMARY_FILE
     if run_evaluation:  # evaluated before the swap: its files are part of the new directory, never the old one's
         result.evaluation = _run_evaluation(artifacts_dir, config, evaluation_set, verbose, say, final_dir)
-    replaced = staged.commit(replaced=_previous_output_names(final_dir))
+    replaced = staged.commit(replaced=previous_output_names(final_dir))
     result.files = {key: final_dir / path.relative_to(artifacts_dir) for key, path in result.files.items()}
     if result.evaluation is not None:
         result.evaluation.paths = {k: final_dir / Path(p).name for k, p in result.evaluation.paths.items()}
@@ -955,7 +928,7 @@ def export_artifacts(
     else:  # "no mask" is written down, and no mask file of another run can contradict it
         (artifacts_dir / MASK_FILE).unlink(missing_ok=True)
         mask_stats = no_mask_statistics(int(token_weights.shape[0]))
-    files["mask_stats"] = write_text_atomic(artifacts_dir / MASK_STATS_FILE, json.dumps(mask_stats, indent=2) + "\n")
+    files["mask_stats"] = write_text_atomic(artifacts_dir / MASK_RECORD_FILE, json.dumps(mask_stats, indent=2) + "\n")
     return files
 
 

@@ -14,10 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from wldetect.artifacts import MASK_FILE, PROJECTION_FILE
 from wldetect.errors import WLDetectError
 
-PROJECTION_FILE = "projection.safetensors"
-MASK_FILE = "token_mask.npy"
 _UNCHANGED_ATOL = 1e-7
 
 
