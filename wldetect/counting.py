@@ -32,14 +32,16 @@ from tokenizers import Tokenizer
 from wldetect.config import TrainingConfig, cache_dir, load_training_config
 from wldetect.errors import WLDetectError
 from wldetect.executors import check_executor, init_ray
-from wldetect.io import atomic_path, check_output_path
+from wldetect.io import atomic_path, check_output_path, write_text_atomic
 from wldetect.tokenization import configure, encode_texts
 
 if TYPE_CHECKING:  # pandas is imported where tables are built, not at import time
     import pandas as pd
 
 COUNTS_FILE = "token_counts.npy"
-_CACHE_VERSION = 2  # bump when what is counted changes, so stale caches are not reused
+TOKEN_IDS_RECORD = "token_ids.json"
+CHUNK_EXAMPLES = 65_536  # examples per token-ids chunk file (and per Ray block)
+_CACHE_VERSION = 3  # bump when what is counted changes, so stale caches are not reused
 DEFAULT_NUM_WORKERS = 2
 
 
@@ -60,6 +62,7 @@ class TokenCounts:
     counts_path: Path
     per_language_path: Path
     languages_path: Path
+    token_ids_path: Path
     n_examples: int
     from_cache: bool
     cache_path: Path | None = None
@@ -73,11 +76,173 @@ class TokenCounts:
     def total_tokens(self) -> int:
         return int(self.counts.sum())
 
+    def corpus(self) -> TokenizedCorpus:
+        """The token ids step 1 stored with these counts (what training reads)."""
+        return TokenizedCorpus(self.token_ids_path)
+
     def summary(self) -> str:
         return (
             f"Saved token counts to {self.counts_path} (shape={self.counts.shape}, dtype={self.counts.dtype}, "
             f"total_tokens={self.total_tokens:,})"
         )
+
+
+# ------------------------------------------------------------------------------------- token ids on disk
+
+
+class TokenIdsWriter:
+    """Writes the token ids of every example, in example order, as chunks of `chunk_examples` examples.
+
+    A chunk is `chunk_NNNNNN_ids.npy` (int32: every id is an embedding row, < 2^31) and
+    `chunk_NNNNNN_offsets.npy` (int64, n + 1 entries: example i is ids[offsets[i]:offsets[i + 1]]). Training
+    memory-maps them (nanoGPT's prepare.py idea: tokenise once into files, train from the files).
+    `finish_token_ids` then writes `labels.npy` and, last, `token_ids.json`: its presence marks a complete
+    directory.
+    """
+
+    def __init__(self, directory: Path, chunk_examples: int = CHUNK_EXAMPLES):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.chunk_examples = int(chunk_examples)
+        self.n_chunks = 0
+        self.n_tokens = 0
+        self._ids: list[np.ndarray] = []
+        self._lengths: list[np.ndarray] = []
+        self._pending = 0
+
+    def add(self, ids: np.ndarray, lengths: np.ndarray) -> None:
+        """Append a batch (ids back to back, `lengths[i]` of example i); full chunks are written at once."""
+        first = 0
+        while first < len(lengths):
+            take = min(len(lengths) - first, self.chunk_examples - self._pending)
+            begin = int(lengths[:first].sum())
+            end = begin + int(lengths[first : first + take].sum())
+            self._ids.append(ids[begin:end])
+            self._lengths.append(lengths[first : first + take])
+            self._pending += take
+            first += take
+            if self._pending == self.chunk_examples:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        lengths = np.concatenate(self._lengths)
+        write_chunk(self.directory, self.n_chunks, np.concatenate(self._ids), lengths)
+        self.n_tokens += int(lengths.sum())
+        self.n_chunks += 1
+        self._ids, self._lengths, self._pending = [], [], 0
+
+    def close(self) -> int:
+        """Write the last, partial chunk; returns the number of chunks (`finish_token_ids` completes the set)."""
+        self._flush()
+        return self.n_chunks
+
+
+def chunk_paths(directory: Path, chunk: int) -> tuple[Path, Path]:
+    return directory / f"chunk_{chunk:06d}_ids.npy", directory / f"chunk_{chunk:06d}_offsets.npy"
+
+
+def write_chunk(directory: Path, chunk: int, ids: np.ndarray, lengths: np.ndarray) -> None:
+    """One chunk's two files, each written to a temporary name and renamed."""
+    ids_path, offsets_path = chunk_paths(Path(directory), chunk)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    with atomic_path(ids_path) as tmp:
+        np.save(tmp, np.asarray(ids, dtype=np.int32))
+    with atomic_path(offsets_path) as tmp:
+        np.save(tmp, offsets)
+
+
+def finish_token_ids(
+    directory: Path, labels: np.ndarray, chunk_examples: int, n_chunks: int, n_tokens: int, metadata: dict[str, Any]
+) -> Path:
+    """`labels.npy` and the `token_ids.json` that marks the directory complete."""
+    directory = Path(directory)
+    with atomic_path(directory / "labels.npy") as tmp:
+        np.save(tmp, np.asarray(labels, dtype=np.int64))
+    record = {
+        "format": "token ids of every training example, in training-data order; chunk_NNNNNN_ids.npy int32, "
+        "chunk_NNNNNN_offsets.npy int64 (n+1), labels.npy int64 (index into languages)",
+        "n_examples": int(len(labels)),
+        "chunk_examples": int(chunk_examples),
+        "n_chunks": int(n_chunks),
+        "n_tokens": int(n_tokens),
+        **metadata,
+    }
+    return write_text_atomic(directory / TOKEN_IDS_RECORD, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+
+
+class TokenizedCorpus:
+    """Step 1's token ids, read back: what training trains on (memory-mapped chunk by chunk).
+
+    `labels[i]` is example i's index into `languages`; `chunk(c)` is (ids, offsets) of chunk c.
+    """
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        record_path = self.directory / TOKEN_IDS_RECORD
+        if not record_path.is_file():
+            raise WLDetectError(
+                f"{self.directory}: not a complete token-ids directory (no {TOKEN_IDS_RECORD}; run step 1, "
+                "`wldetect count-tokens`, to write it)"
+            )
+        try:
+            self.record = json.loads(record_path.read_text(encoding="utf-8"))
+            self.n_examples = int(self.record["n_examples"])
+            self.chunk_examples = int(self.record["chunk_examples"])
+            self.n_chunks = int(self.record["n_chunks"])
+            self.vocab_size = int(self.record["vocab_size"])
+            self.languages = list(self.record["languages"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise WLDetectError(f"{record_path}: not a readable token-ids record ({type(err).__name__}: {err})") from None
+        self.labels = _load_array(self.directory / "labels.npy", (self.n_examples,))
+        missing = [p.name for c in range(self.n_chunks) for p in chunk_paths(self.directory, c) if not p.is_file()]
+        if missing:
+            raise WLDetectError(f"{self.directory}: {len(missing)} chunk file(s) missing, e.g. {missing[0]}")
+
+    def __len__(self) -> int:
+        return self.n_examples
+
+    @property
+    def identity(self) -> str:
+        """What identifies these ids: the inputs they were made from (the counting cache key's digest)."""
+        return str(self.record.get("digest") or json.dumps(self.record, sort_keys=True))
+
+    def chunk_bounds(self, chunk: int) -> tuple[int, int]:
+        start = chunk * self.chunk_examples
+        return start, min(start + self.chunk_examples, self.n_examples)
+
+    def chunk(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int32, offsets int64 of n + 1) of one chunk; the ids memory-mapped."""
+        start, stop = self.chunk_bounds(chunk)
+        ids_path, offsets_path = chunk_paths(self.directory, chunk)
+        offsets = _load_array(offsets_path, (stop - start + 1,))
+        ids = _load_array(ids_path, (int(offsets[-1]),), mmap=True)
+        return ids, offsets
+
+    def token_counts(self) -> np.ndarray:
+        """Occurrences of each id over every chunk (the same numbers as step 1's counts, recomputed from ids)."""
+        counts = np.zeros(self.vocab_size, dtype=np.int64)
+        for chunk in range(self.n_chunks):
+            counts += np.bincount(self.chunk(chunk)[0], minlength=self.vocab_size)
+        return counts
+
+    def last_examples(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, lengths) of up to the last `n` examples of the last chunk (a sample that needs no text)."""
+        ids, offsets = self.chunk(self.n_chunks - 1)
+        first = max(0, len(offsets) - 1 - n)
+        return np.asarray(ids[offsets[first] :], dtype=np.int64), np.diff(offsets[first:])
+
+
+def _load_array(path: Path, shape: tuple[int, ...], mmap: bool = False) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise WLDetectError(f"{path}: not a readable .npy file ({type(err).__name__}: {err})") from None
+    if array.shape != shape:
+        raise WLDetectError(f"{path}: expected shape {shape}, found {array.shape} (a truncated or foreign file)")
+    return array
 
 
 # ------------------------------------------------------------------------------------------------ counting
@@ -106,16 +271,23 @@ def count_block(
     vocab_size: int,
     batch_size: int = 512,
     model_name: str = "the model",
+    ids_dir: Path | None = None,
+    chunk: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Examples `start:stop` (texts from a `text`-column dataset, `labels` their language indices) reduced to
     sorted unique keys `label * vocab_size + id` and their counts: one block of a distributed count, a few
-    hundred KB whatever the block's size, where a dense per-block table would be languages x vocab."""
-    parts = []
+    hundred KB whatever the block's size, where a dense per-block table would be languages x vocab. With
+    `ids_dir`, the block's ids are also written there as token-ids chunk `chunk`."""
+    parts, ids, lengths = [], [], []
     for first in range(start, stop, batch_size):
         last = min(first + batch_size, stop)
         encoded = encode_texts(tokenizer, texts_dataset[first:last]["text"])
         if encoded.ids.size:
             parts.append(token_keys(encoded.ids, encoded.lengths, labels[first:last], vocab_size, model_name))
+        ids.append(encoded.ids)
+        lengths.append(encoded.lengths)
+    if ids_dir is not None:
+        write_chunk(ids_dir, int(chunk), np.concatenate(ids or [np.zeros(0, np.int64)]), np.concatenate(lengths or [np.zeros(0, np.int64)]))
     if not parts:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     keys, inverse = np.unique(np.concatenate(parts), return_inverse=True)
@@ -166,8 +338,10 @@ def count_dataset(
     num_workers: int | None = None,
     progress: bool = True,
     model_name: str = "the model",
+    writer: TokenIdsWriter | None = None,
 ) -> TokenCounter:
-    """Tokenise every example of `data` (a `TrainingData`) and count its ids, per language.
+    """Tokenise every example of `data` (a `TrainingData`) and count its ids, per language; with a `writer`,
+    also store the ids (in example order) for training, so the corpus is tokenised once.
 
     `encode_batch` releases the GIL while the Rust tokenizer works, so `num_workers` threads keep batches in
     flight: while one is tokenised, the main thread fetches the next texts from Arrow and counts the last.
@@ -188,6 +362,8 @@ def count_dataset(
 
     def consume(start: int, encoded) -> None:
         counter.add(encoded.ids, encoded.lengths, labels[start : start + batch_size])
+        if writer is not None:
+            writer.add(encoded.ids, encoded.lengths)
         bar.update(len(encoded.lengths))
 
     try:
@@ -237,12 +413,20 @@ def cache_key(config: TrainingConfig, tokenizer_path: Path, vocab_size: int) -> 
         "tokenizer_sha256": hashlib.sha256(Path(tokenizer_path).read_bytes()).hexdigest(),
         "vocab_size": int(vocab_size),
         "max_sequence_length": config.model.inference.max_sequence_length,
+        "chunk_examples": CHUNK_EXAMPLES,
     }
 
 
 def _cache_path(key: dict[str, Any]) -> Path:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return cache_dir() / "token_counts" / digest
+    return cache_dir() / "tokenized" / digest
+
+
+def token_ids_path(counts_path: str | Path) -> Path:
+    """Step 1's token ids live next to its counts: `X.npy` -> `X_token_ids/`."""
+    counts_path = Path(counts_path)
+    stem = counts_path.name[: -len(".npy")] if counts_path.name.endswith(".npy") else counts_path.name
+    return counts_path.with_name(f"{stem}_token_ids")
 
 
 def save_token_counts(
@@ -288,36 +472,49 @@ def load_per_language_counts(counts_path: str | Path) -> tuple[scipy.sparse.csr_
 
 
 def _load_cached(path: Path) -> tuple[np.ndarray, scipy.sparse.csr_matrix, list[str], dict] | None:
+    """A complete cache entry (counts, per-language counts and token ids), or None: a damaged entry is
+    recomputed, never trusted."""
     counts_path = path / COUNTS_FILE
     _, json_path = per_language_paths(counts_path)
-    if not json_path.is_file():
+    if not json_path.is_file() or not (token_ids_path(counts_path) / TOKEN_IDS_RECORD).is_file():
         return None
     try:
         counts = np.load(counts_path, allow_pickle=False)
         per_language, languages = load_per_language_counts(counts_path)
         meta = json.loads(json_path.read_text(encoding="utf-8"))
+        TokenizedCorpus(token_ids_path(counts_path))
     except (OSError, ValueError, WLDetectError):
-        return None  # a damaged cache entry is recomputed, never trusted
+        return None
     return counts, per_language, languages, meta
 
 
-def _store_in_cache(path: Path, counts, per_language, languages, metadata) -> None:
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_token_counts(tmp / COUNTS_FILE, counts, per_language, languages, metadata)
-    shutil.rmtree(path, ignore_errors=True)  # an incomplete or damaged entry
-    try:
-        os.replace(tmp, path)
-    except OSError:  # another process stored the same counts first
-        shutil.rmtree(tmp, ignore_errors=True)
+def _link_or_copy(source: Path, destination: Path) -> None:
+    """`destination` becomes the same file as `source`: a hard link (no copy of OpenLID's gigabytes of ids;
+    cache files are never modified in place, only replaced) or, across filesystems, a copy."""
+    with atomic_path(destination) as tmp:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
 
 
-def _copy_set(source: Path, destination: Path) -> tuple[Path, Path, Path]:
-    pairs = list(zip((source, *per_language_paths(source)), (destination, *per_language_paths(destination))))
-    for src, dst in pairs:
-        with atomic_path(dst) as tmp:
-            shutil.copyfile(src, tmp)
-    return tuple(dst for _, dst in pairs)  # type: ignore[return-value]
+def publish_counts(source: Path, destination: Path) -> tuple[Path, Path, Path, Path]:
+    """Put the set at `source` (counts .npy, per-language files, token ids) at `destination`, the counts
+    file last but one and the token ids directory swapped in whole; returns the four paths."""
+    destination = Path(destination)
+    ids_source, ids_destination = token_ids_path(source), token_ids_path(destination)
+    staging = ids_destination.with_name(f".{ids_destination.name}.tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for file in sorted(ids_source.iterdir()):
+        if file.name != TOKEN_IDS_RECORD:
+            _link_or_copy(file, staging / file.name)
+    _link_or_copy(ids_source / TOKEN_IDS_RECORD, staging / TOKEN_IDS_RECORD)  # last: marks it complete
+    shutil.rmtree(ids_destination, ignore_errors=True)
+    os.replace(staging, ids_destination)
+    for src, dst in zip((source, *per_language_paths(source)), (destination, *per_language_paths(destination))):
+        _link_or_copy(src, dst)
+    return (destination, *per_language_paths(destination), ids_destination)  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------------------------------------- the step
@@ -333,13 +530,14 @@ def count_tokens(
     executor: str = "local",
     address: str | None = None,
 ) -> TokenCounts:
-    """Step 1: count every token id of the training examples; cached by dataset, tokenizer, V and truncation.
+    """Step 1: tokenise every training example once, store the ids, and count every token id.
 
-    `output` (e.g. `runs/x/token_counts.npy`) receives a copy of the counts and the per-language files; without
-    it the result points into the cache. `executor="ray"` tokenises and counts on a Ray cluster (`address`;
-    None: a local Ray instance): the same examples, the same counts bit for bit, the same cache entry.
+    The ids (for training, step 3) and the counts (for the mask, step 2) are written together and cached by
+    dataset, tokenizer, V and truncation. `output` (e.g. `runs/x/token_counts.npy`) receives the set: the
+    counts, the per-language files and `<stem>_token_ids/`, hard-linked from the cache where the filesystem
+    allows; without it the result points into the cache. `executor="ray"` tokenises and counts on a Ray
+    cluster (`address`; None: a local Ray instance): the same ids and counts bit for bit, the same cache entry.
     """
-    from wldetect.sources.data import prepare_training_dataset
     from wldetect.sources.models import load_model
 
     if output is None and not use_cache:
@@ -357,44 +555,44 @@ def count_tokens(
     key = cache_key(config, model.tokenizer_path, vocab_size)
     cache_path = _cache_path(key)
     cached = _load_cached(cache_path) if use_cache else None
+    build = None
 
     if cached is not None:
         counts, per_language, languages, meta = cached
-        n_examples = int(meta.get("n_examples", 0))
-        examples_per_language = meta.get("examples_per_language")
         say(
-            f"Reusing cached token counts from {cache_path} (same dataset, tokenizer, vocab_size={vocab_size} and "
-            f"max_sequence_length={config.model.inference.max_sequence_length}); nothing re-tokenised"
+            f"Reusing the token ids and counts cached in {cache_path} (same dataset, tokenizer, vocab_size={vocab_size} "
+            f"and max_sequence_length={config.model.inference.max_sequence_length}); nothing re-tokenised"
         )
     else:
-        data = prepare_training_dataset(config.dataset, config.model.language_codes, verbose=verbose)
-        tokenizer = configure(model.tokenizer, config.model.inference.max_sequence_length)
-        names = " + ".join(spec.name for spec in config.model.model_specs)
-        if executor == "ray":
-
-            counter = ray_count_dataset(data, tokenizer, vocab_size, batch_size, address=address, progress=verbose, model_name=names)
-        else:
-            counter = count_dataset(data, tokenizer, vocab_size, batch_size, num_workers, progress=verbose, model_name=names)
-        counts, per_language, languages = counter.counts, counter.per_language(), list(data.languages)
-        n_examples = len(data)
-        examples_per_language = dict(data.report.per_language)
-        metadata = {"n_examples": n_examples, "examples_per_language": examples_per_language, "cache_key": key}
-        if use_cache and counts.any():
-            _store_in_cache(cache_path, counts, per_language, languages, metadata)
-
-    if not counts.any():  # never an all-zero counts file: every mask built from it would remove every token
-        where = f"; nothing written to {output}" if output is not None else ""
-        raise WLDetectError(
-            f"dataset {config.dataset.name}: no token counted in {n_examples:,} usable examples{where}"
-        )
-    if output is not None:
-        output = Path(output)
-        if cached is not None or use_cache:
-            paths = _copy_set(cache_path / COUNTS_FILE, output)
-        else:
-            paths = save_token_counts(output, counts, per_language, languages, metadata)
-    else:
-        paths = (cache_path / COUNTS_FILE, *per_language_paths(cache_path / COUNTS_FILE))
+        target = cache_path if use_cache else Path(output).with_name(f".{Path(output).stem}.counting")
+        build = target.with_name(f"{target.name}.tmp{os.getpid()}")
+        shutil.rmtree(build, ignore_errors=True)
+        try:
+            counts, per_language, languages, meta = _count_into(
+                build, config, model, key, batch_size, num_workers, executor, address, verbose
+            )
+        except BaseException:
+            shutil.rmtree(build, ignore_errors=True)
+            raise
+        if not counts.any():  # never an all-zero counts file: every mask built from it would remove every token
+            shutil.rmtree(build, ignore_errors=True)
+            where = f"; nothing written to {output}" if output is not None else ""
+            raise WLDetectError(
+                f"dataset {config.dataset.name}: no token counted in {meta['n_examples']:,} usable examples{where}"
+            )
+        if use_cache:
+            shutil.rmtree(cache_path, ignore_errors=True)  # an incomplete or damaged entry
+            try:
+                os.replace(build, cache_path)
+            except OSError:  # another process stored the same counts first
+                shutil.rmtree(build, ignore_errors=True)
+            build = None
+    source = (build or cache_path) / COUNTS_FILE
+    paths = publish_counts(source, Path(output)) if output is not None else (
+        source, *per_language_paths(source), token_ids_path(source)
+    )  # fmt: skip
+    if build is not None:
+        shutil.rmtree(build, ignore_errors=True)
     result = TokenCounts(
         counts=counts,
         per_language=per_language,
@@ -402,15 +600,51 @@ def count_tokens(
         counts_path=paths[0],
         per_language_path=paths[1],
         languages_path=paths[2],
-        n_examples=n_examples,
+        token_ids_path=paths[3],
+        n_examples=int(meta.get("n_examples", 0)),
         from_cache=cached is not None,
         cache_path=cache_path if use_cache else None,
-        examples_per_language=examples_per_language,
+        examples_per_language=meta.get("examples_per_language"),
     )
     say(result.summary())
     if verbose and output is not None:
         say(f"Saved per-language counts to {result.per_language_path} ({len(languages)} languages in {result.languages_path.name})")
+        say(f"Saved the token ids of every example to {result.token_ids_path}/ (training reads them)")
     return result
+
+
+def _count_into(build: Path, config: TrainingConfig, model, key, batch_size, num_workers, executor, address, verbose):
+    """Tokenise and count the training examples into the directory `build`: counts files and token ids."""
+    from wldetect.sources.data import prepare_training_dataset
+
+    data = prepare_training_dataset(config.dataset, config.model.language_codes, verbose=verbose)
+    tokenizer = configure(model.tokenizer, config.model.inference.max_sequence_length)
+    names = " + ".join(spec.name for spec in config.model.model_specs)
+    ids_dir = token_ids_path(build / COUNTS_FILE)
+    ids_dir.mkdir(parents=True)
+    if executor == "ray":
+        counter = ray_count_dataset(
+            data, tokenizer, model.vocab_size, batch_size, address=address, progress=verbose, model_name=names, ids_dir=ids_dir
+        )
+        n_chunks = -(-len(data) // CHUNK_EXAMPLES)
+    else:
+        writer = TokenIdsWriter(ids_dir, CHUNK_EXAMPLES)
+        counter = count_dataset(data, tokenizer, model.vocab_size, batch_size, num_workers, progress=verbose, model_name=names, writer=writer)
+        n_chunks = writer.close()
+    counts, per_language = counter.counts, counter.per_language()
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    metadata = {
+        "n_examples": len(data),
+        "examples_per_language": dict(data.report.per_language),
+        "cache_key": key,
+        "digest": digest,
+    }
+    save_token_counts(build / COUNTS_FILE, counts, per_language, list(data.languages), metadata)
+    finish_token_ids(
+        ids_dir, data.labels, CHUNK_EXAMPLES, n_chunks, int(counts.sum()),
+        {"vocab_size": int(model.vocab_size), "languages": list(data.languages), "digest": digest, "cache_key": key},
+    )  # fmt: skip
+    return counts, per_language, list(data.languages), metadata
 
 
 # ------------------------------------------------------------------------------------------------- views
@@ -472,29 +706,31 @@ def top_tokens(token_counts: TokenCounts | np.ndarray, tokenizer: Tokenizer, n: 
 # ----------------------------------------------------------------------------------------- ray: counting
 
 
-DEFAULT_BLOCK_EXAMPLES = 65_536  # ~2.6 M tokens of OpenLID text: seconds of work per task, ~1,850 tasks
+# A Ray block is one token-ids chunk (CHUNK_EXAMPLES): ~2.6 M tokens of OpenLID text, seconds of work per task.
 
 
 class _BlockCounter:
     """A Ray Data actor: holds the examples, labels and tokenizer once; counts blocks of examples."""
 
-    shared: list = []  # [ObjectRef of (texts, labels, tokenizer JSON, vocab size, model name, batch size)]
+    shared: list = []  # [ObjectRef of (texts, labels, tokenizer JSON, vocab size, model name, batch size, ids dir)]
 
     def __init__(self):
         import ray
         from tokenizers import Tokenizer
 
-        texts, labels, tokenizer_json, vocab_size, model_name, batch_size = ray.get(self.shared[0])
+        texts, labels, tokenizer_json, vocab_size, model_name, batch_size, ids_dir = ray.get(self.shared[0])
+        self.ids_dir = Path(ids_dir) if ids_dir else None
         self.texts, self.labels = texts, labels
         self.tokenizer = Tokenizer.from_str(tokenizer_json)  # with the driver's truncation, no padding
         self.vocab_size, self.model_name, self.batch_size = vocab_size, model_name, batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         keys, counts = [], []
-        for start, stop in zip(batch["start"].tolist(), batch["stop"].tolist()):
+        for start, stop, chunk in zip(batch["start"].tolist(), batch["stop"].tolist(), batch["chunk"].tolist()):
             block_keys, block_counts = count_block(
-                self.tokenizer, self.texts, self.labels, start, stop, self.vocab_size, self.batch_size, self.model_name
-            )
+                self.tokenizer, self.texts, self.labels, start, stop, self.vocab_size, self.batch_size,
+                self.model_name, self.ids_dir, chunk,
+            )  # fmt: skip
             keys.append(block_keys)
             counts.append(block_counts)
         return {"key": np.concatenate(keys), "count": np.concatenate(counts)}
@@ -511,12 +747,15 @@ def ray_count_dataset(
     actors: int | None = None,
     progress: bool = True,
     model_name: str = "the model",
+    ids_dir: Path | None = None,
 ) -> TokenCounter:
     """`count_dataset` on Ray Data: the examples (a `TrainingData`, selected by the same code as the
     single-process count) are cut into blocks of `block_examples`; actors tokenise each block and reduce it to
     (language x vocab key, count) pairs with `count_block`; the driver sums them into a `TokenCounter`.
-    Integer sums in any order: the result is the single-process count, bit for bit."""
-    block_examples = DEFAULT_BLOCK_EXAMPLES if block_examples is None else int(block_examples)
+    Integer sums in any order: the result is the single-process count, bit for bit. With `ids_dir` (on a
+    filesystem every node mounts), each actor writes its block's ids there as token-ids chunk `start //
+    block_examples`: the same files `TokenIdsWriter` writes for the same chunk size."""
+    block_examples = CHUNK_EXAMPLES if block_examples is None else int(block_examples)
     if block_examples <= 0:
         raise WLDetectError(f"block size must be positive, got {block_examples}")
     ray = init_ray(address)
@@ -527,9 +766,9 @@ def ray_count_dataset(
     n = len(data)
     if n == 0:
         return counter
-    blocks = [{"start": s, "stop": min(s + block_examples, n)} for s in range(0, n, block_examples)]
+    blocks = [{"start": s, "stop": min(s + block_examples, n), "chunk": s // block_examples} for s in range(0, n, block_examples)]
     texts = data.dataset.select_columns(["text"])
-    shared = ray.put((texts, np.asarray(data.labels), tokenizer.to_str(), int(vocab_size), model_name, int(batch_size)))
+    shared = ray.put((texts, np.asarray(data.labels), tokenizer.to_str(), int(vocab_size), model_name, int(batch_size), str(ids_dir) if ids_dir else None))
     actors = actors or max(1, min(len(blocks), int(ray.cluster_resources().get("CPU", 1))))
     started = time.perf_counter()
     pairs = ray.data.from_items(blocks, override_num_blocks=len(blocks)).map_batches(
