@@ -15,14 +15,7 @@ from typer.testing import CliRunner
 
 from wldetect.config import load_model_config, load_training_config
 from wldetect.errors import WLDetectError
-from wldetect.training import (
-    TokenizedCorpus,
-    class_weights_for,
-    lr_factor,
-    make_loss,
-    padded_batch,
-    train,
-)
+from wldetect.training import LOG_INTERVAL, class_weights_for, epoch_batches, lr_factor, make_loss, padded_batch, train
 
 VOCAB = tiny_vocabulary()
 V = len(VOCAB) + TINY_EXTRA_ROWS
@@ -44,9 +37,7 @@ def project(tmp_path_factory):
     with module_tiny_project(root) as (config_path, _, patch):
         mask_path = root / "token_mask.npy"
         np.save(mask_path, tiny_mask())
-        result = train(
-            config_path, output_dir=root / "masked", token_mask=mask_path, verbose=False, run_evaluation=False
-        )
+        result = train(config_path, output_dir=root / "masked", token_mask=mask_path, verbose=False)
         yield {"root": root, "config": config_path, "mask_path": mask_path, "result": result, "patch": patch}
 
 
@@ -66,7 +57,6 @@ def test_training_writes_a_self_contained_artifacts_directory(project_env):
         "lookup_table_fp8_e3m4.safetensors",
         "model_config.yaml",
         "tokenizer.json",
-        "quantization.json",
         "training_history.csv",
         "training_summary.json",
         "token_mask.npy",
@@ -83,19 +73,14 @@ def test_training_writes_a_self_contained_artifacts_directory(project_env):
     assert projection["projection.weight"].shape == (3, 8) and projection["token_weights"].shape == (V, 1)
 
     assert result.completed and result.steps == result.total_steps == 16  # 120 examples / 16, two epochs
-    assert [h["step"] for h in result.history] == list(range(1, 17))
-    assert {"loss", "lr", "examples_per_s", "grad_norm", "epoch"} <= set(result.history[0])
-    losses = [h["loss"] for h in result.history]
-    assert np.mean(losses[-4:]) < np.mean(losses[:4])
+    # one history entry per LOG_INTERVAL steps, per checkpoint (every 5 steps here) and at the end: the loop
+    # reads the loss back from the device only then
+    assert LOG_INTERVAL == 10 and [h["step"] for h in result.history] == [5, 10, 15, 16]
+    assert [h["steps"] for h in result.history] == [5, 5, 5, 1] and sum(h["examples"] for h in result.history) == 240
+    assert {"loss", "lr", "examples_per_s", "grad_norm", "epoch", "tokens"} <= set(result.history[0])
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
     with open(directory / "training_history.csv") as handle:
-        assert len(list(csv.DictReader(handle))) == 16
-
-    quantization = json.loads((directory / "quantization.json").read_text())
-    for fmt in ("e4m3fn", "e3m4"):
-        entry = quantization["formats"][fmt]
-        assert entry["non_finite_values"] == 0
-        assert 0 <= entry["mean_abs_error"] <= entry["max_abs_error"] and entry["rmse"] > 0
-        assert 0.9 <= entry["prediction_agreement"] <= 1.0 and entry["agreement_texts"] > 0
+        assert len(list(csv.DictReader(handle))) == 4
 
 
 def test_lookup_table_equals_the_formula_on_the_trained_weights(project_env):
@@ -129,21 +114,19 @@ def test_masked_weights_start_at_zero_and_learn_only_where_their_tokens_occur(pr
     assert stats["tokens_masked"] == 5 and stats["vocab_size"] == V
     assert stats["masked_tokens_seen_in_training"] == 3
     assert stats["masked_weights_nonzero_after_training"] == 3
-    assert 0 < stats["masked_occurrence_share"] < 1
+    assert 0 < stats["occurrences_masked_fraction"] < 1
+    assert stats["source"] == str(project_env["mask_path"])
 
 
-def test_the_step_5_block_reports_the_mask(project_env, capsys, tmp_path):
+def test_preparation_reports_the_files_it_reads(project_env, capsys, tmp_path):
     result = train(
-        project_env["config"], output_dir=tmp_path / "run", token_mask=project_env["mask_path"],
-        run_evaluation=False, stop_after_steps=1,
+        project_env["config"], output_dir=tmp_path / "run", token_mask=project_env["mask_path"], stop_after_steps=1,
     )  # fmt: skip
     out = capsys.readouterr().out
-    assert f"Embeddings tensor: torch.Size([{V}, 8])" in out
-    assert f"Loading token mask from {project_env['mask_path']}" in out
-    assert f"Mask shape: torch.Size([{V}])" in out
-    assert f"Tokens to zero: 5 ({5 / V * 100:.2f}%)" in out
-    assert f"Tokens to train: {V - 5}" in out
-    assert "Model parameters: " in out
+    assert f"Mask from {project_env['mask_path']}: 5 of {V} tokens start at weight 0 ({5 / V:.2%})" in out
+    assert "Token ids: " in out and "(120 examples, " in out
+    assert "trainable parameters on cpu" in out
+    assert result.consumed["token_mask"] == project_env["mask_path"]
     assert not result.completed and not (tmp_path / "run" / "projection.safetensors").exists()
 
 
@@ -157,13 +140,13 @@ def test_a_mask_of_the_wrong_length_stops_training_before_it_starts(project_env,
 
 def test_resume_ends_exactly_where_an_uninterrupted_run_ends(project_env, tmp_path):
     config = project_env["config"]  # checkpoint_interval 5, dropout 0.1: RNG state matters
-    full = train(config, output_dir=tmp_path / "full", verbose=False, run_evaluation=False)
-    stopped = train(config, output_dir=tmp_path / "resumed", verbose=False, run_evaluation=False, stop_after_steps=7)
+    full = train(config, output_dir=tmp_path / "full", verbose=False)
+    stopped = train(config, output_dir=tmp_path / "resumed", verbose=False, stop_after_steps=7)
     assert not stopped.completed and stopped.steps == 7
     assert not (tmp_path / "resumed").exists()  # nothing is swapped in before the run completes
     checkpoints = sorted(p.name for p in (tmp_path / ".resumed.staging" / "checkpoints").glob("*.pt"))
     assert checkpoints == ["checkpoint_step_00000005.pt"]  # steps 6 and 7 are lost, as in a crash
-    resumed = train(config, output_dir=tmp_path / "resumed", verbose=False, run_evaluation=False, resume=True)
+    resumed = train(config, output_dir=tmp_path / "resumed", verbose=False, resume=True)
     assert resumed.resumed_from_step == 5 and resumed.completed
     assert not (tmp_path / ".resumed.staging").exists()
 
@@ -187,25 +170,25 @@ def test_resume_ends_exactly_where_an_uninterrupted_run_ends(project_env, tmp_pa
     assert len(list((tmp_path / "full" / "checkpoints").glob("*.pt"))) == 2  # only the latest two are kept
 
     other_seed = load_training_config(config, {"training.seed": 4})
-    different = train(other_seed, output_dir=tmp_path / "seed4", verbose=False, run_evaluation=False)
+    different = train(other_seed, output_dir=tmp_path / "seed4", verbose=False)
     c = load_file(str(tmp_path / "seed4" / "projection.safetensors"))
     assert not np.array_equal(a["projection.weight"], c["projection.weight"])
     assert different.completed
 
     with pytest.raises(WLDetectError, match="differs in: training"):
         train(load_training_config(config, {"training.learning_rate": 0.01}), output_dir=tmp_path / "resumed",
-              verbose=False, run_evaluation=False, resume=True)  # fmt: skip
+              verbose=False, resume=True)  # fmt: skip
 
 
 def test_threshold_builds_the_mask_from_the_counted_tokens(project_env, tmp_path):
     counting = pytest.importorskip("wldetect.counting")
-    result = train(project_env["config"], output_dir=tmp_path / "t", threshold=3, verbose=False, run_evaluation=False)
+    result = train(project_env["config"], output_dir=tmp_path / "t", threshold=3, verbose=False)
     counts = counting.count_tokens(project_env["config"], verbose=False).counts
     mask = np.load(tmp_path / "t" / "token_mask.npy")
     np.testing.assert_array_equal(mask, counts >= 3)
     assert result.mask["threshold"] == 3 and result.mask["tokens_masked"] == int((counts < 3).sum())
     # the counts training saw are the counts step 1 made
-    assert result.mask["total_tokens"] == int(counts.sum())
+    assert result.mask["occurrences_total"] == int(counts.sum())
     with pytest.raises(WLDetectError, match="not both"):
         train(project_env["config"], threshold=3, token_mask=project_env["mask_path"], verbose=False)
 
@@ -218,7 +201,7 @@ def test_cli_train_with_a_token_mask(project_env, tmp_path):
     result = runner.invoke(app, args + ["--token-mask", str(project_env["mask_path"])])
     assert result.exit_code == 0, result.output
     assert "E3M4 saved: lookup_table_fp8_e3m4.safetensors (0.0 MB)" in result.output
-    assert "Tokens to zero: 5" in result.output
+    assert f"5 of {V} tokens start at weight 0" in result.output
     assert (tmp_path / "cli" / "lookup_table_fp8_e3m4.safetensors").is_file()
     both = runner.invoke(app, args + ["--token-mask", str(project_env["mask_path"]), "--threshold", "2"])
     assert both.exit_code != 0
@@ -259,34 +242,59 @@ def test_padded_batches_are_as_long_as_their_longest_example():
     np.testing.assert_array_equal(token_ids, [[4, 0, 0], [1, 2, 3]])
     np.testing.assert_array_equal(mask, [[True, False, False], [True, True, True]])
     token_ids, mask = padded_batch(ids, offsets, np.array([2, 3]))
-    np.testing.assert_array_equal(token_ids[1], [5, 6, 7, 8, 9, 10]) and not mask[0].any()
+    np.testing.assert_array_equal(token_ids[1], [5, 6, 7, 8, 9, 10])
+    assert not mask[0].any() and mask[1].all()
 
 
-def test_each_example_is_seen_once_per_epoch_and_disk_cached_ids_match(project_env, tmp_path):
-    from tokenizers import Tokenizer
+def test_each_example_is_seen_once_per_epoch_from_step_1s_token_ids(project_env, tmp_path, monkeypatch):
+    import wldetect.counting as counting
 
-    from wldetect.sources.data import prepare_training_dataset
-    from wldetect.tokenization import configure
-
-    config = load_training_config(project_env["config"])
-    data = prepare_training_dataset(config.dataset, config.model.language_codes, verbose=False)
-    tokenizer = configure(Tokenizer.from_file(str(project_env["root"] / "tiny-model" / "tokenizer.json")), 32)
-    memory = TokenizedCorpus(data, tokenizer, chunk_size=32, vocab_size=V)
-    disk = TokenizedCorpus(data, tokenizer, chunk_size=32, vocab_size=V, in_memory_examples=0, cache_key="t")
-    assert memory.n_chunks == 4 and memory.steps_per_epoch(16) == 8
+    monkeypatch.setattr(counting, "CHUNK_EXAMPLES", 32)  # 120 examples: 4 chunk files
+    counted = counting.count_tokens(project_env["config"], output=tmp_path / "token_counts.npy", use_cache=False, verbose=False)
+    corpus = counted.corpus()
+    assert corpus.n_chunks == 4 and len(sorted(counted.token_ids_path.glob("chunk_*_ids.npy"))) == 4
+    np.testing.assert_array_equal(corpus.token_counts(), counted.counts)  # the ids are what step 1 counted
     for epoch in (0, 1):
-        seen = [rows for _, _, rows in memory.batches(epoch, seed=3, batch_size=16)]
-        assert sorted(np.concatenate(seen).tolist()) == list(range(len(data)))
-        for (a_ids, a_mask, a_rows), (b_ids, b_mask, b_rows) in zip(
-            memory.batches(epoch, 3, 16), disk.batches(epoch, 3, 16)
-        ):
-            np.testing.assert_array_equal(a_ids, b_ids)
-            np.testing.assert_array_equal(a_rows, b_rows)
-    assert len(list(disk.disk_dir.glob("chunk*_offsets.npy"))) == 4
-    skipped = list(memory.batches(1, 3, 16, skip=5))
+        seen = [rows for _, _, rows in epoch_batches(corpus, epoch, seed=3, batch_size=16)]
+        assert len(seen) == 8 and sorted(np.concatenate(seen).tolist()) == list(range(len(corpus)))
+    skipped = list(epoch_batches(corpus, 1, 3, 16, skip=5))
     assert len(skipped) == 3
-    np.testing.assert_array_equal(skipped[0][2], list(memory.batches(1, 3, 16))[5][2])
-    np.testing.assert_array_equal(memory.token_counts, disk.token_counts)
+    np.testing.assert_array_equal(skipped[0][2], list(epoch_batches(corpus, 1, 3, 16))[5][2])
+
+
+def test_training_reads_step_1s_files_and_tokenises_nothing(project_env, tmp_path, monkeypatch):
+    import wldetect.counting as counting
+    import wldetect.tokenization
+
+    counted = counting.count_tokens(project_env["config"], output=tmp_path / "step1" / "token_counts.npy", verbose=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training tokenised text: it must read step 1's token ids")
+
+    monkeypatch.setattr(wldetect.tokenization, "encode_texts", refuse)
+    monkeypatch.setattr(counting, "encode_texts", refuse)
+    result = train(project_env["config"], output_dir=tmp_path / "model", token_ids=tmp_path / "step1",
+                   token_mask=project_env["mask_path"], verbose=False)  # fmt: skip
+    assert result.consumed["token_ids"] == counted.token_ids_path
+    summary = json.loads((tmp_path / "model" / "training_summary.json").read_text())
+    assert summary["token_ids"] == str(counted.token_ids_path)
+    # the same examples as the fixture's run (which counted through the cache): the same weights
+    a = load_file(str(project_env["result"].artifacts_dir / "projection.safetensors"))
+    b = load_file(str(tmp_path / "model" / "projection.safetensors"))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+    wrong = tmp_path / "wrong_token_ids"
+    shutil.copytree(counted.token_ids_path, wrong)
+    record = json.loads((wrong / "token_ids.json").read_text())
+    (wrong / "token_ids.json").write_text(json.dumps(dict(record, vocab_size=V + 1)))
+    with pytest.raises(WLDetectError, match=rf"token ids counted for vocab_size {V + 1}.*have {V} rows"):
+        train(project_env["config"], output_dir=tmp_path / "other", token_ids=wrong, verbose=False)
+    (wrong / "chunk_000000_ids.npy").write_bytes(b"\x93NUMPY")  # truncated
+    (wrong / "token_ids.json").write_text(json.dumps(record))
+    with pytest.raises(WLDetectError, match="chunk_000000_ids.npy: not a readable .npy file"):
+        train(project_env["config"], output_dir=tmp_path / "other", token_ids=wrong, verbose=False)
+    assert not (tmp_path / "other").exists()
 
 
 # ------------------------------------------------------------------------------ runs sharing one directory
@@ -304,14 +312,13 @@ def test_an_unmasked_run_after_a_masked_one_is_reported_as_unmasked(project_env,
 
     before = {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
     with pytest.raises(WLDetectError, match=f"diverged.*; {directory} is unchanged"):  # a failing run changes nothing
-        train(load_training_config(project_env["config"], {"training.learning_rate": 1e30}), output_dir=directory,
-              run_evaluation=False)  # fmt: skip
+        train(load_training_config(project_env["config"], {"training.learning_rate": 1e30}), output_dir=directory)  # fmt: skip
     assert {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()} == before
     capsys.readouterr()
 
-    result = train(project_env["config"], output_dir=directory, run_evaluation=False)
+    result = train(project_env["config"], output_dir=directory)
     out = capsys.readouterr().out
-    assert result.completed and result.mask is None
+    assert result.completed and result.mask["tokens_masked"] == 0 and result.mask["source"] == "no mask"
     assert mask_statistics(directory)["tokens_masked"] == 0
     assert not (directory / "token_mask.npy").exists()
     stats = json.loads((directory / "mask_stats.json").read_text())  # "no mask" is recorded, not implied
@@ -334,7 +341,7 @@ def test_mask_statistics_prefer_the_training_summary_over_a_stale_mask_record(tm
     from wldetect.evaluation import mask_statistics
 
     (tmp_path / "training_summary.json").write_text(json.dumps({"vocab_size": 10, "mask": None}))
-    stale = {"threshold": 3, "vocab_size": 10, "tokens_masked": 8, "tokens_masked_share": 0.8}
+    stale = {"threshold": 3, "vocab_size": 10, "tokens_masked": 8, "vocab_masked_fraction": 0.8}
     (tmp_path / "mask_stats.json").write_text(json.dumps(stale))
     np.save(tmp_path / "token_mask.npy", np.arange(10) >= 8)
     stats = mask_statistics(tmp_path)
@@ -342,11 +349,11 @@ def test_mask_statistics_prefer_the_training_summary_over_a_stale_mask_record(tm
     (tmp_path / "mask_stats.json").unlink()  # the mask file alone disagrees with the summary too
     assert mask_statistics(tmp_path)["tokens_masked"] == 0
 
-    record = {"threshold": 2, "vocab_size": 10, "tokens_masked": 4, "tokens_masked_share": 0.4}
+    record = {"threshold": 2, "vocab_size": 10, "tokens_masked": 4, "vocab_masked_fraction": 0.4}
     (tmp_path / "training_summary.json").write_text(json.dumps({"vocab_size": 10, "mask": record}))
     (tmp_path / "mask_stats.json").write_text(json.dumps(stale))
     assert mask_statistics(tmp_path)["tokens_masked"] == 4 and mask_statistics(tmp_path)["threshold"] == 2
-    agreeing = dict(record, masked_occurrence_share=0.01)
+    agreeing = dict(record, occurrences_masked_fraction=0.01)
     (tmp_path / "mask_stats.json").write_text(json.dumps(agreeing))
     assert mask_statistics(tmp_path) == agreeing
 
@@ -359,11 +366,10 @@ def test_mask_statistics_prefer_the_training_summary_over_a_stale_mask_record(tm
 def test_a_fresh_run_is_not_overridden_by_an_earlier_runs_checkpoints(project_env, tmp_path):
     config = project_env["config"]
     directory = tmp_path / "shared"
-    longer = train(load_training_config(config, {"training.epochs": 4}), output_dir=directory, verbose=False,
-                   run_evaluation=False)  # fmt: skip
+    longer = train(load_training_config(config, {"training.epochs": 4}), output_dir=directory, verbose=False)  # fmt: skip
     assert longer.steps == 32
     stopped = train(config, output_dir=directory, token_mask=project_env["mask_path"], verbose=False,
-                    run_evaluation=False, stop_after_steps=7)  # fmt: skip
+                    stop_after_steps=7)  # fmt: skip
     assert not stopped.completed
     staged = tmp_path / ".shared.staging" / "checkpoints"
     assert sorted(p.name for p in staged.glob("*.pt")) == ["checkpoint_step_00000005.pt"]
@@ -373,7 +379,7 @@ def test_a_fresh_run_is_not_overridden_by_an_earlier_runs_checkpoints(project_en
         "checkpoint_step_00000032.pt",
     ]
     resumed = train(config, output_dir=directory, token_mask=project_env["mask_path"], verbose=False,
-                    run_evaluation=False, resume=True)  # fmt: skip
+                    resume=True)  # fmt: skip
     assert resumed.resumed_from_step == 5 and resumed.completed and resumed.steps == 16
 
     uninterrupted = load_file(str(project_env["result"].artifacts_dir / "projection.safetensors"))
@@ -394,68 +400,3 @@ def test_pruning_keeps_the_latest_checkpoints_of_the_current_run_only(tmp_path):
         "checkpoint_step_00000015.pt",
         "checkpoint_step_00000033.pt",  # another run's: not this run's to prune, and not counted as one of its two
     ]
-
-
-# ------------------------------------------------------------------------------------------- num_workers
-
-
-def test_num_workers_tokenises_ahead_in_threads_with_bitwise_identical_results(project_env, tmp_path, monkeypatch):
-    import threading
-
-    import wldetect.tokenization
-    import wldetect.training
-
-    monkeypatch.setattr(wldetect.training, "_CHUNK_TARGET", 32)  # 4 chunks of 32 examples: something to prefetch
-    original = wldetect.tokenization.encode_texts
-    threads: list[str] = []
-
-    def recording(tokenizer, texts):
-        if len(texts) <= 32:  # a training chunk (the quantisation report tokenises 120 texts at once)
-            threads.append(threading.current_thread().name)
-        return original(tokenizer, texts)
-
-    monkeypatch.setattr(wldetect.tokenization, "encode_texts", recording)
-    runs = {}
-    for workers in (0, 2):
-        threads.clear()
-        config = load_training_config(project_env["config"], {"training.num_workers": workers})
-        runs[workers] = train(config, output_dir=tmp_path / f"w{workers}", token_mask=project_env["mask_path"],
-                              verbose=False, run_evaluation=False)  # fmt: skip
-        main = [name for name in threads if name == threading.main_thread().name]
-        if workers == 0:
-            assert len(threads) == 4 and len(main) == 4
-        else:  # the first chunk is needed at once; the three after it are tokenised while it trains
-            assert len(threads) == 4 and len(main) < 4
-    a = load_file(str(tmp_path / "w0" / "projection.safetensors"))
-    b = load_file(str(tmp_path / "w2" / "projection.safetensors"))
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key])
-    assert [h["loss"] for h in runs[0].history] == [h["loss"] for h in runs[2].history]
-    assert runs[0].mask["total_tokens"] == runs[2].mask["total_tokens"]
-
-
-def test_prefetched_chunks_give_the_same_batches_in_memory_and_on_disk(project_env):
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tokenizers import Tokenizer
-
-    from wldetect.sources.data import prepare_training_dataset
-    from wldetect.tokenization import configure
-
-    config = load_training_config(project_env["config"])
-    data = prepare_training_dataset(config.dataset, config.model.language_codes, verbose=False)
-    tokenizer = configure(Tokenizer.from_file(str(project_env["root"] / "tiny-model" / "tokenizer.json")), 32)
-    reference = TokenizedCorpus(data, tokenizer, chunk_size=32, vocab_size=V)
-    expected = [list(reference.batches(epoch, 3, 16, skip=skip)) for epoch, skip in ((0, 0), (1, 3))]
-    for in_memory in (None, 0):
-        kwargs = {} if in_memory is None else {"in_memory_examples": 0, "cache_key": "prefetch"}
-        corpus = TokenizedCorpus(data, tokenizer, chunk_size=32, vocab_size=V, **kwargs)
-        with ThreadPoolExecutor(2) as pool:
-            for want, (epoch, skip) in zip(expected, ((0, 0), (1, 3))):
-                got = list(corpus.batches(epoch, 3, 16, skip=skip, pool=pool, ahead=2))
-                assert len(got) == len(want)
-                for a, b in zip(want, got):
-                    for x, y in zip(a, b):
-                        np.testing.assert_array_equal(x, y)
-        assert not corpus._in_flight  # every prefetched chunk was taken
-        np.testing.assert_array_equal(corpus.token_counts, reference.token_counts)

@@ -7,9 +7,22 @@ run replaces it (the user's own files in the directory are kept).
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import yaml
+
+from wldetect.io import atomic_path, write_safetensors, write_text_atomic
 from wldetect.lookup import FILE_NAMES as LOOKUP_FILES
+from wldetect.lookup import compute_lookup_table, write_lookup_tables
+from wldetect.masking import no_mask_record
+
+if TYPE_CHECKING:
+    from wldetect.config import ModelConfig
+    from wldetect.masking import MaskInfo
 
 PROJECTION_FILE = "projection.safetensors"
 MODEL_CONFIG_FILE = "model_config.yaml"
@@ -48,3 +61,52 @@ def previous_output_names(artifacts_dir: str | Path) -> set[str]:
     directory (the user's own files are kept across the swap)."""
     names = {p.name for p in previous_outputs(artifacts_dir) if p.parent == Path(artifacts_dir)}
     return names | {CHECKPOINT_DIR}
+
+
+def write_artifacts(
+    directory: Path,
+    model_config: ModelConfig,
+    *,
+    embeddings: np.ndarray,
+    projection_weight: np.ndarray,
+    projection_bias: np.ndarray,
+    token_weights: np.ndarray,
+    tokenizer_path: Path,
+    mask: MaskInfo | None = None,
+    verbose: bool = True,
+) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Write a trained model's artifacts: projection (with the token weights), lookup tables (fp32, E4M3FN,
+    E3M4), model config, tokenizer, and the mask record (with `token_mask.npy` when there is a mask).
+
+    Returns the files written and the mask record. The record is written once, here; training's summary and
+    evaluation results repeat it from this file.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    languages = list(model_config.language_codes)
+    files["projection"] = write_safetensors(
+        directory / PROJECTION_FILE,
+        {"projection.weight": projection_weight, "projection.bias": projection_bias, "token_weights": token_weights},
+        metadata={"languages": json.dumps(languages), "pooling": model_config.inference.pooling},
+    )
+    table = compute_lookup_table(embeddings, token_weights, projection_weight, projection_bias)
+    files.update(write_lookup_tables(table, directory, languages, verbose=verbose))
+    del table
+    files["model_config"] = write_text_atomic(
+        directory / MODEL_CONFIG_FILE,
+        yaml.safe_dump(model_config.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True),
+    )
+    files["tokenizer"] = directory / TOKENIZER_FILE
+    with atomic_path(files["tokenizer"]) as tmp:
+        shutil.copyfile(tokenizer_path, tmp)
+    if mask is not None:
+        files["token_mask"] = directory / MASK_FILE
+        with atomic_path(files["token_mask"]) as tmp:
+            np.save(tmp, mask.mask)
+        record = mask.record(token_weights)
+    else:  # "no mask" is written down, and no mask file of another run can contradict it
+        (directory / MASK_FILE).unlink(missing_ok=True)
+        record = no_mask_record(int(np.asarray(token_weights).shape[0]))
+    files["mask_record"] = write_text_atomic(directory / MASK_RECORD_FILE, json.dumps(record, indent=2) + "\n")
+    return files, record

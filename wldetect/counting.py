@@ -228,11 +228,32 @@ class TokenizedCorpus:
             counts += np.bincount(self.chunk(chunk)[0], minlength=self.vocab_size)
         return counts
 
+    def token_counts_file(self) -> tuple[Path | None, np.ndarray]:
+        """Step 1's counts written with these ids (`X.npy` next to `X_token_ids/`), or, where that file is
+        gone, the counts recomputed from the ids (path None)."""
+        stem = self.directory.name.removesuffix("_token_ids")
+        path = self.directory.with_name(f"{stem}.npy")
+        if path.is_file():
+            counts = _load_array(path, (self.vocab_size,))
+            return path, np.asarray(counts, dtype=np.int64)
+        return None, self.token_counts()
+
     def last_examples(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, lengths) of up to the last `n` examples of the last chunk (a sample that needs no text)."""
         ids, offsets = self.chunk(self.n_chunks - 1)
         first = max(0, len(offsets) - 1 - n)
         return np.asarray(ids[offsets[first] :], dtype=np.int64), np.diff(offsets[first:])
+
+
+def resolve_token_ids(path: str | Path) -> Path:
+    """Step 1's token-ids directory from itself, its counts file (`X.npy` -> `X_token_ids/`) or its run
+    directory (`<run>/token_counts_token_ids/`)."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        return token_ids_path(path)
+    if path.is_dir() and not (path / TOKEN_IDS_RECORD).exists() and (path / COUNTS_FILE).exists():
+        return token_ids_path(path / COUNTS_FILE)
+    return path
 
 
 def _load_array(path: Path, shape: tuple[int, ...], mmap: bool = False) -> np.ndarray:
@@ -529,6 +550,7 @@ def count_tokens(
     verbose: bool = True,
     executor: str = "local",
     address: str | None = None,
+    model=None,
 ) -> TokenCounts:
     """Step 1: tokenise every training example once, store the ids, and count every token id.
 
@@ -537,6 +559,7 @@ def count_tokens(
     counts, the per-language files and `<stem>_token_ids/`, hard-linked from the cache where the filesystem
     allows; without it the result points into the cache. `executor="ray"` tokenises and counts on a Ray
     cluster (`address`; None: a local Ray instance): the same ids and counts bit for bit, the same cache entry.
+    `model`: the config's model, when the caller has loaded it already.
     """
     from wldetect.sources.models import load_model
 
@@ -549,8 +572,9 @@ def count_tokens(
     if not isinstance(config, TrainingConfig):
         config = load_training_config(config)
     say = print if verbose else (lambda *args, **kwargs: None)
-    model = load_model(config.model)
-    say(model.summary())
+    if model is None:
+        model = load_model(config.model)
+        say(model.summary())
     vocab_size = model.vocab_size
     key = cache_key(config, model.tokenizer_path, vocab_size)
     cache_path = _cache_path(key)

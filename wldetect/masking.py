@@ -10,6 +10,7 @@ Counts and masks are NumPy files: `token_counts.npy` int64 (V,) and `token_mask.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import unicodedata
@@ -24,6 +25,7 @@ from wldetect.errors import WLDetectError
 from wldetect.io import atomic_path, check_output_path
 
 if TYPE_CHECKING:  # pandas is imported where tables are built, not at import time
+    from wldetect.counting import TokenizedCorpus
     import pandas as pd
 
 DEFAULT_THRESHOLDS = (1, 5, 10, 50, 100)
@@ -148,11 +150,24 @@ class MaskStatistics:
         """Fraction (0..1) of the vocabulary masked."""
         return self.masked_tokens / self.vocab_size
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready record: the fields plus the fraction-valued shares."""
-        from dataclasses import asdict
-
-        return {**asdict(self), "masked_share": self.masked_share, "tokens_masked_share": self.tokens_masked_share}
+    def record(self) -> dict[str, Any]:
+        """The mask record's statistics (`mask_stats.json`, run manifests, evaluation results): one name per
+        quantity; fractions are 0..1."""
+        return {
+            "threshold": self.threshold,
+            "vocab_size": self.vocab_size,
+            "tokens_kept": self.kept_tokens,
+            "tokens_masked": self.masked_tokens,
+            "vocab_masked_fraction": self.tokens_masked_share,
+            "occurrences_total": self.total_tokens,
+            "occurrences_kept": self.kept_occurrences,
+            "occurrences_masked": self.masked_occurrences,
+            "occurrences_masked_fraction": self.masked_share,
+            "masked_mean_count": self.masked_mean_count,
+            "masked_max_count": self.masked_max_count,
+            "kept_mean_count": self.kept_mean_count,
+            "kept_min_count": self.kept_min_count,
+        }
 
     @property
     def passes_validation(self) -> bool:
@@ -495,6 +510,87 @@ def script_breakdown(counts: Any, mask: np.ndarray, tokenizer, texts: TokenTexts
         table["seen_tokens"] > 0, 100.0 * table["masked_seen_tokens"] / table["seen_tokens"].clip(lower=1), 0.0
     )
     return table.sort_values("vocab_tokens", ascending=False).reset_index()
+
+
+# ------------------------------------------------------------------------------- the mask training reads
+
+
+@dataclass
+class MaskInfo:
+    """The mask a training run starts from, where it came from, and the counts it is measured against."""
+
+    mask: np.ndarray  # bool (vocab_size,), True = keep
+    source: str  # the mask file, or how the mask was made
+    counts: np.ndarray  # int64 (vocab_size,): step 1's counts of the training tokens
+    path: Path | None = None  # the mask file read (step 2's), if any
+    threshold: int | None = None
+
+    @property
+    def tokens_masked(self) -> int:
+        return int((~self.mask).sum())
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(np.packbits(self.mask).tobytes()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        share = self.tokens_masked / max(self.mask.size, 1)
+        return f"Mask from {self.source}: {self.tokens_masked:,} of {self.mask.size:,} tokens start at weight 0 ({share:.2%})"
+
+    def record(self, token_weights: np.ndarray | None = None) -> dict[str, Any]:
+        """The mask record: step 2's statistics on these counts, the source, and (after training) what the
+        masked weights became."""
+        threshold = self.threshold if self.threshold is not None else infer_threshold(self.counts, self.mask)
+        record = {**mask_statistics(self.counts, self.mask, threshold).record(), "source": self.source}
+        record["masked_tokens_seen_in_training"] = int(((self.counts > 0) & ~self.mask).sum())
+        if token_weights is not None:
+            masked_weights = np.asarray(token_weights).reshape(-1)[~self.mask]
+            record["masked_weights_nonzero_after_training"] = int((masked_weights != 0).sum())
+            record["masked_weights_max_abs_after_training"] = float(np.abs(masked_weights).max(initial=0.0))
+        return record
+
+
+def no_mask_record(vocab_size: int) -> dict[str, Any]:
+    """The mask record of a model trained without a mask: nothing masked, no threshold."""
+    return {
+        "threshold": None,
+        "vocab_size": int(vocab_size),
+        "tokens_masked": 0,
+        "vocab_masked_fraction": 0.0,
+        "occurrences_masked_fraction": 0.0,
+        "source": "no mask",
+    }
+
+
+def resolve_mask(config, corpus: TokenizedCorpus, token_mask=None, threshold: int | None = None) -> MaskInfo | None:
+    """The mask training starts from: `token_mask` (step 2's file, or a bool array), else one made from step
+    1's counts at `threshold`, else `training.token_mask_path` of the config, else None (no mask)."""
+    if token_mask is not None and threshold is not None:
+        raise WLDetectError("give a token mask or a threshold, not both")
+    counts_path, counts = corpus.token_counts_file()
+    vocab_size = counts.size
+    if isinstance(token_mask, np.ndarray):
+        if token_mask.dtype != bool:
+            raise WLDetectError(f"token mask array: expected dtype bool (True = keep), got {token_mask.dtype}")
+        mask = token_mask.reshape(-1)
+        if mask.shape != (vocab_size,):
+            raise WLDetectError(f"token mask array: {mask.shape[0]} entries, but the vocab size is {vocab_size}")
+        return MaskInfo(mask, "(array)", counts)
+    if token_mask is None and threshold is None and config.training.token_mask_path is not None:
+        token_mask = config.training.token_mask_path
+    if token_mask is not None:
+        path = Path(token_mask)
+        mask = load_token_mask(path)
+        if mask.shape != (vocab_size,):
+            raise WLDetectError(
+                f"token mask {path}: Token mask shape doesn't match vocab_size: mask has shape {mask.shape}, "
+                f"vocab_size is {vocab_size} (the embeddings' rows)"
+            )
+        return MaskInfo(mask, str(path), counts, path=path)
+    if threshold is not None:
+        threshold = parse_threshold(threshold)
+        return MaskInfo(counts >= threshold, f"{counts_path} at threshold {threshold}", counts, threshold=threshold)
+    return None
 
 
 # --------------------------------------------------------------------------------------- whole analysis
