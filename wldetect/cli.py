@@ -309,10 +309,16 @@ def run_command(
 
 
 @app.command("runs")
-def runs_command(all_columns: bool = typer.Option(False, "--all", help="show every column")) -> None:
-    """List past runs: id, step, status, threshold and key metrics."""
-    from wldetect.runs import list_runs, runs_dir
+def runs_command(
+    all_columns: bool = typer.Option(False, "--all", help="show every column"),
+    lineage: str | None = typer.Option(None, "--lineage", help="a run id or directory: the runs and files it consumed"),
+) -> None:
+    """List past runs: id, step, status, threshold and key metrics; or one run's lineage."""
+    from wldetect.runs import lineage_text, list_runs, runs_dir
 
+    if lineage is not None:
+        print(lineage_text(lineage))
+        return
     table = list_runs()
     if table.empty:
         print(f"No runs under {runs_dir()}")

@@ -15,7 +15,7 @@ Inputs (`DIR_OR_RUN`): an artifacts directory, a run record `runs/<run-id>/` (it
 All runs must have been evaluated on the same sentences (same set, split and scored languages).
 
 Tables (pandas; rates are fractions, deltas are run minus baseline, also fractions: 0.01 = 1 point)
-- `overall` (index run): table, threshold, tokens_masked, tokens_masked_share, masked_occurrence_share,
+- `overall` (index run): table, threshold, tokens_masked, vocab_masked_fraction, occurrences_masked_fraction,
   n_sentences, accuracy, f1_macro, f1_weighted, precision_macro, recall_macro, each with `_delta`, then
   ci_low/ci_high (bootstrap interval of accuracy_delta) and p_mcnemar; read left to right it says
   "threshold -> tokens masked -> accuracy".
@@ -53,7 +53,7 @@ from wldetect.io import atomic_path, write_text_atomic
 DEFAULT_RESULTS = "flores_dev"
 EXACT_BELOW = 25  # discordant pairs under which McNemar's exact binomial test is used
 _METRICS = ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro")
-_MASK_COLUMNS = ("threshold", "tokens_masked", "tokens_masked_share", "masked_occurrence_share")
+_MASK_COLUMNS = ("threshold", "tokens_masked", "vocab_masked_fraction", "occurrences_masked_fraction")
 
 
 # --------------------------------------------------------------------------------------------- statistics
@@ -277,9 +277,9 @@ class Comparison:
             threshold = "none" if pd.isna(row["threshold"]) else f"{row['threshold']:g}"
             masked = (
                 "-" if pd.isna(row["tokens_masked"])
-                else f"{int(row['tokens_masked']):,} ({row['tokens_masked_share']:.1%})"
+                else f"{int(row['tokens_masked']):,} ({row['vocab_masked_fraction']:.1%})"
             )  # fmt: skip
-            occurrences = "-" if pd.isna(row["masked_occurrence_share"]) else f"{row['masked_occurrence_share']:.2%}"
+            occurrences = "-" if pd.isna(row["occurrences_masked_fraction"]) else f"{row['occurrences_masked_fraction']:.2%}"
             if label == self.baseline:
                 delta = ci = p = "baseline"
                 f1_delta = ""
@@ -325,8 +325,8 @@ class Comparison:
             masked = ""
             if not pd.isna(row["tokens_masked"]):
                 masked = (
-                    f" masks {int(row['tokens_masked']):,} tokens ({row['tokens_masked_share']:.1%} of the vocabulary, "
-                    f"{row['masked_occurrence_share']:.2%} of the training tokens);"
+                    f" masks {int(row['tokens_masked']):,} tokens ({row['vocab_masked_fraction']:.1%} of the vocabulary, "
+                    f"{row['occurrences_masked_fraction']:.2%} of the training tokens);"
                 )
             change = (
                 f" accuracy {base['accuracy']:.2%} -> {row['accuracy']:.2%} ({100 * row['accuracy_delta']:+.2f} pp, "

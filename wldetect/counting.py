@@ -671,6 +671,40 @@ def _count_into(build: Path, config: TrainingConfig, model, key, batch_size, num
     return counts, per_language, list(data.languages), metadata
 
 
+def load_counts(path: str | Path) -> TokenCounts:
+    """Step 1's output, read back: from its counts file or its run directory (`<run>/token_counts.npy`).
+
+    What the later steps use to consume a step 1 run's files instead of counting again."""
+    path = Path(path)
+    counts_path = path / COUNTS_FILE if path.is_dir() else path
+    if not counts_path.is_file():
+        raise WLDetectError(f"{path}: no token counts ({COUNTS_FILE}) of step 1 there")
+    counts = _load_array(counts_path, _shape_of(counts_path))
+    per_language, languages = load_per_language_counts(counts_path)
+    meta = json.loads(per_language_paths(counts_path)[1].read_text(encoding="utf-8"))
+    ids_path = token_ids_path(counts_path)
+    TokenizedCorpus(ids_path)  # complete and readable, or a one-line error now rather than in training
+    return TokenCounts(
+        counts=np.asarray(counts, dtype=np.int64),
+        per_language=per_language,
+        languages=languages,
+        counts_path=counts_path,
+        per_language_path=per_language_paths(counts_path)[0],
+        languages_path=per_language_paths(counts_path)[1],
+        token_ids_path=ids_path,
+        n_examples=int(meta.get("n_examples", 0)),
+        from_cache=False,
+        examples_per_language=meta.get("examples_per_language"),
+    )
+
+
+def _shape_of(path: Path) -> tuple[int, ...]:
+    try:
+        return tuple(np.load(path, mmap_mode="r").shape)
+    except (OSError, ValueError) as err:
+        raise WLDetectError(f"{path}: not a readable .npy file ({type(err).__name__}: {err})") from None
+
+
 # ------------------------------------------------------------------------------------------------- views
 
 

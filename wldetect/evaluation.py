@@ -39,8 +39,8 @@ Results JSON schema (`schema_version` 1; every rate is a fraction in [0, 1])
                     "unknown_to_model": {code: {"sentences": int, "predicted_as": {code: int}}}},
       "confusion_matrix": {"gold": [code], "predicted": [code], "matrix": [[int]]},  # rows gold, cols predicted
       "top_confusions": [{"gold", "predicted": code, "count": int, "share_of_gold": float}],
-      "mask": null | {"threshold", "vocab_size", "tokens_masked", "tokens_masked_share",
-                      "masked_occurrence_share", ...} (see `mask_statistics`),
+      "mask": null | {"threshold", "vocab_size", "tokens_masked", "vocab_masked_fraction",
+                      "occurrences_masked_fraction", ...} (see `mask_statistics`),
       "timing": {"seconds": float, "sentences_per_second": float},
       "files": {"predictions": filename, "heatmap": filename}
     }
@@ -178,7 +178,7 @@ def mask_statistics(model_path: str | Path) -> dict[str, Any] | None:
     """What masking did to the model in `model_path`: threshold, tokens masked, share of training data.
 
     Read from `mask_stats.json` (the trainer's record: threshold, vocab_size, tokens_masked,
-    tokens_masked_share, masked_occurrence_share = share of training token occurrences whose token is
+    vocab_masked_fraction, occurrences_masked_fraction = share of training token occurrences whose token is
     masked, ...; for a model trained without a mask tokens_masked 0 and threshold null). Without it: counted
     from `token_mask.npy` (False = masked; threshold and occurrence share unknown). The training summary's
     `mask` record (`training_summary.json`; `mask: null` = no mask) is the word of the run that wrote the
@@ -216,8 +216,8 @@ def _read_mask_files(model_path: Path) -> dict[str, Any] | None:
             "source": str(mask_path),
             "vocab_size": int(mask.shape[0]),
             "tokens_masked": masked,
-            "tokens_masked_share": masked / max(int(mask.shape[0]), 1),
-            "masked_occurrence_share": None,
+            "vocab_masked_fraction": masked / max(int(mask.shape[0]), 1),
+            "occurrences_masked_fraction": None,
         }
     return None
 
@@ -238,8 +238,8 @@ def _training_mask_record(model_path: Path) -> dict[str, Any] | None:
             "source": "no mask",
             "vocab_size": summary.get("vocab_size"),
             "tokens_masked": 0,
-            "tokens_masked_share": 0.0,
-            "masked_occurrence_share": 0.0,
+            "vocab_masked_fraction": 0.0,
+            "occurrences_masked_fraction": 0.0,
         }
     return None
 
@@ -652,9 +652,9 @@ def describe_mask(mask: dict[str, Any]) -> str:
     threshold = mask.get("threshold")
     text = f"threshold {threshold}: " if threshold is not None else ""
     vocab = f" of {mask['vocab_size']:,}" if mask.get("vocab_size") else ""
-    text += f"{mask['tokens_masked']:,}{vocab} tokens masked ({mask.get('tokens_masked_share', float('nan')):.1%})"
-    if mask.get("masked_occurrence_share") is not None:
-        text += f", {mask['masked_occurrence_share']:.2%} of training token occurrences"
+    text += f"{mask['tokens_masked']:,}{vocab} tokens masked ({mask.get('vocab_masked_fraction', float('nan')):.1%})"
+    if mask.get("occurrences_masked_fraction") is not None:
+        text += f", {mask['occurrences_masked_fraction']:.2%} of training token occurrences"
     return text
 
 

@@ -550,6 +550,19 @@ class MaskInfo:
         return record
 
 
+def check_threshold_mask(token_mask: str | Path, counts: np.ndarray, threshold: Any) -> None:
+    """A mask file given together with a threshold must be that threshold's mask on these counts."""
+    threshold = parse_threshold(threshold)
+    mask = load_token_mask(token_mask, counts.size)
+    expected = validate_counts(counts) >= threshold
+    if not np.array_equal(mask, expected):
+        differ = int((mask != expected).sum())
+        raise WLDetectError(
+            f"token mask {token_mask}: not the threshold-{threshold} mask of these counts ({differ:,} tokens differ); "
+            "give the mask or the threshold alone"
+        )
+
+
 def no_mask_record(vocab_size: int) -> dict[str, Any]:
     """The mask record of a model trained without a mask: nothing masked, no threshold."""
     return {

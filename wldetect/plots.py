@@ -258,8 +258,8 @@ def threshold_curves(overall: pd.DataFrame, path: str | Path, baseline: str, con
     f1 = 100 * rows["f1_macro"].to_numpy()
     left.plot(x, accuracy, "o-", color="#1f77b4", label="accuracy")
     left.plot(x, f1, "s--", color="#ff7f0e", label="macro F1 (x100)")
-    occurrences = pd.to_numeric(rows["masked_occurrence_share"], errors="coerce").to_numpy(dtype=float)
-    shares = pd.to_numeric(rows["tokens_masked_share"], errors="coerce").to_numpy(dtype=float)
+    occurrences = pd.to_numeric(rows["occurrences_masked_fraction"], errors="coerce").to_numpy(dtype=float)
+    shares = pd.to_numeric(rows["vocab_masked_fraction"], errors="coerce").to_numpy(dtype=float)
     informative = len(np.unique(shares[np.isfinite(shares)])) > 1  # all equal (e.g. tables of one model): say nothing
     for xi, yi, share, occ in zip(x, accuracy, shares, occurrences):
         if informative and np.isfinite(share):

@@ -86,15 +86,33 @@ def file_hash(path: Path) -> str:
 
 
 def input_hash(path: Path) -> str:
-    """Hash of a file, or of a directory's files (names and contents), for the manifest."""
+    """Hash of a file, or of a directory's files (names and contents), for the manifest. A directory beyond
+    256 MiB in all (OpenLID's token ids) is hashed by each file's name, size and `file_hash` of its first
+    4 MiB, marked `sampled:`."""
     path = Path(path)
     if path.is_file():
         return file_hash(path)
+    children = sorted(p for p in path.rglob("*") if p.is_file())
+    sampled = sum(child.stat().st_size for child in children) > _FULL_HASH_LIMIT
     digest = hashlib.sha256()
-    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+    for child in children:
         digest.update(str(child.relative_to(path)).encode())
-        digest.update(file_hash(child).encode())
-    return digest.hexdigest()
+        if sampled:
+            digest.update(str(child.stat().st_size).encode())
+            with open(child, "rb") as handle:
+                digest.update(handle.read(_SAMPLE_BYTES))
+        else:
+            digest.update(file_hash(child).encode())
+    return ("sampled:" if sampled else "") + digest.hexdigest()
+
+
+def owning_run(path: str | Path) -> Path | None:
+    """The run record directory that holds `path` (a file a step wrote), or None for a file outside any."""
+    path = Path(path).absolute()
+    for parent in [path, *path.parents]:
+        if (parent / MANIFEST).is_file():
+            return parent
+    return None
 
 
 def git_state(root: Path) -> dict[str, Any]:
@@ -197,12 +215,19 @@ class Run:
         return manifest
 
     def record_input(self, name: str, path: str | Path | None) -> None:
-        """Hash an input (counts, mask, data, embeddings) into the manifest so a run can be matched to its data."""
+        """Hash an input (counts, token ids, mask, model, data, embeddings) into the manifest, with the run
+        record that wrote it (`run`: its id, when it is another run's file): the lineage `wldetect runs
+        --lineage` walks."""
         if path is None:
             return
         path = Path(path)
         inputs = self.manifest().get("inputs", {})
-        inputs[name] = {"path": str(path), "sha256": input_hash(path) if path.exists() else None}
+        entry: dict[str, Any] = {"path": str(path), "sha256": input_hash(path) if path.exists() else None}
+        producer = owning_run(path)
+        if producer is not None and producer.resolve() != self.path.resolve():
+            entry["run"] = producer.name
+            entry["run_path"] = str(producer)
+        inputs[name] = entry
         self._update(inputs=inputs)
 
     def record_training_inputs(self, training_config, **artifacts: str | Path | None) -> None:
@@ -407,3 +432,38 @@ def list_runs(root: Path | None = None):
         if column in table:
             table[column] = pd.to_numeric(table[column], errors="coerce")
     return table
+
+
+def lineage(run: str | Path, root: Path | None = None) -> list[tuple[int, str, dict[str, Any]]]:
+    """The runs and files `run` consumed, recursively: (depth, run id, manifest) of `run` and of every run
+    whose files it read, each once, depth-first in the order of the manifests' inputs."""
+    root = Path(root) if root else runs_dir()
+    start = Path(run) if Path(run).is_dir() else root / str(run)
+    found: list[tuple[int, str, dict[str, Any]]] = []
+    seen: set[str] = set()
+
+    def visit(path: Path, depth: int) -> None:
+        manifest = open_run(path).manifest()
+        found.append((depth, path.name, manifest))
+        seen.add(path.name)
+        for entry in manifest.get("inputs", {}).values():
+            producer = entry.get("run_path") or (str(root / entry["run"]) if entry.get("run") else None)
+            if producer and Path(producer).name not in seen and (Path(producer) / MANIFEST).is_file():
+                visit(Path(producer), depth + 1)
+
+    visit(start, 0)
+    return found
+
+
+def lineage_text(run: str | Path, root: Path | None = None) -> str:
+    """`lineage` as an indented tree: each run, then the files it read (name, path, hash, producing run)."""
+    lines = []
+    for depth, run_id, manifest in lineage(run, root):
+        indent = "    " * depth
+        lines.append(f"{indent}{run_id}  [{manifest.get('kind')}, {manifest.get('status')}]")
+        for name, entry in manifest.get("inputs", {}).items():
+            where = entry.get("path") or entry.get("hub_dataset")
+            digest = (entry.get("sha256") or "-")[:19]
+            source = f"  <- {entry['run']}" if entry.get("run") else ""
+            lines.append(f"{indent}  {name}: {where}  sha256 {digest}{source}")
+    return "\n".join(lines)

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from wldetect.artifacts import CHECKPOINT_DIR, HISTORY_FILE, previous_output_names, write_artifacts
 from wldetect.config import TrainingConfig, TrainingSection, load_training_config
-from wldetect.counting import TokenizedCorpus, count_tokens, resolve_token_ids
+from wldetect.counting import TokenizedCorpus, cache_key, count_tokens, resolve_token_ids
 from wldetect.errors import WLDetectError
 from wldetect.io import StagedDirectory, atomic_path, refuse_other_model, write_text_atomic
 from wldetect.masking import MaskInfo, resolve_mask
@@ -254,8 +254,13 @@ def prepare(
             f"{corpus.directory}: token ids counted for vocab_size {corpus.vocab_size:,}, but the embeddings of "
             f"{' + '.join(s.name for s in config.model.model_specs)} have {loaded.vocab_size:,} rows (count the tokens again with this model)"
         )
-    if corpus.languages != list(config.model.language_codes):
-        raise WLDetectError(f"{corpus.directory}: token ids of other languages than the model config's (re-run step 1)")
+    expected, recorded = cache_key(config, loaded.tokenizer_path, loaded.vocab_size), corpus.record.get("cache_key", {})
+    differing = sorted(k for k in expected if k != "version" and recorded.get(k) != expected[k])
+    if differing:
+        raise WLDetectError(
+            f"{corpus.directory}: token ids of other inputs than this config's (differ in: {', '.join(differing)}); "
+            "run step 1 with this config"
+        )
     if len(corpus) == 0:
         raise WLDetectError(f"{corpus.directory}: no training examples")
     say(f"  Token ids: {corpus.directory} ({len(corpus):,} examples, {corpus.record.get('n_tokens', 0):,} tokens)")

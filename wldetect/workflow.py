@@ -201,9 +201,14 @@ def sweep(
     address: str | None = None,
     runs_per_gpu: int = 1,
     raise_on_failure: bool = True,
+    count_run: str | Path | None = None,
+    masks: dict[int, str | Path] | None = None,
 ) -> Run:
-    """Train once per threshold (sharing one token count), then compare all runs in one report.
+    """Train once per threshold from one step 1 run's token ids, then compare all runs in one report.
 
+    `count_run`: the step 1 run (01_count_tokens) whose token ids and counts every training run reads; None
+    runs step 1 first, into its own run record. `masks`: step 2 mask files to train from, by threshold (the
+    other thresholds' masks are made by each training run from the step 1 counts, in its own record).
     The first threshold is the baseline of the comparison (put 0, no mask, first). Executors:
     - `local` (default): `jobs` papermill kernels on this machine. With GPUs visible (and training.device
       auto or cuda) each concurrent run gets its own GPU through CUDA_VISIBLE_DEVICES (`runs_per_gpu` > 1
@@ -214,7 +219,6 @@ def sweep(
     `raise_on_failure`, a sweep with failed runs then raises, naming them.
     """
     from wldetect.config import load_training_config
-    from wldetect.counting import count_tokens
 
     check_executor(executor, address)
     if not thresholds:
@@ -225,12 +229,20 @@ def sweep(
     if executor == "ray":  # reach the cluster before counting, so a wrong --address fails at once
 
         init_ray(address)
-    count_tokens(training_config)  # once, cached: every training run below reuses it
     name = name or f"sweep-{Path(config).stem}"
     runs_root = Path(runs_root).resolve() if runs_root else None
+    if count_run is None:  # step 1, once, as a run record of its own: every training run reads its files
+        count_run = run_notebook(
+            "01_count_tokens", {"config": str(config), "overrides": overrides or {}}, run_name=name, runs_root=runs_root
+        ).path
+    masks = {int(t): str(path) for t, path in (masks or {}).items()}
     jobs_to_run = [
-        {"config": str(config), "threshold": threshold, "name": name, "overrides": overrides or {}} for threshold in thresholds
-    ]
+        {
+            "config": str(config), "threshold": threshold, "name": name, "overrides": overrides or {},
+            "count_run": str(count_run), **({"token_mask": masks[threshold]} if threshold in masks else {}),
+        }
+        for threshold in thresholds
+    ]  # fmt: skip
     if executor == "ray":
 
         training_runs = ray_run_notebooks(
@@ -390,9 +402,11 @@ def demo(
     evaluation_set: str = "pud",
     jobs: int | None = None,
 ) -> dict[str, Run]:
-    """The whole workflow on the embedded default: counts, the mask report at `threshold`, a sweep of
-    `thresholds` (0 first: the baseline) with its comparison report, evaluation of the `threshold` model's
-    tables on the shipped PUD sentences against the baseline, and its weight analysis.
+    """The whole workflow on the embedded default, each step reading the files of the one before: step 1's
+    token ids and counts, step 2's mask report at `threshold`, a sweep of `thresholds` (0 first: the
+    baseline) training from step 1's ids (the `threshold` run from step 2's mask file) with its comparison
+    report, evaluation of the `threshold` model's tables on the shipped PUD sentences against the baseline,
+    and its weight analysis.
 
     The sweep trains `jobs` runs at a time (default: one per core, each on its share of the threads): on a
     small machine the kernels' start-up, imports and reports then overlap with another run's training.
@@ -400,9 +414,14 @@ def demo(
     config = str(config)
     thresholds = tuple(sorted({0, threshold, *thresholds}))
     steps: dict[str, Run] = {}
-    steps["01_count_tokens"] = run_notebook("01_count_tokens", {"config": config}, run_name="demo")
-    steps["02_create_mask"] = run_notebook("02_create_mask", {"config": config, "threshold": threshold}, run_name="demo")
-    report = sweep(config, list(thresholds), name="demo", jobs=jobs or os.cpu_count() or 1)
+    steps["01_count_tokens"] = count_run = run_notebook("01_count_tokens", {"config": config}, run_name="demo")
+    steps["02_create_mask"] = mask_run = run_notebook(
+        "02_create_mask", {"config": config, "threshold": threshold, "count_run": str(count_run.path)}, run_name="demo"
+    )
+    report = sweep(
+        config, list(thresholds), name="demo", jobs=jobs or os.cpu_count() or 1, count_run=count_run.path,
+        masks={threshold: mask_run.path / "token_mask.npy"},
+    )  # fmt: skip
     training_runs = dict(zip(thresholds, (open_run(p) for p in report.manifest()["parameters"]["runs"])))
     for t, run in training_runs.items():
         steps["03_train (baseline)" if t == 0 else f"03_train (t={t})"] = run
