@@ -7,8 +7,8 @@ token weight after the projection, and uses a cheaper dropout. Both run on ident
 over --repeats rounds (medians reported), with torch's default thread count.
 
 Two settings:
-- `demo`: the embedded default (MiniLM 30,522 x 384, 41 languages), real batches of the demo corpus; also
-  the full `train()` loop (tokenisation, batching, logging, checkpoints) for its end-to-end examples/s;
+- `demo`: the embedded default's real batches (step 1's token ids of the demo corpus); also the full
+  `train()` loop (reading the ids, batching, logging, checkpoints) for its end-to-end examples/s;
 - `gemma`: a Gemma3-sized synthetic model (262,208 x 5,376 float32 = 5.6 GB, held once; 148 languages),
   Zipf-distributed token ids with sentence-like lengths; also times building and quantising the lookup table.
 
@@ -94,20 +94,17 @@ def torch_batches(batches: list) -> list:
 
 def demo_setting(args) -> None:
     from wldetect.config import load_training_config
+    from wldetect.counting import count_tokens
     from wldetect.model import LanguageDetectionModel
-    from wldetect.sources.data import prepare_training_dataset
     from wldetect.sources.models import load_model
-    from wldetect.tokenization import configure
-    from wldetect.training import TokenizedCorpus, train
+    from wldetect.training import epoch_batches, train
 
     config = load_training_config(args.config, {"training.batch_size": args.batch_size})
     loaded = load_model(config.model)
-    data = prepare_training_dataset(config.dataset, config.model.language_codes, verbose=False)
-    tokenizer = configure(loaded.tokenizer, config.model.inference.max_sequence_length)
-    corpus = TokenizedCorpus(data, tokenizer, args.batch_size * 64, vocab_size=loaded.vocab_size)
+    corpus = count_tokens(config, verbose=False, model=loaded).corpus()  # step 1's token ids (cached)
     batches = []
-    for ids, mask, rows in corpus.batches(0, 0, args.batch_size):
-        batches.append((ids, mask, data.labels[rows]))
+    for ids, mask, rows in epoch_batches(corpus, 0, 0, args.batch_size):
+        batches.append((ids, mask, np.asarray(corpus.labels[rows])))
         if len(batches) == args.steps:
             break
     tokens = sum(int(m.sum()) for _, m, _ in batches)
@@ -125,15 +122,13 @@ def demo_setting(args) -> None:
     }
     rates = compare(methods, len(batches) * args.batch_size, args.repeats)
 
-    with tempfile.TemporaryDirectory() as tmp:  # the whole loop: tokenisation, batching, logging, checkpoints
+    with tempfile.TemporaryDirectory() as tmp:  # the whole loop: reading step 1's ids, batching, logging, checkpoints
         config.training.device = DEVICE.type
-        result = train(
-            config, output_dir=Path(tmp), verbose=False, run_evaluation=False, stop_after_steps=args.loop_steps
-        )
-        loop_rates = [h["examples_per_s"] for h in result.history[5:]]
+        result = train(config, output_dir=Path(tmp), verbose=False, stop_after_steps=args.loop_steps)
+        loop_rates = [h["examples_per_s"] for h in result.history[1:]]  # the first entry includes warm-up
     rates[f"full train() loop ({args.loop_steps} steps, median)"] = float(np.median(loop_rates))
     report(
-        f"demo: MiniLM {tuple(embeddings.shape)}, {n_languages} languages, batch {args.batch_size}, {len(batches)} "
+        f"demo: {config.model.model_specs[0].name} {tuple(embeddings.shape)}, {n_languages} languages, batch {args.batch_size}, {len(batches)} "
         f"real batches ({tokens / len(batches) / args.batch_size:.1f} tokens/example, padding {1 - tokens / padded:.0%} of "
         f"the padded tensor)",
         rates,

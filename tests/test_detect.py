@@ -39,7 +39,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("detect-project")
     with module_tiny_project(root) as (config, embeddings, _):
         config = load_training_config(config, {"training.epochs": 8})  # well trained: the answers below are clear
-        result = train(config, output_dir=root / "artifacts", verbose=False, run_evaluation=False)
+        result = train(config, output_dir=root / "artifacts", verbose=False)
         yield {"root": root, "artifacts": result.artifacts_dir, "embeddings": embeddings}
 
 

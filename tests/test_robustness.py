@@ -25,7 +25,7 @@ def project(tmp_path_factory):
     """A tiny project with one trained model (no evaluation), shared by the tests of this module."""
     root = tmp_path_factory.mktemp("robustness-project")
     with module_tiny_project(root) as (config_path, _, patch):
-        result = train(config_path, output_dir=root / "model", verbose=False, run_evaluation=False)
+        result = train(config_path, output_dir=root / "model", verbose=False)
         from wldetect.counting import count_tokens
 
         counts = count_tokens(config_path, output=root / "counts" / "token_counts.npy", verbose=False)
@@ -65,7 +65,7 @@ def test_a_diverging_retrain_leaves_the_earlier_model_byte_identical_and_loadabl
     before = snapshot(directory)
     diverging = load_training_config(project_env["config"], {"training.learning_rate": 1e30})
     with pytest.raises(WLDetectError, match=f"training diverged.*; {directory} is unchanged"):
-        train(diverging, output_dir=directory, verbose=False, run_evaluation=False)
+        train(diverging, output_dir=directory, verbose=False)
     assert snapshot(directory) == before
     assert WLDetect.load(directory).predict("the cat sat on the mat")[0] == "eng_Latn"
     assert not (tmp_path / ".model.staging").exists() and not lock_file(directory).exists()
@@ -90,7 +90,7 @@ def test_two_concurrent_trains_into_one_directory_do_not_both_succeed(project_en
 
     def first() -> None:
         try:
-            outcome["first"] = train(project_env["config"], output_dir=directory, verbose=False, run_evaluation=False)
+            outcome["first"] = train(project_env["config"], output_dir=directory, verbose=False)
         except BaseException as err:  # noqa: BLE001 (reported by the assertion below)
             outcome["first"] = err
 
@@ -99,7 +99,7 @@ def test_two_concurrent_trains_into_one_directory_do_not_both_succeed(project_en
     assert reached.wait(60)
     try:
         with pytest.raises(WLDetectError, match="is being written by process"):
-            train(project_env["config"], output_dir=directory, verbose=False, run_evaluation=False)
+            train(project_env["config"], output_dir=directory, verbose=False)
     finally:
         release.set()
         thread.join(120)
@@ -191,7 +191,7 @@ def test_a_finished_run_record_is_never_written_into(project_env, tmp_path):
     record.mkdir(parents=True)
     (record / "manifest.json").write_text(json.dumps({"status": "completed"}))
     with pytest.raises(WLDetectError, match="inside the run record .*never written into"):
-        train(project_env["config"], output_dir=record / "artifacts", verbose=False, run_evaluation=False)
+        train(project_env["config"], output_dir=record / "artifacts", verbose=False)
     assert sorted(p.name for p in record.iterdir()) == ["manifest.json"]
 
 
