@@ -51,7 +51,7 @@ def test_distributed_count_of_shards_is_the_single_process_count_bit_for_bit(ray
     data = yaml.safe_load(tiny_training_config.read_text())
     data["dataset"] = {"name": str(tmp_path / "shards"), "filter_languages": True, "max_samples_per_language": 60, "shuffle_seed": 4}
     tiny_training_config.write_text(yaml.safe_dump(data))
-    monkeypatch.setattr(counting, "DEFAULT_BLOCK_EXAMPLES", 16)  # 180 examples: 12 blocks, several per actor
+    monkeypatch.setattr(counting, "CHUNK_EXAMPLES", 16)  # 180 examples: 12 blocks (= token-id chunks), several per actor
 
     distributed = counting.count_tokens(tiny_training_config, output=tmp_path / "ray" / "token_counts.npy", executor="ray")
     single = counting.count_tokens(tiny_training_config, output=tmp_path / "one" / "token_counts.npy", use_cache=False)
@@ -62,6 +62,12 @@ def test_distributed_count_of_shards_is_the_single_process_count_bit_for_bit(ray
     ray_meta = json.loads((tmp_path / "ray" / "token_counts_per_language.json").read_text())
     one_meta = json.loads((tmp_path / "one" / "token_counts_per_language.json").read_text())
     assert {k: v for k, v in ray_meta.items() if k != "cache_key"} == {k: v for k, v in one_meta.items() if k != "cache_key"}
+    # the token ids training reads: the actors wrote the same chunk files the single process writes
+    ray_ids, one_ids = sorted(distributed.token_ids_path.iterdir()), sorted(single.token_ids_path.iterdir())
+    assert [p.name for p in ray_ids] == [p.name for p in one_ids] and len(ray_ids) == 2 * 12 + 2
+    for a, b in zip(ray_ids, one_ids):
+        if a.suffix == ".npy":
+            assert a.read_bytes() == b.read_bytes(), a.name
     # Same cache key: the Ray count filled the entry a local count now reuses.
     again = counting.count_tokens(tiny_training_config)
     assert again.from_cache and again.cache_path == distributed.cache_path and np.array_equal(again.counts, single.counts)
@@ -84,8 +90,10 @@ def ray_and_local_sweeps(ray_cluster, tmp_path_factory):
         config.write_text(yaml.safe_dump(data))
         patch.setenv("WLDETECT_PROJECT_ROOT", str(ROOT))
         remote = workflow.sweep(str(config), [0, 3], name="tiny", runs_root=root / "runs-ray", executor="ray")
+        count_run = open_run(remote.manifest()["parameters"]["runs"][0]).manifest()["parameters"]["count_run"]
         local = workflow._local_run_notebooks(  # the local sweep's training runs (its report is tested elsewhere)
-            "03_train", [{"config": str(config), "threshold": t, "name": "tiny", "overrides": {}} for t in (0, 3)],
+            "03_train",
+            [{"config": str(config), "threshold": t, "name": "tiny", "overrides": {}, "count_run": count_run} for t in (0, 3)],
             run_name="tiny", runs_root=root / "runs-local", jobs=1, device="auto",
         )  # fmt: skip
         yield {"config": str(config), "root": root, "local": local, "ray": remote, "patch": patch}
@@ -111,7 +119,7 @@ def test_a_ray_sweep_leaves_the_run_records_of_a_local_sweep(ray_and_local_sweep
     assert (remote.path / "05_compare.html").is_file() and (remote.path / "overall.csv").read_text().count("\n") == 3
     ray_runs = [open_run(p) for p in remote.manifest()["parameters"]["runs"]]
     assert [r.manifest()["threshold"] for r in ray_runs] == [0, 3]
-    deterministic = ("accuracy", "f1_macro", "tokens_masked", "masked_share", "final_loss")
+    deterministic = ("accuracy", "f1_macro", "tokens_masked", "occurrences_masked_fraction", "final_loss")
     for here, there in zip(local_runs, ray_runs):
         mine, theirs = here.manifest(), there.manifest()
         assert theirs["status"] == "completed" and theirs["kind"] == "03_train"
@@ -124,7 +132,8 @@ def test_a_ray_sweep_leaves_the_run_records_of_a_local_sweep(ray_and_local_sweep
         assert mine["executor"]["executor"] == "local"
     # `wldetect runs` reads them unchanged.
     table = list_runs(ray_and_local_sweeps["root"] / "runs-ray")
-    assert sorted(table["kind"]) == ["03_train", "03_train", "05_compare"] and set(table["status"]) == {"completed"}
+    assert sorted(table["kind"]) == ["01_count_tokens", "03_train", "03_train", "05_compare"]
+    assert set(table["status"]) == {"completed"}
 
 
 def test_a_failed_ray_task_fails_only_its_run_and_the_report_names_it(ray_and_local_sweeps):

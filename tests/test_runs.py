@@ -74,3 +74,45 @@ def test_papermill_out_is_read_with_papermills_own_argument_parser(argv, expecte
 
     found = output_path_from_papermill_argv(argv)
     assert found == (str(Path(expected).resolve()) if expected not in (None, "-") else expected)
+
+
+def test_inputs_name_the_run_that_wrote_them_and_lineage_walks_back_to_step_1(tmp_path):
+    from typer.testing import CliRunner
+
+    from wldetect.runs import lineage, lineage_text
+
+    counted = create_run("demo", kind="01_count_tokens", parameters={}, root=tmp_path)
+    (counted.path / "token_counts.npy").write_bytes(b"counts")
+    (counted.path / "token_counts_token_ids").mkdir()
+    (counted.path / "token_counts_token_ids" / "chunk_000000_ids.npy").write_bytes(b"ids")
+    masked = create_run("demo-mask", kind="02_create_mask", parameters={}, root=tmp_path)
+    masked.record_input("token_counts", counted.path / "token_counts.npy")
+    (masked.path / "token_mask.npy").write_bytes(b"mask")
+    trained = create_run("demo", kind="03_train", parameters={}, threshold=10, root=tmp_path)
+    trained.record_input("token_ids", counted.path / "token_counts_token_ids")
+    trained.record_input("token_mask", masked.path / "token_mask.npy")
+    (trained.path / "own.npy").write_bytes(b"own")
+    trained.record_input("own_file", trained.path / "own.npy")  # its own file names no producer
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-outside.npy"
+    elsewhere.write_bytes(b"x")
+    trained.record_input("outside", elsewhere)
+
+    inputs = trained.manifest()["inputs"]
+    assert inputs["token_ids"]["run"] == counted.run_id and inputs["token_mask"]["run"] == masked.run_id
+    assert "run" not in inputs["own_file"] and "run" not in inputs["outside"]
+    assert inputs["token_mask"]["sha256"] == input_hash(masked.path / "token_mask.npy")
+
+    walked = [(depth, run_id) for depth, run_id, _ in lineage(trained.path)]
+    assert walked == [(0, trained.run_id), (1, counted.run_id), (1, masked.run_id)]  # step 1 listed once
+    text = lineage_text(trained.run_id, root=tmp_path)
+    assert text.splitlines()[0] == f"{trained.run_id}  [03_train, running]"
+    assert f"token_mask: {masked.path / 'token_mask.npy'}" in text and f"<- {masked.run_id}" in text
+    assert f"    {masked.run_id}  [02_create_mask, running]" in text.splitlines()
+    assert f"      token_counts: {counted.path / 'token_counts.npy'}" in "\n".join(text.splitlines())
+
+    from wldetect.cli import app
+
+    result = CliRunner().invoke(app, ["runs", "--lineage", str(trained.path)])
+    assert result.exit_code == 0 and counted.run_id in result.output
+    missing = CliRunner().invoke(app, ["runs", "--lineage", str(tmp_path / "nope")])
+    assert missing.exit_code != 0
