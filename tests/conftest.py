@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated cache, and small hub-layout model directories built on the spot.
+"""Shared fixtures: isolated caches, and small hub-layout model directories built on the spot.
 
 The tiny model uses a word-level tokenizer whose tokenizer.json stores padding and truncation (as MiniLM's
 does), with fewer tokens than embedding rows (as Gemma3 has), so every test sees those traps.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +24,31 @@ TINY_WORDS = {
 TINY_EXTRA_ROWS = 5  # embedding rows beyond the tokenizer's vocabulary, like Gemma3's 262,208 vs 262,145
 
 
+HF_DATASETS_SUBDIR = "hf-datasets"
+
+
+def use_cache(patch: pytest.MonkeyPatch, directory: Path) -> Path:
+    """Make `directory` the wldetect cache ($WLDETECT_CACHE_DIR) and put the Hugging Face `datasets` cache
+    ($HF_DATASETS_CACHE: the Arrow files `load_dataset` makes of a jsonl or parquet corpus) under it, for
+    this process and the kernels and commands it starts, so that no test reads or fills ~/.cache."""
+    directory = Path(directory)
+    datasets_cache = directory / HF_DATASETS_SUBDIR
+    patch.setenv("WLDETECT_CACHE_DIR", str(directory))
+    patch.setenv("HF_DATASETS_CACHE", str(datasets_cache))
+    config = sys.modules.get("datasets.config")
+    if config is not None:  # `datasets` reads the variable once, at import: move an imported one's paths too
+        patch.setattr(config, "HF_DATASETS_CACHE", datasets_cache)
+        patch.setattr(config, "DOWNLOADED_DATASETS_PATH", datasets_cache / config.DOWNLOADED_DATASETS_DIR)
+        patch.setattr(
+            config, "EXTRACTED_DATASETS_PATH", datasets_cache / config.DOWNLOADED_DATASETS_DIR / config.EXTRACTED_DATASETS_DIR
+        )
+    return directory
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets its own cache directory and no test can reach the Hugging Face hub."""
-    cache = tmp_path_factory.mktemp("wldetect-cache")
-    monkeypatch.setenv("WLDETECT_CACHE_DIR", str(cache))
+    """Every test gets its own caches (wldetect's and `datasets`') and no test can reach the Hugging Face hub."""
+    cache = use_cache(monkeypatch, tmp_path_factory.mktemp("wldetect-cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     return cache
@@ -147,7 +168,7 @@ def module_tiny_project(root: Path):
     """A tiny model and project under `root` with its own cache, offline, for module-scoped fixtures
     (function-scoped monkeypatch cannot serve them). Yields (training config path, embeddings, patch)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WLDETECT_CACHE_DIR", str(root / "cache"))
+        use_cache(patch, root / "cache")
         patch.setenv("HF_HUB_OFFLINE", "1")
         patch.setenv("HF_DATASETS_OFFLINE", "1")
         embeddings = write_hub_model(root / "tiny-model", rows=len(tiny_vocabulary()) + TINY_EXTRA_ROWS, hidden=8)
@@ -167,7 +188,7 @@ def embedded_default_cache(tmp_path_factory) -> Path:
 
     cache = tmp_path_factory.mktemp("embedded-default-cache")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WLDETECT_CACHE_DIR", str(cache))
+        use_cache(patch, cache)
         patch.setenv("HF_HUB_OFFLINE", "1")
         load_model(load_model_config(EMBEDDED_DEFAULT_MODEL))
     return cache
@@ -175,6 +196,7 @@ def embedded_default_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def embedded_default(embedded_default_cache, monkeypatch) -> Path:
-    """This test's cache is the session's embedded-default cache (the test must not change what is in it)."""
+    """This test's cache is the session's embedded-default cache (the test must not change what is in it);
+    its `datasets` cache stays the test's own (isolated_cache)."""
     monkeypatch.setenv("WLDETECT_CACHE_DIR", str(embedded_default_cache))
     return embedded_default_cache

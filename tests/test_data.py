@@ -175,3 +175,13 @@ def test_language_codes_of_mixed_types_are_named_as_written(tmp_path):
 def test_the_data_module_splits_no_user_text_with_splitlines():
     source = (Path(__file__).resolve().parents[1] / "wldetect" / "sources" / "data.py").read_text()
     assert ".splitlines(" not in source
+
+
+def test_the_datasets_cache_is_the_tests_own_never_the_users(tmp_path, isolated_cache):
+    import datasets
+
+    path = _write_jsonl(tmp_path / "isolated.jsonl", _rows())
+    loaded = datasets.load_dataset("json", data_files=str(path), split="train")
+    assert loaded.cache_files and all(Path(f["filename"]).is_relative_to(isolated_cache) for f in loaded.cache_files)
+    data = prepare_training_dataset(DatasetConfig(name=str(path)), LANGUAGES, verbose=False)
+    assert all(Path(f["filename"]).is_relative_to(isolated_cache) for f in data.dataset.cache_files)

@@ -59,7 +59,7 @@ def write_flores_plus(root: Path, readme: bool = True) -> Path:
 def test_flores_plus_hub_layout_maps_iso_columns_to_codes(tmp_path, readme):
     root = write_flores_plus(tmp_path / "flores_plus", readme=readme)
     dev = load_evaluation_set(str(root), "dev")
-    assert dev.kind == "flores_plus" and dev.name == "flores" and dev.split == "dev"
+    assert dev.kind == "flores_plus" and dev.name == "flores" and dev.split == "dev" and dev.stem == "flores_dev"
     assert list(dev.sentences.columns) == ["id", "language", "text"]
     assert dev.languages == ["cmn_Hant", "eng_Latn", "fra_Latn"]
     eng = dev.sentences[dev.sentences["language"] == "eng_Latn"].set_index("id")["text"]
@@ -74,14 +74,14 @@ def test_flores200_directory_and_text_directory(tmp_path):
     (flores200 / "dev" / "eng_Latn.dev").write_text("one\ntwo\n", encoding="utf-8")
     (flores200 / "dev" / "deu_Latn.dev").write_text("eins\nzwei\n", encoding="utf-8")
     loaded = load_evaluation_set(flores200, "dev")
-    assert loaded.kind == "flores200" and loaded.name == "flores" and len(loaded) == 4
+    assert loaded.kind == "flores200" and loaded.name == "flores" and loaded.stem == "flores_dev" and len(loaded) == 4
 
     texts = tmp_path / "my-set"
     texts.mkdir()
     (texts / "eng_Latn.txt").write_text("first\n\nthird\n", encoding="utf-8")  # blank line 2 keeps numbering
     (texts / "fra_Latn.txt").write_text("premier\ndeuxième\ntroisième\n", encoding="utf-8")
     loaded = load_evaluation_set(texts)
-    assert loaded.kind == "text_dir" and loaded.name == "my-set" and loaded.split is None
+    assert loaded.kind == "text_dir" and loaded.name == "my-set" and loaded.split is None and loaded.stem == "my-set"
     eng = loaded.sentences[loaded.sentences["language"] == "eng_Latn"]
     assert eng["id"].tolist() == [1, 3] and eng["text"].tolist() == ["first", "third"]
     assert any("1 blank" in note for note in loaded.notes)
@@ -89,7 +89,7 @@ def test_flores200_directory_and_text_directory(tmp_path):
 
 def test_demo_development_set_is_the_default():
     loaded = load_evaluation_set(None)
-    assert loaded.kind == "demo" and loaded.name == "flores" and loaded.split == "dev"
+    assert loaded.kind == "demo" and loaded.name == "devset" and loaded.split == "dev" and loaded.stem == "devset"
     assert loaded.languages == sorted(p.stem for p in DEVSET_DIR.glob("*.txt"))
     assert not loaded.sentences.duplicated(["language", "id"]).any()
     with pytest.raises(WLDetectError, match="only a dev split"):

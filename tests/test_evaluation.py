@@ -163,6 +163,15 @@ def test_evaluate_on_a_flores_plus_hub_layout_uses_the_seed_file_name(tmp_path):
     assert result.overall["n_languages"] == 2
 
 
+def test_the_shipped_sets_results_are_named_after_the_set_without_a_split(tmp_path):
+    model = write_tiny_artifacts(tmp_path / "model")
+    pud = evaluate(model, dataset="pud", verbose=False, heatmap=False)
+    assert pud.paths["results"].name == "pud_results.json" and pud.paths["predictions"].name == "pud_predictions.csv"
+    devset = evaluate(model, dataset="demo", table="fp32", verbose=False, heatmap=False)
+    assert devset.paths["results"].name == "devset_fp32_results.json"
+    assert sorted(p.name for p in model.glob("*_results.json")) == ["devset_fp32_results.json", "pud_results.json"]
+
+
 def test_evaluate_tables_side_by_side_in_one_call(tmp_path):
     from wldetect.comparison import evaluate_tables
 

@@ -1,14 +1,17 @@
-"""The notebook workflow: clean committed notebooks, papermill execution into run records, sweeps, failures."""
+"""The notebook workflow: clean committed notebooks, papermill execution into run records, sweeps, failures.
+
+The slow tests (`-m slow`) share one execution of the whole workflow (the module fixture `executed`)."""
 
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
-from conftest import TINY_LANGUAGES, tiny_sentences
+from conftest import TINY_LANGUAGES, module_tiny_project, tiny_sentences
 
 from wldetect import workflow
 from wldetect.errors import WLDetectError
@@ -42,19 +45,81 @@ def test_the_notebooks_kernel_resolves_to_this_environment():
     assert spec.language == "python"
 
 
-@pytest.fixture
-def tiny_workflow(tmp_path, tiny_training_config, monkeypatch):
-    """Runs land in tmp; the evaluation set is a small directory of <code>.txt files in the tiny languages."""
-    evalset = tmp_path / "evalset"
-    evalset.mkdir()
-    for code in TINY_LANGUAGES:
-        (evalset / f"{code}.txt").write_text("\n".join(tiny_sentences(code, 12, seed=9)) + "\n", encoding="utf-8")
-    data = yaml.safe_load(tiny_training_config.read_text())
-    data["evaluation"] = {"dataset": str(evalset)}
-    tiny_training_config.write_text(yaml.safe_dump(data))
-    monkeypatch.setenv("WLDETECT_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("WLDETECT_PROJECT_ROOT", str(ROOT))
-    return {"config": str(tiny_training_config), "evalset": str(evalset), "runs": tmp_path / "runs"}
+slow = pytest.mark.slow
+
+
+def _wldetect(*args: str, env_runs: Path) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, "WLDETECT_RUNS_DIR": str(env_runs), "WLDETECT_PROJECT_ROOT": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "wldetect.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def _run_of(runs_dir: Path, **fields):
+    """The one run under `runs_dir` whose manifest has these field values."""
+    found = [open_run(p.parent) for p in sorted(runs_dir.glob("*/manifest.json"))]
+    found = [r for r in found if all(r.manifest().get(k) == v for k, v in fields.items())]
+    assert len(found) == 1, (fields, [r.run_id for r in found])
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """The whole workflow executed ONCE on the tiny model, into one runs directory that every slow test of this
+    module reads: step 1 (in-process), step 2 through `wldetect run` (CLI), step 3 twice and step 5 as a sweep,
+    step 4 and the weight analysis, step 3 through raw papermill, and a step 2 that fails (threshold -1).
+    Executions that do not depend on each other run two or three at a time (kernels start in parallel)."""
+    root = tmp_path_factory.mktemp("notebook-workflow")
+    with module_tiny_project(root) as (config_path, _, patch):
+        evalset = root / "evalset"
+        evalset.mkdir()
+        for code in TINY_LANGUAGES:
+            (evalset / f"{code}.txt").write_text("\n".join(tiny_sentences(code, 12, seed=9)) + "\n", encoding="utf-8")
+        data = yaml.safe_load(config_path.read_text())
+        data["evaluation"] = {"dataset": str(evalset)}
+        config_path.write_text(yaml.safe_dump(data))
+        runs_dir = root / "runs"
+        patch.setenv("WLDETECT_RUNS_DIR", str(runs_dir))
+        patch.setenv("WLDETECT_PROJECT_ROOT", str(ROOT))
+        config = str(config_path)
+
+        counted = workflow.run_notebook("01_count_tokens", {"config": config})  # first: the others reuse its cached count
+
+        params = root / "p.yaml"
+        params.write_text(yaml.safe_dump({"config": config}))
+        out = root / "elsewhere" / "trained.ipynb"
+        out.parent.mkdir()
+        raw = subprocess.Popen(
+            [sys.executable, "-m", "papermill", "notebooks/03_train.ipynb", str(out),
+             "-p", "threshold", "2", "-p", "config", config, "--no-progress-bar"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            cli = pool.submit(_wldetect, "run", "02", "-f", str(params), "-p", "threshold", "3", env_runs=runs_dir)
+            failing = pool.submit(workflow.run_notebook, "02_create_mask", {"config": config, "threshold": -1})
+            raw_output = raw.communicate()[0]
+            cli = cli.result()
+            failure = failing.exception()
+
+        report = workflow.sweep(config, [0, 3], name="tiny-sweep", jobs=2)
+        baseline, trained = (open_run(p) for p in report.manifest()["parameters"]["runs"])
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            evaluated = pool.submit(
+                workflow.run_notebook, "04_evaluate",
+                {"model_path": str(trained.artifacts_dir), "dataset": str(evalset), "compare_with": str(baseline.artifacts_dir)},
+            )  # fmt: skip
+            weights = pool.submit(
+                workflow.run_notebook, "06_weight_analysis",
+                {"model_path": str(trained.artifacts_dir), "baseline_path": str(baseline.artifacts_dir)},
+            )  # fmt: skip
+            evaluated, weights = evaluated.result(), weights.result()
+        yield {
+            "runs": runs_dir, "root": root, "config": config, "evalset": evalset,
+            "01_count_tokens": counted, "cli": cli, "failure": failure, "raw": (raw.returncode, raw_output, out),
+            "baseline": baseline, "trained": trained, "05_compare": report, "04_evaluate": evaluated,
+            "06_weight_analysis": weights,
+        }  # fmt: skip
 
 
 def _assert_clean_execution(run, notebook: str):
@@ -72,100 +137,123 @@ def _images(executed) -> int:
     return sum("image/png" in o.get("data", {}) for c in executed.cells if c.cell_type == "code" for o in c.outputs)
 
 
-def test_every_step_notebook_executes_into_a_complete_run_record(tiny_workflow):
-    config = tiny_workflow["config"]
-    counted = workflow.run_notebook("01_count_tokens", {"config": config})
-    _assert_clean_execution(counted, "01_count_tokens")
+def _printed(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+@slow
+def test_step_1_counts_into_a_complete_run_record(executed):
+    counted = executed["01_count_tokens"]
+    notebook = _assert_clean_execution(counted, "01_count_tokens")
     assert (counted.path / "token_counts.npy").is_file()
     assert set(counted.manifest()["inputs"]) >= {"training_data", "embeddings", "token_counts"}
+    assert counted.manifest()["metrics"]["total_tokens"] > 0
+    (setup,) = [c for c in notebook.cells if c.cell_type == "code" and "notebook_run(" in c.source]
+    assert _printed(setup) == f"Run record: {counted.path}\n"
 
-    masked = workflow.run_notebook("02_create_mask", {"config": config, "threshold": 3})
-    executed = _assert_clean_execution(masked, "02_create_mask")
-    assert _images(executed) >= 1 and (masked.path / "mask_coverage.png").is_file()
-    printed = json.dumps([c.get("outputs", []) for c in executed.cells])
+
+@slow
+def test_step_2_runs_from_the_cli_with_the_seeds_report_inline(executed):
+    done = executed["cli"]
+    assert done.returncode == 0, done.stderr
+    masked = _run_of(executed["runs"], kind="02_create_mask", status="completed")
+    assert masked.run_id.endswith("-t3") and masked.manifest()["parameters"]["threshold"] == 3
+    notebook = _assert_clean_execution(masked, "02_create_mask")
+    assert _images(notebook) >= 1 and (masked.path / "mask_coverage.png").is_file()
+    printed = json.dumps([c.get("outputs", []) for c in notebook.cells])
     assert "Tokens masked" in printed and "Validation: masked tokens are" in printed  # the seed's report, inline
+    assert set(masked.manifest()["inputs"]) >= {"training_data", "embeddings", "token_counts", "token_mask"}
+    listed = _wldetect("runs", env_runs=executed["runs"])
+    assert masked.run_id in listed.stdout and "02_create_mask" in listed.stdout and "completed" in listed.stdout
 
-    baseline = workflow.run_notebook("03_train", {"config": config, "threshold": 0})
-    trained = workflow.run_notebook("03_train", {"config": config, "threshold": 3})
+
+@slow
+def test_step_3_trains_writes_artifacts_and_evaluation_named_after_the_set(executed):
+    baseline, trained = executed["baseline"], executed["trained"]
     for run in (baseline, trained):
-        executed = _assert_clean_execution(run, "03_train")
-        assert _images(executed) >= 2  # training curves and confusion heatmap
+        notebook = _assert_clean_execution(run, "03_train")
+        assert _images(notebook) >= 2  # training curves and confusion heatmap
         assert (run.artifacts_dir / "lookup_table_fp8_e3m4.safetensors").is_file()
         assert 0.0 <= run.manifest()["metrics"]["accuracy"] <= 1.0
+        assert sorted(p.name for p in run.artifacts_dir.glob("*_results.json")) == ["evalset_results.json"]
+    assert [r.manifest()["threshold"] for r in (baseline, trained)] == [0, 3]
     assert trained.run_id.endswith("-t3") and (trained.artifacts_dir / "token_mask.npy").is_file()
-
-    evaluated = workflow.run_notebook(
-        "04_evaluate",
-        {"model_path": str(trained.artifacts_dir), "dataset": tiny_workflow["evalset"], "compare_with": str(baseline.artifacts_dir)},
-    )
-    assert _images(_assert_clean_execution(evaluated, "04_evaluate")) >= 1
-
-    compared = workflow.run_notebook("05_compare", {"runs_to_compare": [str(baseline.path), str(trained.path)]})
-    assert _images(_assert_clean_execution(compared, "05_compare")) >= 2
-    assert (compared.path / "overall.csv").is_file()
-
-    weights = workflow.run_notebook(
-        "06_weight_analysis", {"model_path": str(trained.artifacts_dir), "baseline_path": str(baseline.artifacts_dir)}
-    )
-    assert _images(_assert_clean_execution(weights, "06_weight_analysis")) >= 1
-
-    table = list_runs(tiny_workflow["runs"])
-    assert len(table) == 7 and set(table["status"]) == {"completed"}
+    assert trained.manifest()["metrics"]["tokens_masked"] > 0 and baseline.manifest()["metrics"]["tokens_masked"] == 0
 
 
-def test_a_failing_step_is_recorded_as_failed_with_the_error_visible(tiny_workflow):
-    with pytest.raises(WLDetectError, match="notebook 02_create_mask failed"):
-        workflow.run_notebook("02_create_mask", {"config": tiny_workflow["config"], "threshold": -1})
-    (run_path,) = list(tiny_workflow["runs"].iterdir())
-    run = open_run(run_path)
-    assert run.manifest()["status"] == "failed" and "threshold" in run.manifest()["error"]
-    executed = nbformat.read(str(run.path / "02_create_mask.ipynb"), as_version=4)
-    assert any(o.output_type == "error" for c in executed.cells if c.cell_type == "code" for o in c.outputs)
-    assert (run.path / "02_create_mask.html").is_file()
-
-
-def test_raw_papermill_writes_its_own_run_record_and_remembers_out(tiny_workflow, tmp_path):
-    out = tmp_path / "elsewhere" / "trained.ipynb"
-    out.parent.mkdir()
-    subprocess.run(
-        [sys.executable, "-m", "papermill", "notebooks/03_train.ipynb", str(out),
-         "-p", "threshold", "2", "-p", "config", tiny_workflow["config"], "--no-progress-bar"],
-        cwd=ROOT, check=True, capture_output=True,
-    )  # fmt: skip
-    (run_path,) = list(tiny_workflow["runs"].iterdir())
-    manifest = open_run(run_path).manifest()
-    assert manifest["status"] == "completed" and manifest["threshold"] == 2
-    assert manifest["papermill_output"] == str(out)
-    assert (run_path / "artifacts" / "projection.safetensors").is_file()
-
-
-def test_sweep_trains_each_threshold_and_writes_one_report(tiny_workflow):
-    report = workflow.sweep(tiny_workflow["config"], [0, 3], name="tiny-sweep", jobs=2)
-    executed = _assert_clean_execution(report, "05_compare")
-    assert _images(executed) >= 2
-    trained = report.manifest()["parameters"]["runs"]
-    assert [open_run(p).manifest()["threshold"] for p in trained] == [0, 3]
+@slow
+def test_step_5_the_sweeps_report_compares_its_runs(executed):
+    report = executed["05_compare"]
+    assert _images(_assert_clean_execution(report, "05_compare")) >= 2
     overall = (report.path / "overall.csv").read_text()
     assert overall.count("\n") == 3  # header + two runs
 
 
-def _wldetect(*args: str, env_runs: Path) -> subprocess.CompletedProcess:
-    import os
+@slow
+def test_step_4_evaluates_each_table_against_another_model(executed):
+    evaluated = executed["04_evaluate"]
+    assert _images(_assert_clean_execution(evaluated, "04_evaluate")) >= 1
+    names = {p.name for p in evaluated.path.glob("*_results.json")}
+    assert names == {"evalset_results.json", "evalset_fp32_results.json", "evalset_e4m3fn_results.json"}
+    assert (evaluated.path / "this_model" / "evalset_results.json").is_file()
+    assert 0.0 <= evaluated.manifest()["metrics"]["accuracy"] <= 1.0
 
-    env = {**os.environ, "WLDETECT_RUNS_DIR": str(env_runs), "WLDETECT_PROJECT_ROOT": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "wldetect.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+
+@slow
+def test_the_weight_analysis_executes(executed):
+    weights = executed["06_weight_analysis"]
+    assert _images(_assert_clean_execution(weights, "06_weight_analysis")) >= 1
+    assert "masked_tokens_changed" in weights.manifest()["metrics"]
 
 
-def test_cli_run_executes_into_a_run_record_and_runs_lists_it(tiny_workflow, tmp_path):
-    params = tmp_path / "p.yaml"
-    params.write_text(yaml.safe_dump({"config": tiny_workflow["config"]}))
-    done = _wldetect("run", "02", "-f", str(params), "-p", "threshold", "3", env_runs=tiny_workflow["runs"])
-    assert done.returncode == 0, done.stderr
-    (run_path,) = list(tiny_workflow["runs"].iterdir())
-    assert run_path.name.endswith("-t3") and (run_path / "02_create_mask.html").is_file()
-    assert open_run(run_path).manifest()["parameters"]["threshold"] == 3
-    listed = _wldetect("runs", env_runs=tiny_workflow["runs"])
-    assert run_path.name in listed.stdout and "02_create_mask" in listed.stdout and "completed" in listed.stdout
+@slow
+@pytest.mark.parametrize("step", ["01_count_tokens", "02_create_mask", "03_train", "04_evaluate", "05_compare", "06_weight_analysis"])
+def test_every_report_ends_with_its_verdict_in_words_then_one_closing_line(executed, step):
+    if step == "02_create_mask":
+        run = _run_of(executed["runs"], kind=step, status="completed")
+    else:
+        run = executed["trained"] if step == "03_train" else executed[step]
+    notebook = nbformat.read(str(run.path / f"{step}.ipynb"), as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert _printed(code[-1]).endswith(f"Run {run.run_id} completed: {run.path}\n")
+    verdict = _printed(code[-2]).strip()
+    assert len(verdict.split()) >= 8 and not verdict.startswith(("{", "Run ")), verdict  # sentences, not a dict
+    headings = [c.source for c in notebook.cells if c.cell_type == "markdown"]
+    assert headings[0].startswith("# Step " if step != "06_weight_analysis" else "# Analysis")
+
+
+@slow
+def test_every_execution_is_listed_and_the_failed_one_says_so(executed):
+    table = list_runs(executed["runs"])
+    assert len(table) == 9 and sorted(table["status"].value_counts().items()) == [("completed", 8), ("failed", 1)]
+
+
+@slow
+def test_a_failing_step_is_recorded_as_failed_with_the_error_visible(executed):
+    assert isinstance(executed["failure"], WLDetectError) and "notebook 02_create_mask failed" in str(executed["failure"])
+    run = _run_of(executed["runs"], kind="02_create_mask", status="failed")
+    assert "threshold" in run.manifest()["error"]
+    notebook = nbformat.read(str(run.path / "02_create_mask.ipynb"), as_version=4)
+    assert any(o.output_type == "error" for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    assert (run.path / "02_create_mask.html").is_file()
+
+
+@slow
+def test_raw_papermill_writes_its_own_run_record_and_remembers_out(executed):
+    returncode, output, out = executed["raw"]
+    assert returncode == 0, output
+    run = _run_of(executed["runs"], papermill_output=str(out))
+    manifest = run.manifest()
+    assert manifest["status"] == "completed" and manifest["threshold"] == 2 and manifest["kind"] == "03_train"
+    assert (run.path / "artifacts" / "projection.safetensors").is_file()
+
+
+@pytest.fixture
+def tiny_workflow(tmp_path, monkeypatch):
+    """An empty runs directory for the command-line errors, which must leave no run behind."""
+    monkeypatch.setenv("WLDETECT_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("WLDETECT_PROJECT_ROOT", str(ROOT))
+    return {"runs": tmp_path / "runs"}
 
 
 @pytest.mark.parametrize(

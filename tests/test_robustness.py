@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import module_tiny_project
+from conftest import module_tiny_project, use_cache
 
 from wldetect.errors import WLDetectError
 from wldetect.io import StagedDirectory, directory_lock, lock_file, split_lines
@@ -34,7 +34,7 @@ def project(tmp_path_factory):
 
 @pytest.fixture
 def project_env(project, monkeypatch):
-    monkeypatch.setenv("WLDETECT_CACHE_DIR", str(project["root"] / "cache"))
+    use_cache(monkeypatch, project["root"] / "cache")
     return project
 
 

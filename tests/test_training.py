@@ -1,4 +1,4 @@
-"""Step 3 on the tiny project: the mask at initialisation, checkpoints and resume, the artifacts of step 4."""
+"""Step 3 on the tiny project: the mask at initialisation, checkpoints and resume, the artifacts it writes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_EXTRA_ROWS, module_tiny_project, tiny_vocabulary
+from conftest import TINY_EXTRA_ROWS, module_tiny_project, tiny_vocabulary, use_cache
 from safetensors.numpy import load_file
 from typer.testing import CliRunner
 
@@ -43,7 +43,7 @@ def project(tmp_path_factory):
 
 @pytest.fixture
 def project_env(project, monkeypatch):
-    monkeypatch.setenv("WLDETECT_CACHE_DIR", str(project["root"] / "cache"))
+    use_cache(monkeypatch, project["root"] / "cache")
     return project
 
 

@@ -1,5 +1,10 @@
 """The `wldetect` command: one sub-command per workflow step, each a thin shell around the step's function.
 
+The steps: 1 count tokens (`count-tokens`), 2 create mask (`create-mask`, `visualize-mask`), 3 train, which
+also writes the artifacts (`train`; `filter-lookup` masks trained artifacts afterwards), 4 evaluate (`eval`),
+5 compare (`compare`); `run` executes a step's notebook (01_count_tokens ... 05_compare, and the analysis
+06_weight_analysis), `sweep` runs step 3 per threshold and step 5 on the results, `demo` runs them all.
+
 User errors (`WLDetectError`) print as one line on stderr and exit with status 2, never a traceback.
 """
 
@@ -34,8 +39,9 @@ def demo(
     threshold: int = typer.Option(10, "--threshold", help="threshold of the mask report, the evaluation and the weight analysis"),
     summary_only: bool = typer.Option(False, "--summary-only", help="only load the model and data and summarise them"),
 ) -> None:
-    """The whole workflow on the embedded default: count, mask, a sweep of thresholds 0, 1, 5, 10, 50 with
-    its comparison, evaluation on the shipped PUD sentences and weight analysis, each an executed notebook in runs/."""
+    """The whole workflow on the embedded default: step 1 count tokens, step 2 create mask, step 3 train for
+    thresholds 0, 1, 5, 10, 50 with step 5's comparison, step 4 evaluate on the shipped PUD sentences, and the
+    weight analysis; each an executed notebook in runs/."""
     from wldetect.config import load_training_config
     from wldetect.sources.data import prepare_training_dataset
     from wldetect.sources.evalsets import load_evaluation_set
@@ -118,7 +124,7 @@ def visualize_mask_command(
         None, "--training-config", help="with it, masked tokens are decoded and broken down by Unicode script"
     ),
 ) -> None:
-    """Mask coverage: CDF of token counts, share of training data masked (< 0.01% check), per-language impact."""
+    """Step 2's report: CDF of token counts, share of training data masked (< 0.01% check), per-language impact."""
     import pandas as pd
 
     from wldetect.masking import mask_coverage
@@ -160,7 +166,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint of an interrupted run"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
 ) -> None:
-    """Step 3: train (optionally with a token mask), then write the artifacts and evaluate them."""
+    """Step 3: train (optionally with a token mask) and write the artifacts, then evaluate them (step 4's evaluation)."""
     from wldetect.training import train as train_step
 
     if token_mask is not None and threshold is not None:
@@ -178,7 +184,7 @@ def filter_lookup_command(
     output_dir: Path = typer.Option(..., "--output-dir", help="new artifacts directory (the source is left as it is)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
 ) -> None:
-    """Post-hoc masking: zero rare tokens' weights in a trained model without retraining (new artifacts dir)."""
+    """Post-hoc masking of step 3's artifacts: zero rare tokens' weights without retraining (new artifacts dir)."""
     from wldetect.lookup import filter_lookup
 
     result = filter_lookup(model_path, token_counts, threshold, output_dir, overwrite=overwrite)
@@ -233,13 +239,13 @@ def eval_command(
     dataset: str | None = typer.Option(
         None,
         "--dataset",
-        help="flores_plus, a hub id, a FLORES+/FLORES-200 directory, a dir of <code>.txt, or demo "
+        help="pud, demo (the shipped dev set), flores_plus, a hub id, a FLORES+/FLORES-200 directory, a dir of <code>.txt "
         "(default: the set the model was trained with, else demo)",
     ),
     table: str = typer.Option("e3m4", "--table", help="lookup table: e3m4, e4m3fn, fp32, or all (side by side)"),
     output: Path | None = typer.Option(None, "--output", help="results JSON path (default: in the model directory)"),
 ) -> None:
-    """Step 4: evaluate a trained model; save <set>_<split>_results.json, predictions and a confusion heatmap."""
+    """Step 4: evaluate a trained model; save <set>_results.json (pud, devset, flores_dev, ...), predictions and a confusion heatmap."""
     from wldetect.comparison import evaluate_tables
     from wldetect.evaluation import evaluate
 
@@ -255,7 +261,7 @@ def eval_command(
 def compare(
     runs: list[Path] = typer.Argument(..., help="artifacts dirs, run dirs or *_results.json files; the first is the baseline"),
     results: str | None = typer.Option(
-        None, "--results", help="which evaluation to compare: pud, flores_dev, ... (default: each run's only one)"
+        None, "--results", help="which evaluation to compare: pud, devset, flores_dev, ... (default: each run's only one)"
     ),
     output: Path | None = typer.Option(None, "--output", help="directory for the CSV tables, summary and figures"),
     flag_drop: float = typer.Option(1.0, "--flag-drop", help="flag languages whose accuracy drops more (points)"),
@@ -282,7 +288,7 @@ def _parse_parameters(pairs: list[str]) -> dict:
 )
 def run_command(
     ctx: typer.Context,
-    notebook: str = typer.Argument(..., help="step notebook: 01_count_tokens ... 06_weight_analysis (or just 03)"),
+    notebook: str = typer.Argument(..., help="step notebook: 01_count_tokens ... 05_compare (steps 1-5) or 06_weight_analysis; or just its number (03)"),
     parameters_file: Path | None = typer.Option(None, "-f", "--parameters-file", help="YAML file of notebook parameters"),
     name: str | None = typer.Option(None, "--name", help="run name (part of the run id)"),
 ) -> None:
@@ -345,7 +351,7 @@ def sweep(
     address: str | None = typer.Option(None, "--address", help="Ray cluster address, e.g. auto or ray://head:10001 (default: a local Ray)"),
     runs_per_gpu: int = typer.Option(1, "--runs-per-gpu", help="local executor: concurrent runs allowed on one GPU"),
 ) -> None:
-    """Train once per threshold (one shared token count), then compare all runs in one report."""
+    """Step 3 once per threshold (one shared token count), then step 5: compare all runs in one report."""
     from wldetect import workflow
 
     try:

@@ -11,7 +11,9 @@ predictions are paired on the same sentences, so every difference comes with a t
   counts from a multinomial is exactly the index-resampling bootstrap, at any n, in microseconds (seeded).
 
 Inputs (`DIR_OR_RUN`): an artifacts directory, a run record `runs/<run-id>/` (its `artifacts/` is used), or a
-`*_results.json` file; from a directory the `<results>_results.json` file is read (`flores_dev` by default).
+`*_results.json` file; from a directory the `<results>_results.json` file is read (`pud`, `devset`,
+`flores_dev`, ...: results files are named after their evaluation set; the seed's `flores_dev` by default,
+and with `results=None`, as `wldetect compare` and the notebooks pass it, the directory's only one).
 All runs must have been evaluated on the same sentences (same set, split and scored languages).
 
 Tables (pandas; rates are fractions, deltas are run minus baseline, also fractions: 0.01 = 1 point)
@@ -410,7 +412,7 @@ def compare_runs(
     """Compare runs (the first is the baseline) on the same sentences; save tables and figures to `output_dir`.
 
     `runs`: artifacts directories, run directories, results JSON files, or `EvaluationResult`s. `results`
-    names the evaluation to read from a directory (`flores_dev`, `pud`, `flores_dev_fp32`, ...).
+    names the evaluation to read from a directory (`flores_dev`, `pud`, `devset`, `flores_dev_fp32`, ...).
     """
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
         raise WLDetectError(f"--resamples {n_resamples}: expected a whole number of bootstrap resamples >= 1")

@@ -19,16 +19,17 @@ Metric definitions (scikit-learn, `zero_division=0`)
     reports it).
 
 Files (written atomically next to the artifacts unless `output_dir`/`output` say otherwise)
-    `<stem>_results.json`, `<stem>_predictions.csv` and `<stem>_confusion.png`, where `<stem>` is
-    `flores_<split>` for FLORES+, FLORES-200 and the demo development set (the offline stand-in for FLORES:
-    the seed's `flores_dev_results.json`), the directory name for a directory of `<code>.txt` files
-    (`my-set`), plus `_<table>` when the table is not the default e3m4 (`flores_dev_fp32_results.json`).
+    `<set>_results.json`, `<set>_predictions.csv` and `<set>_confusion.png`, named after the set:
+    `flores_<split>` for FLORES+ and FLORES-200 (the seed's `flores_dev_results.json`), `pud` for the shipped
+    PUD sentences, `devset` for the shipped development set (`demo`), the directory name for a directory of
+    `<code>.txt` files (`my-set`); plus `_<table>` when the table is not the default e3m4
+    (`flores_dev_fp32_results.json`, `pud_fp32_results.json`).
 
 Results JSON schema (`schema_version` 1; every rate is a fraction in [0, 1])
     {
       "schema_version": 1,
       "model_path": str, "table": "e3m4" | "e4m3fn" | "fp32",
-      "dataset": {"name": str, "kind": "flores_plus" | "flores200" | "text_dir" | "demo",
+      "dataset": {"name": str, "kind": "flores_plus" | "flores200" | "text_dir" | "demo" | "pud",
                   "source": str, "split": "dev" | "devtest" | null, "notes": [str]},
       "evaluated_at": "YYYY-MM-DDTHH:MM:SSZ",
       "overall": {"accuracy", "f1_macro", "f1_weighted", "precision_macro", "precision_weighted",
@@ -74,7 +75,7 @@ from wldetect.io import (
     split_lines,
     write_text_atomic,
 )
-from wldetect.sources.evalsets import EvaluationSet, load_evaluation_set
+from wldetect.sources.evalsets import EvaluationSet, load_evaluation_set, output_set_stem
 
 SCHEMA_VERSION = 1
 TABLES = ("e3m4", "e4m3fn", "fp32")
@@ -305,7 +306,8 @@ class EvaluationResult:
 
     @property
     def stem(self) -> str:
-        return output_stem(self.dataset["name"], self.dataset.get("split"), self.table)
+        dataset = self.dataset
+        return output_stem(output_set_stem(dataset["name"], dataset.get("kind"), dataset.get("split")), None, self.table)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -676,7 +678,8 @@ def _dataset_label(dataset: dict[str, Any]) -> str:
 
 
 def output_stem(name: str, split: str | None, table: str) -> str:
-    """`flores_dev`, `flores_dev_fp32`, `pud`: the prefix of an evaluation's output files."""
+    """`flores_dev`, `flores_dev_fp32`, `pud`: the prefix of an evaluation's output files (`split`: given
+    for FLORES only, see `sources.evalsets.output_set_stem`)."""
     stem = f"{name}_{split}" if split else name
     return stem if table == DEFAULT_TABLE else f"{stem}_{table}"
 

@@ -285,6 +285,25 @@ class Run:
     def fail(self, error: str) -> None:
         self.finish(status="failed", error=error)
 
+    def close(
+        self,
+        metrics: dict[str, Any] | None = None,
+        *,
+        inputs: dict[str, str | Path | None] | None = None,
+        training_config=None,
+    ) -> None:
+        """A notebook's closing call: hash what the step read into the manifest, mark the run completed with
+        its `metrics`, and print one line. With `training_config`, its training data and embeddings are
+        recorded too (`record_training_inputs`); `inputs` names further files or directories (None: skipped)."""
+        inputs = dict(inputs or {})
+        if training_config is not None:
+            self.record_training_inputs(training_config, **inputs)
+        else:
+            for name, path in inputs.items():
+                self.record_input(name, path)
+        self.finish(metrics)
+        print(f"Run {self.run_id} completed: {self.path}")
+
 
 def create_run(
     name: str,

@@ -32,7 +32,10 @@ from wldetect.sources import demo
 
 PUD_DIR = Path(__file__).resolve().parent.parent / "data" / "pud"
 # Sets shipped in the package, by name: (directory of <code>.txt files, stem of the result files).
-SHIPPED_SETS = {"demo": (demo.DEVSET_DIR, "flores"), "pud": (PUD_DIR, "pud")}
+SHIPPED_SETS = {"demo": (demo.DEVSET_DIR, "devset"), "pud": (PUD_DIR, "pud")}
+# Kinds whose split is part of the result files' stem (`flores_dev`, `flores_devtest`: the seed's
+# `flores_dev_results.json`); every other set is named by itself alone (`pud`, `devset`, `my-set`).
+SPLIT_KINDS = ("flores_plus", "flores200")
 FLORES_PLUS = "openlanguagedata/flores_plus"
 FLORES_ALIASES = {"flores_plus": FLORES_PLUS, "flores+": FLORES_PLUS, "flores": FLORES_PLUS}
 SPLITS = ("dev", "devtest")
@@ -44,11 +47,17 @@ class EvaluationSet:
     """Sentences to evaluate on, and where they came from."""
 
     sentences: pd.DataFrame  # columns id (int64), language (str), text (str); (language, id) unique
-    name: str  # stem of the output files: "flores" for FLORES+/FLORES-200/demo, else the directory name
+    name: str  # the result files' stem: "flores" (+ "_<split>") for FLORES+/FLORES-200, "pud", "devset", else the directory name
     kind: str  # flores_plus | flores200 | text_dir | demo | pud
     source: str  # the resolved hub id or path
     split: str | None  # None for sources without splits (text directories, the demo set)
     notes: list[str] = field(default_factory=list)  # what was skipped on the way, for the report
+
+    @property
+    def stem(self) -> str:
+        """`<set>` of the evaluation's files `<set>_results.json`, ...: `flores_dev`, `flores_devtest`, `pud`,
+        `devset`, or a text directory's name (the table is appended by the evaluation when not e3m4)."""
+        return output_set_stem(self.name, self.kind, self.split)
 
     @property
     def languages(self) -> list[str]:
@@ -62,6 +71,11 @@ class EvaluationSet:
         return (
             f"{self.kind} {self.source}{split}: {len(self.sentences):,} sentences in {len(self.languages)} languages"
         )
+
+
+def output_set_stem(name: str, kind: str | None, split: str | None) -> str:
+    """The set's part of an evaluation's file names: the split is part of it for FLORES only."""
+    return f"{name}_{split}" if split and kind in SPLIT_KINDS else name
 
 
 def load_evaluation_set(dataset: str | Path | None = None, split: str = "dev") -> EvaluationSet:

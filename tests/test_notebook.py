@@ -1,0 +1,137 @@
+"""The notebooks' support: one setup call, one closing call, and the verdicts in words checked against the numbers."""
+
+import json
+import os
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import scipy.sparse
+
+from wldetect.notebook import (
+    count_metrics,
+    counts_verdict,
+    notebook_run,
+    training_metrics,
+    training_verdict,
+    weights_metrics,
+    weights_verdict,
+)
+from wldetect.weight_analysis import WeightAnalysis, summarise_weights
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    root = tmp_path / "project"
+    (root / "params").mkdir(parents=True)
+    (root / "notebooks").mkdir()
+    monkeypatch.chdir(root / "notebooks")  # as JupyterLab starts a kernel; restored after the test
+    monkeypatch.setenv("WLDETECT_PROJECT_ROOT", str(root))
+    monkeypatch.setenv("WLDETECT_RUNS_DIR", str(tmp_path / "runs"))
+    return root
+
+
+def test_notebook_run_is_the_whole_setup_and_close_the_whole_ending(project, tmp_path, capsys):
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():
+        run = notebook_run("demo", kind="02_create_mask", parameters={"threshold": 3}, threshold=3)
+        assert Path.cwd() == project  # relative paths now mean the same as under papermill
+        assert any(f[0] == "ignore" and f[2] is TqdmWarning for f in warnings.filters)
+    assert capsys.readouterr().out == f"Run record: {run.path}\n"
+    assert run.path.parent == tmp_path / "runs" and run.run_id.endswith("-demo-t3")
+    assert run.manifest()["status"] == "running" and run.manifest()["kind"] == "02_create_mask"
+
+    counts = tmp_path / "counts.npy"
+    counts.write_bytes(b"123")
+    run.close({"tokens_masked": 5}, inputs={"token_counts": counts, "token_mask": None})
+    manifest = run.manifest()
+    assert manifest["status"] == "completed" and manifest["metrics"] == {"tokens_masked": 5}
+    assert set(manifest["inputs"]) == {"token_counts"} and manifest["inputs"]["token_counts"]["sha256"]
+    assert capsys.readouterr().out == f"Run {run.run_id} completed: {run.path}\n"
+
+    again = notebook_run("x", kind="02_create_mask", parameters={"threshold": 4}, threshold=4, run_dir=run.path)
+    assert again.path == run.path and json.loads((run.path / "manifest.json").read_text())["threshold"] == 4
+
+
+def _token_counts():
+    # 10 rows: 4 never seen, 2 seen once; eng 60 tokens in 3 examples, fra 15 in 5 examples
+    per_language = np.array(
+        [[30, 0], [20, 5], [9, 1], [1, 0], [0, 1], [0, 8], [0, 0], [0, 0], [0, 0], [0, 0]], dtype=np.int64
+    )
+    return SimpleNamespace(
+        counts=per_language.sum(axis=1),
+        per_language=scipy.sparse.csr_matrix(per_language),
+        languages=["eng_Latn", "fra_Latn"],
+        n_examples=8,
+        examples_per_language={"eng_Latn": 3, "fra_Latn": 5},
+    )
+
+
+def test_counts_verdict_states_the_numbers_of_the_counts():
+    text = counts_verdict(_token_counts())
+    assert "75 token occurrences in 8 examples of 2 languages." in text
+    assert "6 of the 10 vocabulary rows (60.0%) occur at least once; 4 (40.0%) never occur" in text
+    assert "2 tokens (33.3% of those seen) occur exactly once" in text
+    assert "the 1% most frequent tokens carry 40.0% of all occurrences" in text  # one token of 10: 30 of 75
+    assert "Most represented: eng_Latn (60 tokens, 80.0%, 20.0 per example)" in text
+    assert "least represented: fra_Latn (15 tokens, 20.0%, 3.0 per example)" in text
+    assert "4.0x the tokens of the least" in text
+    assert count_metrics(_token_counts()) == {"vocab_size": 10, "total_tokens": 75, "distinct_tokens": 6, "examples": 8}
+
+
+def _training_result(mask, evaluation):
+    return SimpleNamespace(
+        steps=20, total_steps=20, epochs=2, seconds=3.25, device="cpu", final_loss=0.1234, completed=True,
+        history=[{"loss": 0.1234}], examples_per_second=1000.0, mask=mask, evaluation=evaluation,
+    )  # fmt: skip
+
+
+def test_training_verdict_reports_loss_evaluation_and_what_masked_tokens_learned():
+    evaluation = SimpleNamespace(
+        overall={"accuracy": 0.975, "f1_macro": 0.9612, "n_sentences": 400, "n_languages": 20},
+        dataset={"name": "pud", "kind": "pud", "split": "dev"},
+    )
+    mask = {
+        "threshold": 10, "vocab_size": 1000, "tokens_masked": 800, "masked_share": 0.05, "masked_occurrence_share": 0.05,
+        "masked_tokens_seen_in_training": 120, "masked_weights_nonzero_after_training": 118,
+        "masked_weights_max_abs_after_training": 0.25,
+    }  # fmt: skip
+    text = training_verdict(_training_result(mask, evaluation))
+    assert "Trained 20 steps (2 epochs) on cpu in 3.2 s; final loss 0.1234." in text
+    assert "Evaluated on pud: accuracy 97.50%, macro F1 0.9612 (400 sentences, 20 languages)." in text
+    assert "Mask (threshold 10): 800 of 1,000 tokens (80.0%) started at weight 0.0; they carry 5.00%" in text
+    assert "118 of the 800 masked tokens learned a non-zero weight; 120 of the 800 occur in the training data, the other 680" in text
+    metrics = training_metrics(_training_result(mask, evaluation))
+    assert metrics["accuracy"] == 0.975 and metrics["tokens_masked"] == 800 and metrics["masked_share"] == 0.05
+
+    flores = SimpleNamespace(overall=evaluation.overall, dataset={"name": "flores", "kind": "flores_plus", "split": "devtest"})
+    baseline = training_verdict(_training_result({"tokens_masked": 0, "vocab_size": 1000}, flores))
+    assert "Evaluated on flores_devtest" in baseline and "No mask: every token weight started at 1.0" in baseline
+    assert "No evaluation ran" in training_verdict(_training_result(None, None))
+    assert training_metrics(_training_result(None, None))["tokens_masked"] == 0
+
+
+def test_weights_verdict_counts_kept_moved_and_masked_revived():
+    mask = np.array([True] * 6 + [False] * 4)
+    weights = np.array([1.0, 1.0, 1.5, 0.5, -0.2, 1.0, 0.0, 0.3, 0.005, 0.0])
+    counts = np.array([5, 5, 5, 5, 5, 5, 0, 3, 2, 1])
+    analysis = WeightAnalysis(weights, mask, summarise_weights(weights, mask), counts)
+    text = weights_verdict(analysis)
+    assert "Kept tokens: 3 of 6 (50.0%) moved from their initial 1.0" in text and "1 negative" in text
+    assert "Masked tokens: 2 of 4 (50.0%) learned a non-zero weight (1 with |w| > 0.01, largest 0.300); 2 stayed exactly at 0.0" in text
+    assert "3 of the masked tokens occur in the training counts" in text
+    assert weights_metrics(analysis) == {"masked_tokens_changed": 2}
+
+    baseline = WeightAnalysis(weights[:6], mask[:6], summarise_weights(weights[:6], mask[:6]))
+    assert "No token was masked" in weights_verdict(baseline) and weights_metrics(baseline) == {"masked_tokens_changed": 0}
+
+
+def test_the_support_module_does_not_import_what_runs_must_not():
+    import subprocess
+    import sys
+
+    code = "import sys, wldetect.runs; assert 'wldetect.notebook' not in sys.modules; import wldetect.notebook"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})

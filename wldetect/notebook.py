@@ -1,0 +1,248 @@
+"""What the step notebooks call around their step: one setup call, the verdicts in words, the closing metrics.
+
+The workflow's steps, everywhere in the project: 1 count tokens (`01_count_tokens`), 2 create mask
+(`02_create_mask`), 3 train, which also writes the artifacts (`03_train`), 4 evaluate (`04_evaluate`),
+5 compare (`05_compare`), and the analysis of the learned weights (`06_weight_analysis`).
+
+A notebook's setup cell is its imports and `run = notebook_run(...)`; its closing cell is `run.close(metrics,
+inputs=...)` (`wldetect.runs.Run.close`). Each report ends with its verdict in words: `counts_verdict`
+(step 1), `training_verdict` (step 3) and `weights_verdict` (analysis) here; step 2's mask coverage
+(`masking.MaskCoverage.verdict`) and the comparisons of steps 4 and 5 (`comparison.Comparison.verdict`)
+carry their own.
+
+This module may import `wldetect.runs`; `runs` never imports it. The verdicts read only the public fields
+of the results they describe, and import nothing heavy.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wldetect.runs import Run, project_root, start_run
+
+
+def notebook_run(
+    name: str,
+    *,
+    kind: str,
+    parameters: dict[str, Any],
+    threshold: int | None = None,
+    run_dir: str | Path | None = None,
+) -> Run:
+    """The setup of a step notebook, in one call: work from the project root (so relative paths mean the same
+    from notebooks/ in JupyterLab and from the root under papermill), silence tqdm's "no ipywidgets" warning
+    (text progress bars suffice), start the run record (`runs.start_run`: reuse `run_dir`, made by
+    `wldetect run`, or make a new `runs/<run-id>/`) and print where it is."""
+    from tqdm import TqdmWarning
+
+    os.chdir(project_root())
+    warnings.filterwarnings("ignore", category=TqdmWarning)
+    run = start_run(name, kind=kind, parameters=parameters, threshold=threshold, run_dir=run_dir)
+    print(f"Run record: {run.path}")
+    return run
+
+
+# --------------------------------------------------------------------------------------- step 1: counts
+
+
+def count_metrics(token_counts) -> dict[str, Any]:
+    """The manifest metrics of a token count (`counting.TokenCounts`)."""
+    counts = np.asarray(token_counts.counts)
+    return {
+        "vocab_size": int(counts.shape[0]),
+        "total_tokens": int(counts.sum()),
+        "distinct_tokens": int((counts > 0).sum()),
+        "examples": int(token_counts.n_examples),
+    }
+
+
+def counts_verdict(token_counts) -> str:
+    """What a token count shows, in words: tokens seen, the share of the vocabulary never seen (what any mask
+    removes first), tokens seen once, and the most and least represented languages.
+
+    Reads the public fields of `counting.TokenCounts`: `counts`, `per_language`, `languages`, `n_examples`,
+    `examples_per_language`."""
+    counts = np.asarray(token_counts.counts)
+    vocab = int(counts.shape[0])
+    total = int(counts.sum())
+    seen = int((counts > 0).sum())
+    once = int((counts == 1).sum())
+    languages = list(token_counts.languages)
+    lines = [
+        f"{total:,} token occurrences in {int(token_counts.n_examples):,} examples of {len(languages)} languages.",
+        f"{seen:,} of the {vocab:,} vocabulary rows ({_share(seen, vocab)}) occur at least once; "
+        f"{vocab - seen:,} ({_share(vocab - seen, vocab)}) never occur, so every mask with threshold >= 1 "
+        f"masks at least those (and no gradient ever reaches their weights).",
+    ]
+    if seen:
+        lines.append(
+            f"{once:,} tokens ({_share(once, seen)} of those seen) occur exactly once; the 1% most frequent "
+            f"tokens carry {_share(_top_share(counts, 0.01), 1.0)} of all occurrences."
+        )
+    if languages and total:
+        per_language = np.asarray(token_counts.per_language.sum(axis=0), dtype=np.int64).reshape(-1)
+        examples = token_counts.examples_per_language or {}
+        order = sorted(range(len(languages)), key=lambda i: (-per_language[i], languages[i]))
+
+        def describe(i: int) -> str:
+            n_examples = int(examples.get(languages[i], 0))
+            per_example = f", {per_language[i] / n_examples:.1f} per example" if n_examples else ""
+            return f"{languages[i]} ({int(per_language[i]):,} tokens, {_share(int(per_language[i]), total)}{per_example})"
+
+        most, least = order[0], order[-1]
+        lines.append(f"Most represented: {describe(most)}; least represented: {describe(least)}.")
+        if per_language[least] > 0:
+            lines.append(f"The most represented language has {per_language[most] / per_language[least]:.1f}x the tokens of the least.")
+        empty = [languages[i] for i in order if per_language[i] == 0]
+        if empty:
+            lines.append(f"No tokens at all for {len(empty)} language(s): {', '.join(empty[:10])}.")
+    return "\n".join(lines)
+
+
+def _top_share(counts: np.ndarray, fraction: float) -> float:
+    """Share of all occurrences carried by the `fraction` most frequent tokens (at least one token)."""
+    n = max(1, int(round(fraction * counts.shape[0])))
+    total = counts.sum()
+    if not total:
+        return 0.0
+    top = np.partition(counts, counts.shape[0] - n)[counts.shape[0] - n :]
+    return float(top.sum() / total)
+
+
+# ------------------------------------------------------------------------------------- step 3: training
+
+
+def training_metrics(result) -> dict[str, Any]:
+    """The manifest metrics of a training run (`training.TrainingResult`)."""
+    metrics: dict[str, Any] = {
+        "examples_per_s": result.examples_per_second,
+        "train_seconds": result.seconds,
+        "final_loss": result.final_loss,
+    }
+    evaluation = result.evaluation
+    if evaluation is not None:
+        metrics.update(accuracy=evaluation.overall["accuracy"], f1_macro=evaluation.overall["f1_macro"])
+    mask = result.mask or {}
+    metrics.update(tokens_masked=mask.get("tokens_masked", 0), masked_share=mask.get("masked_share", 0.0))
+    return metrics
+
+
+def training_verdict(result) -> str:
+    """What a training run did, in words: steps and final loss, the evaluation if one ran, and the mask: how
+    many tokens started at weight 0 and how many of them learned a non-zero weight.
+
+    Reads `training.TrainingResult`'s `steps`, `epochs`, `seconds`, `device`, `final_loss`, `mask` (the
+    `mask_stats.json` record) and `evaluation.overall`."""
+    loss = result.final_loss
+    lines = [
+        f"Trained {result.steps:,} steps ({result.epochs} epoch{'s' if result.epochs != 1 else ''}) on {result.device} "
+        f"in {result.seconds:.1f} s; final loss {loss:.4f}." if loss is not None else
+        f"Trained {result.steps:,} steps on {result.device} in {result.seconds:.1f} s; no loss was recorded."
+    ]  # fmt: skip
+    if not getattr(result, "completed", True):
+        lines.append(f"Training stopped before the end ({result.steps:,} of {result.total_steps:,} steps).")
+    evaluation = result.evaluation
+    if evaluation is not None:
+        overall = evaluation.overall
+        lines.append(
+            f"Evaluated on {_evaluation_name(evaluation)}: accuracy {overall['accuracy']:.2%}, macro F1 "
+            f"{overall['f1_macro']:.4f} ({int(overall.get('n_sentences', 0)):,} sentences, "
+            f"{int(overall.get('n_languages', 0))} languages)."
+        )
+    else:
+        lines.append("No evaluation ran (the evaluation set could not be loaded here): see the training log above.")
+    mask = result.mask or {}
+    masked = int(mask.get("tokens_masked") or 0)
+    if not masked:
+        lines.append("No mask: every token weight started at 1.0 (the baseline).")
+        return "\n".join(lines)
+    vocab = int(mask.get("vocab_size") or 0)
+    threshold = mask.get("threshold")
+    share = mask.get("masked_occurrence_share")
+    text = f"Mask{f' (threshold {threshold})' if threshold is not None else ''}: {masked:,}"
+    text += f" of {vocab:,} tokens ({_share(masked, vocab)})" if vocab else " tokens"
+    text += " started at weight 0.0"
+    if share is not None:
+        text += f"; they carry {share:.2%} of the training token occurrences"
+    lines.append(text + ".")
+    seen = mask.get("masked_tokens_seen_in_training")
+    nonzero = mask.get("masked_weights_nonzero_after_training")
+    if nonzero is not None:
+        text = f"{int(nonzero):,} of the {masked:,} masked tokens learned a non-zero weight"
+        if seen is not None:
+            text += f"; {int(seen):,} of the {masked:,} occur in the training data, the other {masked - int(seen):,} get no gradient"
+        largest = mask.get("masked_weights_max_abs_after_training")
+        if largest is not None and int(nonzero):
+            text += f"; the largest |weight| among them is {float(largest):.4f}"
+        lines.append(text + ".")
+    elif seen is not None:
+        lines.append(f"{int(seen):,} of the masked tokens occur in the training data.")
+    return "\n".join(lines)
+
+
+def _evaluation_name(evaluation) -> str:
+    """`pud`, `devset`, `flores_dev`, `my-set`: the set as its result files name it."""
+    from wldetect.sources.evalsets import output_set_stem
+
+    dataset = getattr(evaluation, "dataset", None) or {}
+    if not dataset.get("name"):
+        return "the evaluation set"
+    return output_set_stem(str(dataset["name"]), dataset.get("kind"), dataset.get("split"))
+
+
+# ---------------------------------------------------------------------------------- analysis: weights
+
+
+def weights_metrics(analysis) -> dict[str, Any]:
+    """The manifest metrics of a weight analysis (`weight_analysis.WeightAnalysis`)."""
+    summary = analysis.summary
+    return {"masked_tokens_changed": int(summary.loc["masked", "changed"]) if "masked" in summary.index else 0}
+
+
+def weights_verdict(analysis) -> str:
+    """What training did to the per-token weights, in words, from `weight_analysis.WeightAnalysis`: how many
+    kept tokens moved from 1.0, how many masked tokens learned a non-zero weight (and how many of those occur
+    in the training counts), and, with a baseline, how closely the kept tokens' weights follow it."""
+    summary = analysis.summary
+    lines = []
+    if "kept" in summary.index:
+        kept = summary.loc["kept"]
+        lines.append(
+            f"Kept tokens: {int(kept['changed']):,} of {int(kept['tokens']):,} ({kept['changed_pct']:.1f}%) moved "
+            f"from their initial 1.0; their weights now average {kept['mean']:.3f} (range {kept['min']:.3f} to "
+            f"{kept['max']:.3f}, {int(kept['negative']):,} negative)."
+        )
+    if "masked" in summary.index and summary.loc["masked", "tokens"] > 0:
+        masked = summary.loc["masked"]
+        stayed = int(masked["tokens"]) - int(masked["changed"])
+        text = (
+            f"Masked tokens: {int(masked['changed']):,} of {int(masked['tokens']):,} ({masked['changed_pct']:.1f}%) "
+            f"learned a non-zero weight ({int(masked['above_0.01']):,} with |w| > 0.01, largest {max(abs(masked['min']), abs(masked['max'])):.3f}); "
+            f"{stayed:,} stayed exactly at 0.0"
+        )
+        if analysis.counts is not None:
+            seen = int(((np.asarray(analysis.counts) > 0) & ~analysis.mask).sum())
+            text += f". {seen:,} of the masked tokens occur in the training counts"
+        lines.append(text + ".")
+        if masked["changed"] > 0:
+            lines.append("Masking here is an initialisation, not a freeze: training brought masked tokens back.")
+    else:
+        lines.append("No token was masked: this is an unmasked (baseline) model.")
+    comparison = analysis.baseline_comparison
+    if comparison is not None and "kept" in comparison.index:
+        row = comparison.loc["kept"]
+        lines.append(
+            f"Against the baseline, the kept tokens' weights correlate at r = {row['pearson_r']:.3f} "
+            f"(mean |difference| {row['mean_abs_difference']:.4f}; mean {row['baseline_mean']:.3f} there, "
+            f"{row['this_mean']:.3f} here)."
+        )
+    return "\n".join(lines)
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{part / whole:.1%}" if whole else "n/a"
