@@ -82,10 +82,10 @@ def test_counts_verdict_states_the_numbers_of_the_counts():
     assert count_metrics(_token_counts()) == {"vocab_size": 10, "total_tokens": 75, "distinct_tokens": 6, "examples": 8}
 
 
-def _training_result(mask, evaluation):
+def _training_result(mask):
     return SimpleNamespace(
         steps=20, total_steps=20, epochs=2, seconds=3.25, device="cpu", final_loss=0.1234, completed=True,
-        history=[{"loss": 0.1234}], examples_per_second=1000.0, mask=mask, evaluation=evaluation,
+        history=[{"loss": 0.1234}], examples_per_second=1000.0, mask=mask,
     )  # fmt: skip
 
 
@@ -95,23 +95,23 @@ def test_training_verdict_reports_loss_evaluation_and_what_masked_tokens_learned
         dataset={"name": "pud", "kind": "pud", "split": "dev"},
     )
     mask = {
-        "threshold": 10, "vocab_size": 1000, "tokens_masked": 800, "masked_share": 0.05, "masked_occurrence_share": 0.05,
+        "threshold": 10, "vocab_size": 1000, "tokens_masked": 800, "occurrences_masked_fraction": 0.05,
         "masked_tokens_seen_in_training": 120, "masked_weights_nonzero_after_training": 118,
         "masked_weights_max_abs_after_training": 0.25,
     }  # fmt: skip
-    text = training_verdict(_training_result(mask, evaluation))
+    text = training_verdict(_training_result(mask), evaluation)
     assert "Trained 20 steps (2 epochs) on cpu in 3.2 s; final loss 0.1234." in text
     assert "Evaluated on pud: accuracy 97.50%, macro F1 0.9612 (400 sentences, 20 languages)." in text
     assert "Mask (threshold 10): 800 of 1,000 tokens (80.0%) started at weight 0.0; they carry 5.00%" in text
     assert "118 of the 800 masked tokens learned a non-zero weight; 120 of the 800 occur in the training data, the other 680" in text
-    metrics = training_metrics(_training_result(mask, evaluation))
-    assert metrics["accuracy"] == 0.975 and metrics["tokens_masked"] == 800 and metrics["masked_share"] == 0.05
+    metrics = training_metrics(_training_result(mask), evaluation)
+    assert metrics["accuracy"] == 0.975 and metrics["tokens_masked"] == 800 and metrics["occurrences_masked_fraction"] == 0.05
 
     flores = SimpleNamespace(overall=evaluation.overall, dataset={"name": "flores", "kind": "flores_plus", "split": "devtest"})
-    baseline = training_verdict(_training_result({"tokens_masked": 0, "vocab_size": 1000}, flores))
+    baseline = training_verdict(_training_result({"tokens_masked": 0, "vocab_size": 1000}), flores)
     assert "Evaluated on flores_devtest" in baseline and "No mask: every token weight started at 1.0" in baseline
-    assert "No evaluation ran" in training_verdict(_training_result(None, None))
-    assert training_metrics(_training_result(None, None))["tokens_masked"] == 0
+    assert "No evaluation ran" in training_verdict(_training_result(None))
+    assert training_metrics(_training_result(None))["tokens_masked"] == 0
 
 
 def test_weights_verdict_counts_kept_moved_and_masked_revived():

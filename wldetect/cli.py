@@ -163,17 +163,34 @@ def train(
     threshold: int | None = typer.Option(
         None, "--threshold", help="build the mask from the counted training tokens: keep tokens seen >= N times"
     ),
+    token_ids: Path | None = typer.Option(
+        None, "--token-ids", help="step 1's token ids: its run directory, counts .npy or token-ids directory (default: count here, cached)"
+    ),
     resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint of an interrupted run"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
+    evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="run step 4 on the configured set afterwards"),
 ) -> None:
-    """Step 3: train (optionally with a token mask) and write the artifacts, then evaluate them (step 4's evaluation)."""
+    """Step 3: train (optionally with a token mask) and write the artifacts; then the FP8 tables' quantisation
+    report and step 4's evaluation on the configured set, each as its own step."""
+    from wldetect.config import load_training_config
+    from wldetect.evaluation import evaluate_configured
+    from wldetect.posthoc import quantization_report
     from wldetect.training import train as train_step
 
     if token_mask is not None and threshold is not None:
         raise WLDetectError("give --token-mask or --threshold, not both")
-    train_step(
-        config, output_dir=output_dir, token_mask=token_mask, threshold=threshold, resume=resume, overwrite=overwrite
-    )
+    training_config = load_training_config(config)
+    result = train_step(
+        training_config, output_dir=output_dir, token_mask=token_mask, threshold=threshold, token_ids=token_ids,
+        resume=resume, overwrite=overwrite,
+    )  # fmt: skip
+    if not result.completed:
+        return
+    print("\nThe FP8 tables against fp32")
+    print(quantization_report(result.artifacts_dir, training_config).table().to_string())
+    if evaluate:
+        print("\nStep 4: evaluate")
+        evaluate_configured(result.artifacts_dir, training_config)
 
 
 @app.command("filter-lookup")

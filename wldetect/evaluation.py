@@ -899,3 +899,16 @@ def evaluate(
     if verbose:
         print(result.summary())
     return result
+
+
+def evaluate_configured(model_path: str | Path, config, verbose: bool = True) -> EvaluationResult | None:
+    """Step 4 as training's parameter file configures it (`evaluation.dataset`, `.split`, `.table`), on the
+    artifacts training just wrote. Where the set cannot be loaded here (FLORES+ offline, gated), None and one
+    line saying how to run it later: the model is complete without its evaluation."""
+    section = config.evaluation
+    try:
+        evaluation_set = load_evaluation_set(section.dataset, section.split)
+    except WLDetectError as err:
+        print(f"Evaluation skipped ({err}); run `wldetect eval --model-path {model_path}` where the set is available")
+        return None
+    return evaluate(model_path, section.dataset, section.split, section.table, verbose=verbose, evaluation_set=evaluation_set)

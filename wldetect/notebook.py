@@ -117,27 +117,29 @@ def _top_share(counts: np.ndarray, fraction: float) -> float:
 # ------------------------------------------------------------------------------------- step 3: training
 
 
-def training_metrics(result) -> dict[str, Any]:
-    """The manifest metrics of a training run (`training.TrainingResult`)."""
+def training_metrics(result, evaluation=None) -> dict[str, Any]:
+    """The manifest metrics of a training run (`training.TrainingResult`) and its evaluation (step 4's
+    `EvaluationResult`, None when none ran)."""
     metrics: dict[str, Any] = {
         "examples_per_s": result.examples_per_second,
         "train_seconds": result.seconds,
         "final_loss": result.final_loss,
     }
-    evaluation = result.evaluation
     if evaluation is not None:
         metrics.update(accuracy=evaluation.overall["accuracy"], f1_macro=evaluation.overall["f1_macro"])
     mask = result.mask or {}
-    metrics.update(tokens_masked=mask.get("tokens_masked", 0), masked_share=mask.get("masked_share", 0.0))
+    metrics.update(
+        tokens_masked=mask.get("tokens_masked", 0), occurrences_masked_fraction=mask.get("occurrences_masked_fraction", 0.0)
+    )
     return metrics
 
 
-def training_verdict(result) -> str:
+def training_verdict(result, evaluation=None) -> str:
     """What a training run did, in words: steps and final loss, the evaluation if one ran, and the mask: how
     many tokens started at weight 0 and how many of them learned a non-zero weight.
 
     Reads `training.TrainingResult`'s `steps`, `epochs`, `seconds`, `device`, `final_loss`, `mask` (the
-    `mask_stats.json` record) and `evaluation.overall`."""
+    `mask_stats.json` record), and the `overall` of step 4's `evaluation` of the artifacts (None: none ran)."""
     loss = result.final_loss
     lines = [
         f"Trained {result.steps:,} steps ({result.epochs} epoch{'s' if result.epochs != 1 else ''}) on {result.device} "
@@ -146,7 +148,6 @@ def training_verdict(result) -> str:
     ]  # fmt: skip
     if not getattr(result, "completed", True):
         lines.append(f"Training stopped before the end ({result.steps:,} of {result.total_steps:,} steps).")
-    evaluation = result.evaluation
     if evaluation is not None:
         overall = evaluation.overall
         lines.append(
@@ -163,7 +164,7 @@ def training_verdict(result) -> str:
         return "\n".join(lines)
     vocab = int(mask.get("vocab_size") or 0)
     threshold = mask.get("threshold")
-    share = mask.get("masked_occurrence_share")
+    share = mask.get("occurrences_masked_fraction")
     text = f"Mask{f' (threshold {threshold})' if threshold is not None else ''}: {masked:,}"
     text += f" of {vocab:,} tokens ({_share(masked, vocab)})" if vocab else " tokens"
     text += " started at weight 0.0"
