@@ -101,7 +101,10 @@ def executed(tmp_path_factory):
             cli = cli.result()
             failure = failing.exception()
 
-        report = workflow.sweep(config, [0, 3], name="tiny-sweep", jobs=2)
+        mask_run = _run_of(runs_dir, kind="02_create_mask", status="completed")
+        report = workflow.sweep(  # trains from step 1's token ids and, at threshold 3, from step 2's mask file
+            config, [0, 3], name="tiny-sweep", jobs=2, count_run=counted.path, masks={3: mask_run.path / "token_mask.npy"}
+        )
         baseline, trained = (open_run(p) for p in report.manifest()["parameters"]["runs"])
 
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -116,7 +119,7 @@ def executed(tmp_path_factory):
             evaluated, weights = evaluated.result(), weights.result()
         yield {
             "runs": runs_dir, "root": root, "config": config, "evalset": evalset,
-            "01_count_tokens": counted, "cli": cli, "failure": failure, "raw": (raw.returncode, raw_output, out),
+            "01_count_tokens": counted, "02_create_mask": mask_run, "cli": cli, "failure": failure, "raw": (raw.returncode, raw_output, out),
             "baseline": baseline, "trained": trained, "05_compare": report, "04_evaluate": evaluated,
             "06_weight_analysis": weights,
         }  # fmt: skip
@@ -179,6 +182,34 @@ def test_step_3_trains_writes_artifacts_and_evaluation_named_after_the_set(execu
     assert [r.manifest()["threshold"] for r in (baseline, trained)] == [0, 3]
     assert trained.run_id.endswith("-t3") and (trained.artifacts_dir / "token_mask.npy").is_file()
     assert trained.manifest()["metrics"]["tokens_masked"] > 0 and baseline.manifest()["metrics"]["tokens_masked"] == 0
+
+
+@slow
+def test_step_3_reads_step_1s_token_ids_and_step_2s_mask_file_and_its_manifest_says_so(executed):
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from wldetect.runs import input_hash, lineage
+
+    counted, mask_run, trained = executed["01_count_tokens"], executed["02_create_mask"], executed["trained"]
+    inputs = trained.manifest()["inputs"]
+    mask_file = mask_run.path / "token_mask.npy"
+    assert inputs["token_mask"]["path"] == str(mask_file) and inputs["token_mask"]["run"] == mask_run.run_id
+    assert inputs["token_mask"]["sha256"] == input_hash(mask_file)
+    assert inputs["token_ids"]["run"] == counted.run_id and inputs["token_counts"]["run"] == counted.run_id
+    assert not (trained.path / "token_counts.npy").exists()  # nothing counted again: step 1's files are read
+    assert inputs["token_ids"]["sha256"] == input_hash(counted.path / "token_counts_token_ids")
+    # the trained weights: zero exactly where the mask file masks a token that never occurs in training (no
+    # gradient); masked tokens that occur learned a weight; no kept token is zero
+    mask = np.load(mask_file)
+    counts = np.load(counted.path / "token_counts.npy")
+    weights = load_file(str(trained.artifacts_dir / "projection.safetensors"))["token_weights"].reshape(-1)
+    np.testing.assert_array_equal(weights == 0, ~mask & (counts == 0))
+    assert (~mask & (counts > 0)).any() and np.all(weights[~mask & (counts > 0)] != 0)
+    assert json.loads((trained.artifacts_dir / "mask_stats.json").read_text())["source"] == str(mask_file)
+    # a reader follows the comparison back to step 1 through the manifests alone
+    walked = {run_id for _, run_id, _ in lineage(executed["05_compare"].path)}
+    assert {trained.run_id, executed["baseline"].run_id, mask_run.run_id, counted.run_id} <= walked
 
 
 @slow
