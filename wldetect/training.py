@@ -69,8 +69,9 @@ from wldetect.artifacts import (
 from wldetect.config import TrainingConfig, TrainingSection, cache_dir, load_training_config
 from wldetect.errors import WLDetectError
 from wldetect.io import StagedDirectory, atomic_path, refuse_other_model, write_safetensors, write_text_atomic
-from wldetect.lookup import compute_lookup_table, write_lookup_tables, write_quantization_report
+from wldetect.lookup import compute_lookup_table, write_lookup_tables
 from wldetect.model import LanguageDetectionModel
+from wldetect.posthoc import write_quantization_report
 
 CHECKPOINT_VERSION = 1
 KEEP_CHECKPOINTS = 2
