@@ -46,8 +46,8 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     from wldetect.config import load_training_config
-    from wldetect.counting import count_dataset
-    from wldetect.executors import init_ray, ray_count_dataset
+    from wldetect.counting import count_dataset, ray_count_dataset
+    from wldetect.executors import init_ray
     from wldetect.sources.data import prepare_training_dataset
     from wldetect.sources.models import load_model
     from wldetect.tokenization import configure
@@ -87,7 +87,7 @@ def main() -> None:
             blocks = -(-len(data) // block)
             methods[f"ray, {blocks} block(s) of <= {block:,} examples"] = (on_ray(block), blocks)
         timings: dict[str, list[float]] = {name: [] for name in methods}
-        for name, (method, _) in methods.items():  # warm-up: page cache, Ray workers' imports
+        for method, _ in methods.values():  # warm-up: page cache, Ray workers' imports
             method()
         for _ in range(args.repeats):
             for name, (method, _) in methods.items():

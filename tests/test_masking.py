@@ -7,23 +7,21 @@ import sys
 import numpy as np
 import pytest
 import scipy.sparse
-
 from conftest import TINY_EXTRA_ROWS, tiny_vocabulary, write_tokenizer_json
+
+from wldetect.counting import load_token_counts
 from wldetect.errors import WLDetectError
 from wldetect.masking import (
-    BEYOND_TOKENIZER,
-    SPECIAL,
     create_mask,
     language_impact,
-    load_token_counts,
     mask_coverage,
     mask_from_counts,
     masked_token_sample,
     parse_threshold,
     script_breakdown,
-    text_script,
     threshold_table,
 )
+from wldetect.vocab import BEYOND_TOKENIZER, SPECIAL, text_script
 
 # Hand-checked example: threshold 10 keeps ids 2, 4, 5.
 COUNTS = np.array([0, 3, 10, 9, 100, 10], dtype=np.int64)

@@ -147,7 +147,7 @@ def test_a_swap_keeps_the_users_files_and_drops_what_the_new_outputs_replace(tmp
 def test_filter_lookup_into_another_models_directory_is_refused(project_env, tmp_path):
     import shutil
 
-    from wldetect.lookup import filter_lookup
+    from wldetect.posthoc import filter_lookup
 
     other = tmp_path / "other"
     shutil.copytree(project_env["model"], other)

@@ -18,7 +18,6 @@ import yaml
 from wldetect.io import atomic_path, write_safetensors, write_text_atomic
 from wldetect.lookup import FILE_NAMES as LOOKUP_FILES
 from wldetect.lookup import compute_lookup_table, write_lookup_tables
-from wldetect.masking import no_mask_record
 
 if TYPE_CHECKING:
     from wldetect.config import ModelConfig
@@ -61,6 +60,18 @@ def previous_output_names(artifacts_dir: str | Path) -> set[str]:
     directory (the user's own files are kept across the swap)."""
     names = {p.name for p in previous_outputs(artifacts_dir) if p.parent == Path(artifacts_dir)}
     return names | {CHECKPOINT_DIR}
+
+
+def no_mask_record(vocab_size: int) -> dict[str, Any]:
+    """The mask record of a model trained without a mask: nothing masked, no threshold."""
+    return {
+        "threshold": None,
+        "vocab_size": int(vocab_size),
+        "tokens_masked": 0,
+        "vocab_masked_fraction": 0.0,
+        "occurrences_masked_fraction": 0.0,
+        "source": "no mask",
+    }
 
 
 def write_artifacts(

@@ -6,6 +6,8 @@ also writes the artifacts (`train`; `filter-lookup` masks trained artifacts afte
 06_weight_analysis), `sweep` runs step 3 per threshold and step 5 on the results, `demo` runs them all.
 
 User errors (`WLDetectError`) print as one line on stderr and exit with status 2, never a traceback.
+Each command imports its step's module when it runs: `wldetect detect` needs the core install alone (no
+torch, pandas or notebook stack) and starts in the time the detector takes to load.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import typer
 
 from wldetect.errors import WLDetectError
+from wldetect.io import decode_utf8, read_lines, refuse_existing_file, split_lines
 
 app = typer.Typer(
     add_completion=False,
@@ -82,7 +85,6 @@ def count_tokens_command(
     """Step 1: count every token id in the training examples (int64, one entry per embedding row)."""
     from wldetect.config import load_training_config
     from wldetect.counting import COUNTS_FILE, count_tokens
-    from wldetect.io import refuse_existing_file
 
     config = load_training_config(training_config)
     output = output or config.output.artifacts_dir / COUNTS_FILE
@@ -106,7 +108,6 @@ def create_mask_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
 ) -> None:
     """Step 2: the weight mask (bool, True = keep): tokens seen fewer than --threshold times get weight 0."""
-    from wldetect.io import refuse_existing_file
     from wldetect.masking import create_mask
 
     output = output or token_counts.with_name("token_mask.npy")
@@ -202,7 +203,7 @@ def filter_lookup_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
 ) -> None:
     """Post-hoc masking of step 3's artifacts: zero rare tokens' weights without retraining (new artifacts dir)."""
-    from wldetect.lookup import filter_lookup
+    from wldetect.posthoc import filter_lookup
 
     result = filter_lookup(model_path, token_counts, threshold, output_dir, overwrite=overwrite)
     print(f"Filtered artifacts saved to: {result.output_dir}")
@@ -228,14 +229,10 @@ def detect(
     if text is not None:
         lines = [text]
     elif str(file) == "-":
-        from wldetect.io import decode_utf8, split_lines
-
         lines = split_lines(decode_utf8(sys.stdin.buffer.read(), "standard input"))
     elif not file.is_file():
         raise WLDetectError(f"--file {file}: file not found")
     else:
-        from wldetect.io import read_lines
-
         lines = read_lines(file, "--file")
     detector = WLDetect.load(model_path, table=table)
     out = sys.stdout

@@ -31,13 +31,15 @@ Tables (pandas; rates are fractions, deltas are run minus baseline, also fractio
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from wldetect import plots
 from wldetect.errors import WLDetectError
 from wldetect.evaluation import (
     MODEL_CONFIG,
@@ -49,8 +51,14 @@ from wldetect.evaluation import (
     evaluate,
     mask_statistics,
 )
+from wldetect.io import (
+    StagedDirectory,
+    atomic_path,
+    check_output_directory,
+    refuse_finished_run_record,
+    write_text_atomic,
+)
 from wldetect.sources.evalsets import load_evaluation_set
-from wldetect.io import atomic_path, write_text_atomic
 
 DEFAULT_RESULTS = "flores_dev"
 EXACT_BELOW = 25  # discordant pairs under which McNemar's exact binomial test is used
@@ -366,8 +374,6 @@ class Comparison:
         Staged (`wldetect.io.StagedDirectory`): all files are written first and moved in together, so a
         failure (full disk, unwritable directory) leaves no mix of an old and a new comparison.
         """
-        from wldetect.io import StagedDirectory
-
         final_dir = Path(output_dir)
         with StagedDirectory(final_dir, swap=False, what="--output") as staged:
             paths = self._write(staged.staging, figures, final_dir)
@@ -384,8 +390,6 @@ class Comparison:
                 table.to_csv(tmp, index=name != "per_language", float_format="%.6g")
             paths[name] = path
         if figures:
-            from wldetect import plots
-
             paths["threshold_figure"] = plots.threshold_curves(
                 self.overall, output_dir / "accuracy_vs_threshold.png", baseline=self.baseline, confidence=self.confidence
             )
@@ -417,8 +421,6 @@ def compare_runs(
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
         raise WLDetectError(f"--resamples {n_resamples}: expected a whole number of bootstrap resamples >= 1")
     if output_dir is not None:
-        from wldetect.io import check_output_directory, refuse_finished_run_record
-
         check_output_directory(output_dir, "--output")
         refuse_finished_run_record(output_dir, "--output")
     loaded = load_runs(runs, results, labels)

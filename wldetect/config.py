@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from wldetect.errors import WLDetectError
+from wldetect.io import read_text
 
 # YAML's `true` is a bool, and pydantic's lax mode would take it as 1 (`batch_size: true` trained with batch
 # size 1); whole numbers in parameter files are strict: a bool, a float or a string is an error.
@@ -55,7 +56,7 @@ class ModelSpec(_Strict):
         return self.gguf_file is not None or self.name.lower().endswith(".gguf")
 
     @model_validator(mode="after")
-    def _source_keys(self) -> "ModelSpec":
+    def _source_keys(self) -> ModelSpec:
         if self.is_gguf:
             if self.shard_pattern is not None:
                 raise ValueError("shard_pattern is for safetensors shards; a GGUF source is one file")
@@ -80,7 +81,7 @@ class ModelConfig(_Strict):
     inference: InferenceConfig = InferenceConfig()
 
     @model_validator(mode="after")
-    def _one_model_key(self) -> "ModelConfig":
+    def _one_model_key(self) -> ModelConfig:
         if (self.model is None) == (self.models is None):
             raise ValueError("give exactly one of 'model' (one model) or 'models' (a list to concatenate)")
         if self.models is not None and not self.models:
@@ -253,8 +254,6 @@ def parse_yaml(text: str, source: str) -> Any:
 
 def read_yaml_mapping(path: str | Path, what: str = "parameter file") -> dict[str, Any]:
     """A YAML file whose top level is a mapping (empty file: {}); every problem is one line naming the file."""
-    from wldetect.io import read_text
-
     path = Path(path)
     if not path.is_file():
         raise WLDetectError(f"{path}: {what} not found")

@@ -9,6 +9,9 @@ Outputs (all int64):
 - `<name>.npy`: total counts, shape (vocab_size,);
 - `<name>_per_language.npz`: scipy.sparse CSR (vocab_size x n_languages), written by `scipy.sparse.save_npz`;
 - `<name>_per_language.json`: the column order (`languages`) and what was counted.
+
+Reading and checking these files (`load_token_counts`, `validate_counts`, `load_per_language_counts`) is here
+too: the mask (step 2), post-hoc masking and the weight analysis read counts through this module.
 """
 
 from __future__ import annotations
@@ -28,12 +31,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse
 from tokenizers import Tokenizer
+from tqdm import tqdm  # the text bar: papermill and logs record it (tqdm.auto needs ipywidgets)
 
 from wldetect.config import TrainingConfig, cache_dir, load_training_config
 from wldetect.errors import WLDetectError
 from wldetect.executors import check_executor, init_ray
-from wldetect.io import atomic_path, check_output_path, write_text_atomic
+from wldetect.io import atomic_path, check_output_path, load_npy, write_text_atomic
+from wldetect.sources import demo
+from wldetect.sources.data import prepare_training_dataset
+from wldetect.sources.models import load_model
 from wldetect.tokenization import configure, encode_texts
+from wldetect.vocab import describe_tokens
 
 if TYPE_CHECKING:  # pandas is imported where tables are built, not at import time
     import pandas as pd
@@ -373,8 +381,6 @@ def count_dataset(
     num_workers = DEFAULT_NUM_WORKERS if num_workers is None else num_workers
     if num_workers < 0:
         raise WLDetectError(f"num_workers must be >= 0, got {num_workers}")
-    from tqdm import tqdm  # the text bar: papermill and logs record it (tqdm.auto needs ipywidgets)
-
     counter = TokenCounter(vocab_size, len(data.languages), model_name)
     texts_only = data.dataset.select_columns(["text"])
     labels = data.labels
@@ -422,8 +428,6 @@ def _dataset_fingerprint(name: str) -> Any:
 
 def cache_key(config: TrainingConfig, tokenizer_path: Path, vocab_size: int) -> dict[str, Any]:
     """Everything the counts depend on: dataset spec (and local files), languages, tokenizer, V, truncation."""
-    from wldetect.sources import demo
-
     dataset = config.dataset.model_dump(mode="json")
     return {
         "version": _CACHE_VERSION,
@@ -448,6 +452,31 @@ def token_ids_path(counts_path: str | Path) -> Path:
     counts_path = Path(counts_path)
     stem = counts_path.name[: -len(".npy")] if counts_path.name.endswith(".npy") else counts_path.name
     return counts_path.with_name(f"{stem}_token_ids")
+
+
+# --------------------------------------------------------------------------------------------- count files
+
+
+def validate_counts(counts: Any, source: str = "token counts") -> np.ndarray:
+    """Integer, non-negative, shape (V,) or (V, 1): returned as int64 (V,). `source` names the file in messages."""
+    counts = np.asarray(counts)
+    if counts.dtype == np.bool_ or not np.issubdtype(counts.dtype, np.integer):
+        raise WLDetectError(f"{source}: token counts must be an integer array, got dtype {counts.dtype}")
+    if not (counts.ndim == 1 or (counts.ndim == 2 and counts.shape[1] == 1)) or counts.shape[0] == 0:
+        raise WLDetectError(f"{source}: token counts must have shape (vocab_size,) or (vocab_size, 1), got {counts.shape}")
+    counts = counts.reshape(-1)
+    if counts.size and np.issubdtype(counts.dtype, np.signedinteger) and counts.min() < 0:
+        first = int(np.flatnonzero(counts < 0)[0])
+        raise WLDetectError(f"{source}: token counts must be >= 0, found {int(counts[first])} at token id {first}")
+    if counts.dtype == np.uint64 and counts.size and counts.max() > np.iinfo(np.int64).max:
+        raise WLDetectError(f"{source}: token counts too large for int64")
+    return counts.astype(np.int64, copy=False)
+
+
+def load_token_counts(path: str | Path) -> np.ndarray:
+    """Counts from `count-tokens` (or any integer .npy of shape (V,) or (V, 1)), validated, as int64 (V,)."""
+    path, counts = load_npy(path, "token counts")
+    return validate_counts(counts, str(path))
 
 
 def save_token_counts(
@@ -561,8 +590,6 @@ def count_tokens(
     cluster (`address`; None: a local Ray instance): the same ids and counts bit for bit, the same cache entry.
     `model`: the config's model, when the caller has loaded it already.
     """
-    from wldetect.sources.models import load_model
-
     if output is None and not use_cache:
         raise WLDetectError("count_tokens: give an output path when use_cache is False")
     if output is not None:
@@ -639,7 +666,6 @@ def count_tokens(
 
 def _count_into(build: Path, config: TrainingConfig, model, key, batch_size, num_workers, executor, address, verbose):
     """Tokenise and count the training examples into the directory `build`: counts files and token ids."""
-    from wldetect.sources.data import prepare_training_dataset
 
     data = prepare_training_dataset(config.dataset, config.model.language_codes, verbose=verbose)
     tokenizer = configure(model.tokenizer, config.model.inference.max_sequence_length)
@@ -740,8 +766,6 @@ def top_tokens(token_counts: TokenCounts | np.ndarray, tokenizer: Tokenizer, n: 
     """The `n` most frequent tokens, decoded, with their share (and running share) of all occurrences."""
     import pandas as pd
 
-    from wldetect.masking import describe_tokens
-
     counts = token_counts.counts if isinstance(token_counts, TokenCounts) else np.asarray(token_counts).reshape(-1)
     order = np.argsort(-counts, kind="stable")[: max(int(n), 0)]
     order = order[counts[order] > 0]
@@ -774,7 +798,6 @@ class _BlockCounter:
 
     def __init__(self):
         import ray
-        from tokenizers import Tokenizer
 
         texts, labels, tokenizer_json, vocab_size, model_name, batch_size, ids_dir = ray.get(self.shared[0])
         self.ids_dir = Path(ids_dir) if ids_dir else None

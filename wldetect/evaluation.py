@@ -54,17 +54,21 @@ the model does not know, whose rows are not scored). The text is not copied: FLO
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
 
+from wldetect import plots
 from wldetect.artifacts import MASK_FILE, MASK_RECORD_FILE
+from wldetect.detect import WLDetect
 from wldetect.errors import WLDetectError
 from wldetect.io import (
     StagedDirectory,
@@ -364,8 +368,6 @@ class EvaluationResult:
         with atomic_path(paths["predictions"]) as tmp:
             self.predictions.to_csv(tmp, index=False, float_format="%.6g")
         if heatmap:
-            from wldetect import plots
-
             title = (
                 f"{_model_label(self.model_path)} ({self.table} table) on {_dataset_label(self.dataset)}: "
                 f"accuracy {self.overall['accuracy']:.1%}, macro F1 {self.overall['f1_macro']:.3f}, "
@@ -376,7 +378,7 @@ class EvaluationResult:
         return paths
 
     @classmethod
-    def load(cls, results_path: str | Path) -> "EvaluationResult":
+    def load(cls, results_path: str | Path) -> EvaluationResult:
         """Read a results JSON and its predictions file (named in `files.predictions`, next to it)."""
         results_path = Path(results_path)
         if not results_path.is_file():
@@ -493,8 +495,6 @@ def read_predictions(path: str | Path, model_languages: Sequence[str]) -> pd.Dat
     `predicted` is `language`, `in_model` whether the model knows `language`, and no sentence may appear
     twice. Anything else is a one-line error naming the file, the column and the line.
     """
-    import io
-
     path = Path(path)
     text = read_text(path, "predictions file")
     try:
@@ -797,8 +797,6 @@ def model_languages(model_path: Path) -> list[str]:
 
 
 def load_detector(model_path: Path, table: str):
-    from wldetect.detect import WLDetect
-
     return WLDetect.load(model_path, table=table)
 
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from wldetect.errors import WLDetectError
+from wldetect.runs import project_root
 
 EXECUTORS = ("local", "ray")
 RAY_INSTALL_HINT = "--executor ray needs Ray, which is not installed: pip install -e '.[ray]'"
@@ -153,8 +154,6 @@ def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
 
 def forwarded_env() -> dict[str, str]:
     """What a Ray task sets from the driver's environment: WLDETECT_* (runs, cache, project root) and offline flags."""
-    from wldetect.runs import project_root
-
     env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_PREFIXES) or k in _FORWARDED_NAMES}
     env["WLDETECT_PROJECT_ROOT"] = str(project_root())
     return env

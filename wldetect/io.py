@@ -11,10 +11,12 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
+
+from wldetect.errors import WLDetectError
 
 
 @contextlib.contextmanager
@@ -47,8 +49,6 @@ def check_output_path(path: str | Path, suffixes: tuple[str, ...], what: str = "
     NumPy appends `.npy` to other names and matplotlib picks the format from the suffix, so a wrong
     suffix would leave the file somewhere the user did not ask for; a directory cannot be replaced.
     """
-    from wldetect.errors import WLDetectError
-
     path = Path(path)
     if path.is_dir():
         raise WLDetectError(f"{what} {path} is a directory; give a file path ending in {' or '.join(suffixes)}")
@@ -89,8 +89,6 @@ def split_lines(text: str) -> list[str]:
 
 def decode_utf8(data: bytes, what: str) -> str:
     """`data` as UTF-8 text; anything else is a one-line error naming the offset of the first bad byte."""
-    from wldetect.errors import WLDetectError
-
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -99,14 +97,23 @@ def decode_utf8(data: bytes, what: str) -> str:
 
 def read_text(path: str | Path, what: str = "text file") -> str:
     """A UTF-8 text file's content; a missing, unreadable or non-UTF-8 file is a one-line error."""
-    from wldetect.errors import WLDetectError
-
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as err:
         raise WLDetectError(f"{what} {path}: cannot be read ({err.strerror})") from None
     return decode_utf8(data, f"{what} {path}")
+
+
+def load_npy(path: str | Path, what: str) -> tuple[Path, np.ndarray]:
+    """A NumPy `.npy` array (never a pickle) and its path; a missing or unreadable file is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise WLDetectError(f"{path}: {what} file not found")
+    try:
+        return path, np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise WLDetectError(f"{path}: not a readable NumPy .npy array ({type(err).__name__})") from None
 
 
 # ------------------------------------------------------------------------------ safetensors, byte-stable
@@ -211,8 +218,6 @@ def lock_holder(lock: Path) -> int | None:
 
 
 def _refuse_if_held(lock: Path, directory: str | Path, what: str) -> None:
-    from wldetect.errors import WLDetectError
-
     holder = lock_holder(lock)
     if holder is not None:
         who = f"process {holder}" if holder > 0 else "another process"
@@ -231,8 +236,6 @@ def directory_lock(directory: str | Path, what: str = "output directory", lock: 
     no longer exists (killed, crashed) is stale and taken over. Re-entrant within one thread. `lock`: the
     lock file (default `lock_file(directory)`).
     """
-    from wldetect.errors import WLDetectError
-
     lock = (lock or lock_file(directory)).absolute()
     thread = threading.get_ident()
     with _held_guard:
@@ -273,8 +276,6 @@ def directory_lock(directory: str | Path, what: str = "output directory", lock: 
 def refuse_finished_run_record(path: str | Path, what: str = "output") -> None:
     """A path inside a run record (`runs/<id>/`) that is no longer running is refused: a run record keeps
     what its own notebook wrote, and no later command may add to it or replace it."""
-    from wldetect.errors import WLDetectError
-
     path = Path(path).absolute()
     for parent in [path, *path.parents]:
         manifest = parent / RUN_MANIFEST
@@ -318,8 +319,6 @@ def model_origin(directory: str | Path) -> str | None:
 
 def refuse_other_model(directory: str | Path, origin: str, overwrite: bool, what: str = "--output-dir") -> None:
     """Refuse to replace a model of another origin (see `model_origin`) unless `overwrite`."""
-    from wldetect.errors import WLDetectError
-
     found = model_origin(directory)
     if found is not None and found != origin and not overwrite:
         raise WLDetectError(
@@ -330,16 +329,12 @@ def refuse_other_model(directory: str | Path, origin: str, overwrite: bool, what
 
 def refuse_existing_file(path: str | Path, overwrite: bool, what: str = "output") -> None:
     """An existing output file (a mask, counts) is replaced only with --overwrite."""
-    from wldetect.errors import WLDetectError
-
     if Path(path).exists() and not overwrite:
         raise WLDetectError(f"{what} {path} already exists; give --overwrite to replace it")
 
 
 def check_output_directory(directory: str | Path, what: str = "output directory") -> Path:
     """Refuse, before any work, an output directory that is a file or cannot be created or written."""
-    from wldetect.errors import WLDetectError
-
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise WLDetectError(f"{what} {directory} is a file, not a directory")
@@ -386,7 +381,7 @@ class StagedDirectory:
         target = Path(target)
         return target.parent / f".{target.name}.staging"
 
-    def __enter__(self) -> "StagedDirectory":
+    def __enter__(self) -> StagedDirectory:
         check_output_directory(self.target, self.what)
         refuse_finished_run_record(self.target, self.what)
         # One writer at a time: a swapping writer holds the sibling lock, a file writer the one inside the

@@ -13,20 +13,23 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import unicodedata
-from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
+import scipy.sparse
 
+from wldetect.counting import load_per_language_counts, load_token_counts, per_language_paths, validate_counts
 from wldetect.errors import WLDetectError
-from wldetect.io import atomic_path, check_output_path
+from wldetect.io import atomic_path, check_output_path, load_npy
+from wldetect.plots import mask_coverage_figure, save_figure
+from wldetect.vocab import TokenTexts, token_texts
 
-if TYPE_CHECKING:  # pandas is imported where tables are built, not at import time
+if TYPE_CHECKING:
     from wldetect.counting import TokenizedCorpus
-    import pandas as pd
 
 DEFAULT_THRESHOLDS = (1, 5, 10, 50, 100)
 VALIDATION_LIMIT_PCT = 0.01  # the seed's check: masked tokens are < 0.01% of the training data
@@ -52,41 +55,9 @@ def parse_threshold(threshold: Any) -> int:
     return int(value)
 
 
-def validate_counts(counts: Any, source: str = "token counts") -> np.ndarray:
-    """Integer, non-negative, shape (V,) or (V, 1): returned as int64 (V,). `source` names the file in messages."""
-    counts = np.asarray(counts)
-    if counts.dtype == np.bool_ or not np.issubdtype(counts.dtype, np.integer):
-        raise WLDetectError(f"{source}: token counts must be an integer array, got dtype {counts.dtype}")
-    if not (counts.ndim == 1 or (counts.ndim == 2 and counts.shape[1] == 1)) or counts.shape[0] == 0:
-        raise WLDetectError(f"{source}: token counts must have shape (vocab_size,) or (vocab_size, 1), got {counts.shape}")
-    counts = counts.reshape(-1)
-    if counts.size and np.issubdtype(counts.dtype, np.signedinteger) and counts.min() < 0:
-        first = int(np.flatnonzero(counts < 0)[0])
-        raise WLDetectError(f"{source}: token counts must be >= 0, found {int(counts[first])} at token id {first}")
-    if counts.dtype == np.uint64 and counts.size and counts.max() > np.iinfo(np.int64).max:
-        raise WLDetectError(f"{source}: token counts too large for int64")
-    return counts.astype(np.int64, copy=False)
-
-
-def _load_npy(path: str | Path, what: str) -> tuple[Path, np.ndarray]:
-    path = Path(path)
-    if not path.is_file():
-        raise WLDetectError(f"{path}: {what} file not found")
-    try:
-        return path, np.load(path, allow_pickle=False)
-    except Exception as err:
-        raise WLDetectError(f"{path}: not a readable NumPy .npy array ({type(err).__name__})") from None
-
-
-def load_token_counts(path: str | Path) -> np.ndarray:
-    """Counts from `count-tokens` (or any integer .npy of shape (V,) or (V, 1)), validated, as int64 (V,)."""
-    path, counts = _load_npy(path, "token counts")
-    return validate_counts(counts, str(path))
-
-
 def load_token_mask(path: str | Path, vocab_size: int | None = None) -> np.ndarray:
     """A mask from `create-mask`: bool (V,), True = keep; `vocab_size` checks it against the counts or embeddings."""
-    path, mask = _load_npy(path, "token mask")
+    path, mask = load_npy(path, "token mask")
     if mask.dtype != np.bool_:
         raise WLDetectError(f"{path}: token mask must be a bool array, got dtype {mask.dtype}")
     if mask.ndim == 2 and mask.shape[1] == 1:
@@ -277,21 +248,8 @@ def create_mask(
 # --------------------------------------------------------------------------------------------- coverage
 
 
-def masked_share_by_threshold(counts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For every threshold t = 1 .. max count + 1: tokens masked and token occurrences masked (one sort, no loop)."""
-    counts = validate_counts(counts)
-    values, frequency = np.unique(counts, return_counts=True)
-    # Masking at threshold t removes every token with count < t, i.e. all distinct values below t.
-    thresholds = values + 1
-    tokens_masked = np.cumsum(frequency)
-    occurrences_masked = np.cumsum(values * frequency)
-    return thresholds, tokens_masked, occurrences_masked
-
-
 def threshold_table(counts: Any, thresholds: Sequence[Any] = DEFAULT_THRESHOLDS) -> pd.DataFrame:
     """What each threshold would mask: tokens (count, % of vocabulary) and share of training data."""
-    import pandas as pd
-
     counts = validate_counts(counts)
     total = int(counts.sum())
     rows = []
@@ -320,9 +278,6 @@ def language_impact(per_language, languages: Sequence[str], mask: np.ndarray) ->
     the corpus as a whole; the second keeps ratios of tiny numbers (0.0001% vs 0.00003%) from raising alarms.
     Sorted by masked occurrence share, most affected first.
     """
-    import pandas as pd
-    import scipy.sparse
-
     matrix = scipy.sparse.csr_matrix(per_language, copy=True)
     matrix.eliminate_zeros()
     mask = np.asarray(mask, dtype=bool).reshape(-1)
@@ -363,96 +318,6 @@ def language_impact(per_language, languages: Sequence[str], mask: np.ndarray) ->
     return table.sort_values(["masked_occurrences_pct", "language"], ascending=[False, True]).reset_index(drop=True)
 
 
-# ------------------------------------------------------------------------------------------ token scripts
-
-# Style words that precede the script in some names ("FULLWIDTH LATIN CAPITAL LETTER A" is LATIN), and first
-# words that are not scripts, renamed to what a reader expects.
-_STYLE_PREFIXES = {"FULLWIDTH", "HALFWIDTH", "MATHEMATICAL", "SUPERSCRIPT", "SUBSCRIPT", "CIRCLED", "PARENTHESIZED",
-                   "SQUARED", "NEGATIVE"}  # fmt: skip
-_RENAMES = {
-    "KATAKANA-HIRAGANA": "KATAKANA",  # the long-vowel mark ー
-    "FEMININE": "LATIN",  # ª
-    "MASCULINE": "LATIN",  # º
-    "MICRO": "GREEK",  # µ
-    "SCRIPT": "LETTERLIKE",  # ℓ
-    "DOUBLE-STRUCK": "LETTERLIKE",  # ℝ
-    "BLACK-LETTER": "LETTERLIKE",  # ℭ
-}
-BEYOND_TOKENIZER = "(beyond tokenizer)"
-SPECIAL = "(special)"
-
-
-def char_script(char: str) -> str | None:
-    """The script of a letter or mark: the first word of its Unicode name (LATIN, CYRILLIC, CJK, HANGUL ...).
-
-    Non-letters return None. Width and style prefixes are skipped ("FULLWIDTH LATIN ..." is LATIN); IPA
-    modifier letters (ʰ, ʼ) are MODIFIER.
-    """
-    if not unicodedata.category(char).startswith(("L", "M")):
-        return None
-    words = unicodedata.name(char, "").split()
-    while len(words) > 1 and words[0] in _STYLE_PREFIXES:
-        words = words[1:]
-    return _RENAMES.get(words[0], words[0]) if words else "UNKNOWN"
-
-
-def text_script(text: str) -> str:
-    """The most frequent script among a token's letters; tokens without letters are DIGIT, PUNCTUATION,
-    SYMBOL or SPACE, and U+FFFD (a byte-level fragment of a multi-byte character) is BYTE FRAGMENT."""
-    scripts = Counter(s for s in map(char_script, text) if s is not None)
-    if scripts:
-        return scripts.most_common(1)[0][0]
-    if "\ufffd" in text:
-        return "BYTE FRAGMENT"
-    categories = {unicodedata.category(c)[0] for c in text}
-    for category, name in (("N", "DIGIT"), ("P", "PUNCTUATION"), ("S", "SYMBOL"), ("Z", "SPACE")):
-        if category in categories:
-            return name
-    return "EMPTY" if not text.strip() else "OTHER"
-
-
-@dataclass
-class TokenTexts:
-    """Readable text and script of every embedding row (decoded once, in one Rust batch)."""
-
-    tokens: list[str]  # tokenizer.id_to_token, or BEYOND_TOKENIZER
-    texts: list[str]  # tokenizer.decode([id]), or BEYOND_TOKENIZER
-    scripts: np.ndarray  # object (V,)
-    tokenizer_size: int = 0
-
-
-def describe_tokens(tokenizer, ids: Sequence[int]) -> tuple[list[str], list[str], list[str]]:
-    """(token, decoded text, script) of each id; ids beyond the tokenizer's vocabulary are reported as such
-    (Gemma3 has 262,208 embedding rows for 262,145 tokens) rather than decoded to an empty string."""
-    size = int(tokenizer.get_vocab_size(with_added_tokens=True))
-    special = set()
-    decoder_map = getattr(tokenizer, "get_added_tokens_decoder", None)
-    if decoder_map is not None:
-        special = {i for i, token in decoder_map().items() if getattr(token, "special", False)}
-    ids = [int(i) for i in ids]
-    inside = [i for i in ids if i < size]
-    decoded = dict(zip(inside, tokenizer.decode_batch([[i] for i in inside], skip_special_tokens=False)))
-    tokens, texts, scripts = [], [], []
-    for i in ids:
-        if i >= size:
-            tokens.append(BEYOND_TOKENIZER)
-            texts.append(BEYOND_TOKENIZER)
-            scripts.append(BEYOND_TOKENIZER)
-            continue
-        token = tokenizer.id_to_token(i) or ""
-        tokens.append(token)
-        texts.append(decoded[i])
-        scripts.append(SPECIAL if i in special else text_script(decoded[i] or token))
-    return tokens, texts, scripts
-
-
-def token_texts(tokenizer, vocab_size: int) -> TokenTexts:
-    """Token, decoded text and script of every embedding row (decoded in one Rust batch)."""
-    tokens, texts, scripts = describe_tokens(tokenizer, range(vocab_size))
-    size = min(int(tokenizer.get_vocab_size(with_added_tokens=True)), vocab_size)
-    return TokenTexts(tokens, texts, np.asarray(scripts, dtype=object), size)
-
-
 def masked_token_sample(
     counts: Any, mask: np.ndarray, tokenizer, n: int = 40, seed: int = 0, include_unseen: bool = False,
     texts: TokenTexts | None = None,
@@ -462,8 +327,6 @@ def masked_token_sample(
     By default only masked tokens that do occur in the training data (count >= 1): the never-seen ones are the
     bulk of any mask and say nothing about what the data loses.
     """
-    import pandas as pd
-
     counts = validate_counts(counts)
     mask = np.asarray(mask, dtype=bool).reshape(-1)
     texts = texts or token_texts(tokenizer, counts.size)
@@ -487,8 +350,6 @@ def script_breakdown(counts: Any, mask: np.ndarray, tokenizer, texts: TokenTexts
 
     A script whose seen tokens are mostly masked points at a language whose characters the mask removes.
     """
-    import pandas as pd
-
     counts = validate_counts(counts)
     mask = np.asarray(mask, dtype=bool).reshape(-1)
     texts = texts or token_texts(tokenizer, counts.size)
@@ -561,18 +422,6 @@ def check_threshold_mask(token_mask: str | Path, counts: np.ndarray, threshold: 
             f"token mask {token_mask}: not the threshold-{threshold} mask of these counts ({differ:,} tokens differ); "
             "give the mask or the threshold alone"
         )
-
-
-def no_mask_record(vocab_size: int) -> dict[str, Any]:
-    """The mask record of a model trained without a mask: nothing masked, no threshold."""
-    return {
-        "threshold": None,
-        "vocab_size": int(vocab_size),
-        "tokens_masked": 0,
-        "vocab_masked_fraction": 0.0,
-        "occurrences_masked_fraction": 0.0,
-        "source": "no mask",
-    }
 
 
 def resolve_mask(config, corpus: TokenizedCorpus, token_mask=None, threshold: int | None = None) -> MaskInfo | None:
@@ -675,13 +524,9 @@ def mask_coverage(
 ) -> MaskCoverage:
     """The mask's coverage analysis and figure. Given a counts *path*, per-language counts saved next to it
     (by count-tokens) are used automatically."""
-    from wldetect.plots import _save, mask_coverage_figure
-
     if isinstance(token_counts, (str, Path)):
         counts = load_token_counts(token_counts)
         if per_language is None:
-            from wldetect.counting import per_language_paths, load_per_language_counts
-
             if all(p.is_file() for p in per_language_paths(token_counts)):
                 per_language, languages = load_per_language_counts(token_counts)
     else:
@@ -702,5 +547,5 @@ def mask_coverage(
         scripts = script_breakdown(counts, mask, tokenizer, texts)
         sample = masked_token_sample(counts, mask, tokenizer, n=sample_size, texts=texts)
     figure = mask_coverage_figure(counts, mask, threshold=threshold, language_impact=impact)
-    path = _save(figure, output) if output is not None else None
+    path = save_figure(figure, output) if output is not None else None
     return MaskCoverage(statistics, table, impact, scripts, sample, figure, path)

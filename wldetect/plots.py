@@ -14,7 +14,7 @@ import pandas as pd
 from wldetect.io import atomic_path, check_output_path
 
 
-def _save(fig, path: str | Path, dpi: int = 130) -> Path:
+def save_figure(fig, path: str | Path, dpi: int = 130) -> Path:
     path = check_output_path(path, (".png", ".pdf", ".svg"), "figure")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
@@ -34,7 +34,7 @@ def mask_coverage_figure(
     validation_limit_pct: float = 0.01,
     max_languages: int = 45,
 ):
-    """The mask at a glance, returned as a Figure so a notebook shows it inline (`_save` writes the PNG).
+    """The mask at a glance, returned as a Figure so a notebook shows it inline (`save_figure` writes the PNG).
 
     Top left: cumulative share of the vocabulary by token count, split into masked and kept tokens.
     Top right: share of training data the masked tokens carry at every threshold, against the seed's
@@ -214,7 +214,7 @@ def confusion_heatmap(
     ax.set_ylabel("gold language  (accuracy)")
     if title:
         ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------ step 5: comparison
@@ -293,7 +293,7 @@ def threshold_curves(overall: pd.DataFrame, path: str | Path, baseline: str, con
     right.set_title(f"Accuracy change with {confidence:.0%} paired bootstrap interval", fontsize=10)
     right.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def language_delta_bars(per_language: pd.DataFrame, path: str | Path, drop_threshold: float = 0.01) -> Path:
@@ -335,7 +335,7 @@ def language_delta_bars(per_language: pd.DataFrame, path: str | Path, drop_thres
     axes[0].set_yticklabels(order, fontsize=7)
     axes[0].set_ylim(n - 0.5, -0.5)  # largest drop at the top
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # -------------------------------------------------------------------------------------- step 3: training
@@ -379,4 +379,4 @@ def plot_training_curves(history, path: str | Path | None = None, smooth: int = 
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path) if path is not None else fig
+    return save_figure(fig, path) if path is not None else fig

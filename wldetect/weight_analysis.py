@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from safetensors.numpy import load_file
 
 from wldetect.artifacts import MASK_FILE, PROJECTION_FILE
+from wldetect.counting import load_token_counts, validate_counts
 from wldetect.errors import WLDetectError
 
 _UNCHANGED_ATOL = 1e-7
@@ -22,8 +24,6 @@ _UNCHANGED_ATOL = 1e-7
 
 def load_token_weights(model_path: str | Path) -> np.ndarray:
     """The learned per-token weights (V,) of an artifacts directory."""
-    from safetensors.numpy import load_file
-
     path = Path(model_path) / PROJECTION_FILE
     if not path.is_file():
         raise WLDetectError(f"{model_path}: no {PROJECTION_FILE} (not a trained artifacts directory)")
@@ -135,8 +135,6 @@ def analyse_weights(
     mask = load_artifact_mask(model_path, weights.size)
     counts = None
     if token_counts is not None:
-        from wldetect.masking import load_token_counts, validate_counts
-
         counts = load_token_counts(token_counts) if isinstance(token_counts, (str, Path)) else validate_counts(token_counts)
         if counts.size != weights.size:
             raise WLDetectError(f"token counts have {counts.size} entries but the model has {weights.size} token weights")

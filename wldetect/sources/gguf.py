@@ -24,10 +24,12 @@ import hashlib
 import importlib
 import importlib.resources
 import json
+import logging
 import mmap
 import os
 import struct
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -118,12 +120,10 @@ def _package_gguf(spec: ModelSpec) -> Path:
 
 
 def _package_version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, packages_distributions, version
-
-    for distribution in packages_distributions().get(package, []):
+    for distribution in metadata.packages_distributions().get(package, []):
         try:
-            return version(distribution)
-        except PackageNotFoundError:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
             continue
     return "unversioned"
 
@@ -281,9 +281,7 @@ def embedding_tensor(header: GGUFHeader, tensor_name: str) -> TensorInfo:
 
 
 def _gguf_version() -> str:
-    from importlib.metadata import version
-
-    return version("gguf")
+    return metadata.version("gguf")
 
 
 def _row_reader(path: Path, tensor: TensorInfo):
@@ -356,8 +354,6 @@ def tokenizer_file(spec: ModelSpec) -> Path:
 
 
 def _convert_tokenizer(path: Path):
-    import logging
-
     from transformers import AutoTokenizer
     from transformers.utils import logging as transformers_logging
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
 
 from wldetect.config import ModelSpec
 from wldetect.errors import WLDetectError
@@ -150,8 +151,6 @@ def locate_embedding_tensor(spec: ModelSpec) -> TensorLocation:
 
 
 def _tensor_names(shard: Path) -> list[str]:
-    from safetensors import safe_open
-
     try:
         with safe_open(str(shard), framework="pt") as handle:
             return list(handle.keys())
@@ -223,7 +222,6 @@ def _write_float32_cache(location: TensorLocation, cache_path: Path) -> str:
     """Convert the tensor to float32 block of rows by block of rows (torch reads bfloat16 slices, which
     safetensors' NumPy backend cannot)."""
     import torch
-    from safetensors import safe_open
 
     with safe_open(str(location.shard), framework="pt") as handle:
         tensor_slice = handle.get_slice(location.tensor_name)
