@@ -133,8 +133,8 @@ def test_counts_are_cached_and_the_output_is_still_written(project, tmp_path, ca
 
     second = count_tokens(config, output=tmp_path / "b" / "token_counts.npy")
     second_out = capsys.readouterr().out
-    assert second.from_cache and "Reusing cached token counts" in second_out and "Loaded" not in second_out
-    assert second.cache_path.parent == isolated_cache / "token_counts"
+    assert second.from_cache and "Reusing the token ids and counts cached" in second_out and "Loaded" not in second_out
+    assert second.cache_path.parent == isolated_cache / "tokenized"
     for a, b in zip((first.counts_path, *per_language_paths(first.counts_path)), (second.counts_path, *per_language_paths(second.counts_path))):
         assert b.read_bytes() == a.read_bytes()
     assert second.n_examples == 7

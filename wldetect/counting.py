@@ -535,6 +535,8 @@ def _load_cached(path: Path) -> tuple[np.ndarray, scipy.sparse.csr_matrix, list[
         TokenizedCorpus(token_ids_path(counts_path))
     except (OSError, ValueError, WLDetectError):
         return None
+    if not counts.any():  # never served: every mask built from all-zero counts would remove every token
+        return None
     return counts, per_language, languages, meta
 
 
