@@ -64,7 +64,7 @@ def main() -> None:
         methods[f"counting, num_workers={workers}"] = counting(workers)
 
     timings: dict[str, list[float]] = {name: [] for name in methods}
-    for name, method in methods.items():  # warm-up: page cache, rayon pool, allocator
+    for method in methods.values():  # warm-up: page cache, rayon pool, allocator
         method()
     for _ in range(args.repeats):
         for name, method in methods.items():

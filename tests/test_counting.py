@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import TINY_EXTRA_ROWS, TINY_LANGUAGES, tiny_vocabulary
 from tokenizers import Tokenizer
 
-from conftest import TINY_EXTRA_ROWS, TINY_LANGUAGES, tiny_vocabulary
 from wldetect.counting import TokenCounter, count_tokens, load_per_language_counts, per_language_paths
 from wldetect.errors import WLDetectError
 

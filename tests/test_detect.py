@@ -14,8 +14,8 @@ import torch
 from conftest import (
     TINY_EXTRA_ROWS,
     TINY_LANGUAGES,
-    tiny_sentences,
     module_tiny_project,
+    tiny_sentences,
     tiny_vocabulary,
 )
 from safetensors.numpy import load_file

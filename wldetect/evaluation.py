@@ -851,7 +851,6 @@ def evaluate(
     output: str | Path | None = None,
     evaluation_set: EvaluationSet | None = None,
     heatmap: bool = True,
-    recorded_model_path: str | Path | None = None,
 ) -> EvaluationResult:
     """Evaluate the artifacts in `model_path` on an evaluation set and save results, predictions and heatmap.
 
@@ -862,8 +861,7 @@ def evaluate(
 
     The three files are written to a staging directory and moved into place together when all are complete
     (`wldetect.io.StagedDirectory`), so a failure (full disk, unwritable directory) leaves no mix of old and
-    new files. `recorded_model_path`: the path the results name as the model (training evaluates its
-    outputs before they are swapped into their final directory, and records that directory).
+    new files.
     """
     model_path = _check_model_dir(model_path)
     table = _check_table(table)
@@ -884,7 +882,7 @@ def evaluate(
         predicted,
         confidence,
         languages,
-        model_path=Path(recorded_model_path) if recorded_model_path is not None else model_path,
+        model_path=model_path,
         table=table,
         mask=mask_statistics(model_path),
         seconds=seconds,

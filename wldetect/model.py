@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wldetect.pooling import POOLINGS
 from wldetect.errors import WLDetectError
+from wldetect.pooling import POOLINGS
 
 
 class LanguageDetectionModel(nn.Module):

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from wldetect.errors import WLDetectError
-from wldetect.executors import check_executor, detect_gpus, forwarded_env, gpus_per_task, init_ray, local_slots, patched_environ
+from wldetect.executors import (
+    check_executor,
+    detect_gpus,
+    forwarded_env,
+    gpus_per_task,
+    init_ray,
+    local_slots,
+    patched_environ,
+)
 from wldetect.runs import Run, create_run, open_run, project_root
 
 NOTEBOOKS = ["01_count_tokens", "02_create_mask", "03_train", "04_evaluate", "05_compare", "06_weight_analysis"]
