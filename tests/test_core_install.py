@@ -73,7 +73,7 @@ def trained(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("core-install-project")
     with module_tiny_project(root) as (config, _, _):
         config = load_training_config(config, {"training.epochs": 4})
-        return train(config, output_dir=root / "artifacts", verbose=False, run_evaluation=False).artifacts_dir
+        return train(config, output_dir=root / "artifacts", verbose=False).artifacts_dir
 
 
 @pytest.fixture(scope="module")

@@ -44,8 +44,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm  # the text bar: papermill and logs record it (tqdm.auto needs ipywidgets)
 
-from wldetect.artifacts import CHECKPOINT_DIR, HISTORY_FILE, previous_output_names, write_artifacts
+from wldetect.artifacts import CHECKPOINT_DIR, HISTORY_FILE, SUMMARY_FILE, previous_output_names, write_artifacts
 from wldetect.config import TrainingConfig, TrainingSection, load_training_config
 from wldetect.counting import TokenizedCorpus, cache_key, count_tokens, resolve_token_ids
 from wldetect.errors import WLDetectError
@@ -660,8 +661,6 @@ def _resume(state: TrainState, inputs: TrainingInputs, staged: StagedDirectory, 
 
 
 def _progress_bar(verbose: bool, total: int, initial: int):
-    from tqdm import tqdm  # the text bar: papermill and logs record it (tqdm.auto needs ipywidgets)
-
     return tqdm(total=total, initial=initial, disable=not verbose, unit="step", dynamic_ncols=True, mininterval=0.5)
 
 
@@ -675,8 +674,6 @@ def write_history(path: Path, history: list[dict[str, float]]) -> Path:
 
 
 def _write_summary(directory: Path, inputs: TrainingInputs, result: TrainingResult) -> Path:
-    from wldetect.artifacts import SUMMARY_FILE
-
     config = inputs.config
     rates = [h["examples_per_s"] for h in result.history if h.get("examples_per_s")]
     summary = {
