@@ -2,20 +2,35 @@
 
 For a trained artifacts directory (--model-path) and for a synthetic Gemma3-27B-sized table (262,208 tokens x
 148 languages, E3M4, logsumexp pooling) written here with the project's own writers next to the model's
-`tokenizer.json`, each figure is a ratio to a ceiling measured in the same run, on the same texts:
+`tokenizer.json`, each figure is a ratio to a ceiling measured in the same process, on the same texts, with
+the methods interleaved in small blocks over --repeats passes (medians; the first pass is a warm-up):
 
-- single text: `predict(text)` per text vs bare `tokenizer.encode(text).ids` per text (goal >= 0.8);
-- batch, 1 thread: `predict(texts)` with `num_threads=1` vs bare `encode_batch_fast(texts)`, both with the
-  tokenizer's own parallelism off (`TOKENIZERS_PARALLELISM=false`);
-- batch, all threads: `predict(texts)` with the defaults (every core, tokenizer parallelism on) vs the 1-thread
-  run (goal >= 1.7 on 2 cores);
-- load: `WLDetect.load` in a fresh process, vs the bare reading of its files (`Tokenizer.from_file` plus the
-  table's bytes); memory: the load's peak resident-set growth vs one float32 copy of the table.
+- single text: `predict(text)` per text vs bare `tokenizer.encode(text, add_special_tokens=False).ids` of the
+  detector's own tokenizer object (the same truncation settings), thread CPU time (goal >= 0.8). Also shown:
+  bare `encode_batch_fast([text])`, the call `predict` makes.
+- batch, 1 thread: `predict(texts)` with `num_threads=1` vs bare `encode_batch_fast(texts)` with the
+  tokenizer's own thread pool off, thread CPU time.
+- batch, all threads: `predict(texts)` with the default `num_threads` (every core) vs `num_threads=1`, wall
+  time (goal >= 1.7 on 2 cores). Also: how many cores `num_threads=1` used (process CPU / wall time) while
+  the tokenizer's pool is on by default, and bare `encode_batch_fast` on that pool, for reference.
+- load: `WLDetect.load` in a fresh process vs bare `Tokenizer.from_file` of its `tokenizer.json` in another,
+  alternately (medians); then the stages of a load, each timed in a fresh process.
+- memory: peak resident-set growth (VmHWM) of the load minus that of the bare `Tokenizer.from_file`, in
+  float32 copies of the table (goal: at most one; the memory-mapped table file's pages count too).
 
-One-thread figures are CPU time of the measuring thread (`time.thread_time`), so other processes on a shared
-machine do not count; all-thread figures are wall time. Methods are interleaved in small blocks over
---repeats passes and medians are reported. Then accuracy on --texts (languages the model lacks are left out
-and listed), with the count of texts answered None (no language evidence), and py3langid for reference.
+New texts and repeated texts. Gemma's tokenizer pre-tokenises nothing (its normalizer turns spaces into
+"▁", so its pre-tokenizer's split on " " never fires): a whole sentence under 256 bytes is one BPE "word",
+and the BPE model caches the ids of up to 10,000 words. A benchmark that passes over the same texts again
+measures cache hits (~40% cheaper), not tokenisation. "New texts" empty that cache before every timed block
+(`tokenizer.model._clear_cache()`, outside the timing), so that every text is tokenised as a text the
+process has not seen; "repeated texts" let the cache take the texts on the warm-up pass, so that the later
+passes hit it, as when the same texts come again. Both are printed.
+
+Each configuration runs in a fresh subprocess (so environment variables and first-use settings take
+effect; the default environment leaves TOKENIZERS_PARALLELISM and RAYON_NUM_THREADS unset). The machine
+may be shared: timings are noisy, which is why every figure is a ratio within one process and a median.
+Then accuracy on --texts (languages the model lacks are left out and listed), with the count of texts
+answered None (no language evidence), and py3langid for reference.
 
     .venv/bin/python benchmarks/bench_detect.py --model-path artifacts/demo \
         [--texts wldetect/data/pud] [--table e3m4] [--repeats 5] [--skip-synthetic] [--skip-py3langid]
@@ -41,6 +56,8 @@ sys.path.insert(0, str(REPO))  # this checkout's package, whatever the environme
 DEFAULT_TEXTS = REPO / "wldetect" / "data" / "pud"  # the PUD sentences shipped with the package
 GEMMA3_27B_ROWS, GEMMA3_27B_LANGUAGES = 262_208, 148
 BLOCK = 50  # texts per interleaved block of the single-text loops
+SINGLE_TEXTS = 2000  # per sample of the single-text loops, taken evenly over all languages
+ENVIRONMENT = ("TOKENIZERS_PARALLELISM", "RAYON_NUM_THREADS")
 
 # py3langid (ISO 639-1) -> FLORES-style codes of the demo languages; also used for its answers on others.
 ISO1_TO_CODE = {
@@ -53,34 +70,6 @@ ISO1_TO_CODE = {
     "hi": "hin_Deva", "bn": "ben_Beng", "ta": "tam_Taml", "zh": "cmn_Hans", "ja": "jpn_Jpan", "ko": "kor_Hang",
     "gl": "glg_Latn", "th": "tha_Thai",
 }  # fmt: skip
-
-# Run in a fresh process: load time and peak RSS growth of WLDetect.load, and of reading its files bare.
-LOAD_PROBE = r"""
-import json, sys, time
-sys.path.insert(0, sys.argv[1])
-from pathlib import Path
-from tokenizers import Tokenizer
-from wldetect.detect import WLDetect
-from wldetect.lookup import FILE_NAMES
-
-def peak_rss():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-
-path, table = Path(sys.argv[2]), sys.argv[3]
-before = peak_rss()  # first: the bare reading below would raise the high-water mark
-start = time.perf_counter()
-detector = WLDetect.load(path, table=table)
-seconds = time.perf_counter() - start
-peak_delta = peak_rss() - before
-start = time.perf_counter()
-Tokenizer.from_file(str(path / "tokenizer.json"))
-(path / FILE_NAMES[table]).read_bytes()
-bare = time.perf_counter() - start
-print(json.dumps({"load_s": seconds, "bare_read_s": bare, "peak_rss_delta": peak_delta,
-                  "float32_table_bytes": detector.pooler.rows[:, :-1].nbytes}))
-"""
 
 
 def read_texts(directory: Path) -> tuple[list[str], list[str]]:
@@ -95,101 +84,231 @@ def read_texts(directory: Path) -> tuple[list[str], list[str]]:
     return texts, gold
 
 
-def tokenizer_parallelism(enabled: bool) -> None:
-    """The tokenizer reads this variable at every batch call (the benchmark itself is single-threaded)."""
-    os.environ["TOKENIZERS_PARALLELISM"] = "true" if enabled else "false"
+# ------------------------------------------------------------------------------ probes (fresh processes)
 
 
-def median_times(methods: dict, repeats: int, clock) -> dict[str, float]:
-    """Median seconds per method over `repeats` interleaved passes (first pass: warm-up, not counted)."""
-    timings: dict[str, list[float]] = {name: [] for name in methods}
-    for repeat in range(repeats + 1):
-        order = list(methods.items()) if repeat % 2 else list(reversed(methods.items()))
-        for name, (setup, method) in order:
-            setup()
-            start = clock()
-            method()
-            if repeat:
-                timings[name].append(clock() - start)
-    return {name: statistics.median(times) for name, times in timings.items()}
+def rss(field: str = "VmHWM") -> int:
+    """Peak (VmHWM) or current (VmRSS) resident set size of this process, bytes."""
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
-def single_text_times(detector, texts: list[str], repeats: int) -> tuple[float, float]:
-    """Thread CPU seconds of bare `encode(...).ids` and of `predict(text)` over `texts`, alternating blocks of
-    BLOCK texts so that both see the same machine state; medians over the passes."""
-    encode, predict = detector.tokenizer.encode, detector.predict
-    encode_times, predict_times = [], []
-    for repeat in range(repeats + 1):
-        encode_total = predict_total = 0.0
-        for start in range(0, len(texts), BLOCK):
-            block = texts[start : start + BLOCK]
-            for which in ((0, 1) if (start // BLOCK + repeat) % 2 else (1, 0)):
-                begin = time.thread_time()
-                if which == 0:
-                    for text in block:
-                        encode(text, add_special_tokens=False).ids
-                    encode_total += time.thread_time() - begin
-                else:
-                    for text in block:
-                        predict(text)
-                    predict_total += time.thread_time() - begin
-        if repeat:
-            encode_times.append(encode_total)
-            predict_times.append(predict_total)
-    return statistics.median(encode_times), statistics.median(predict_times)
+def clear_word_cache(tokenizer) -> None:
+    """Empty the tokenizer model's word cache (BPE models have one; `_clear_cache` is the bindings' own)."""
+    clear = getattr(tokenizer.model, "_clear_cache", None)
+    if clear is not None:
+        clear()
 
 
-def measure_speed(label: str, path: Path, table: str, texts: list[str], repeats: int) -> None:
+def probe_single(path: Path, table: str, texts: list[str], repeats: int) -> dict:
+    """Thread CPU seconds per text of bare `encode(...).ids`, bare `encode_batch_fast([text])` and
+    `predict(text)`, in blocks of BLOCK texts whose method order rotates, for repeated then new texts."""
     from wldetect import WLDetect
 
-    tokenizer_parallelism(False)
-    one_thread = WLDetect.load(path, table=table, num_threads=1)
-    all_threads = WLDetect.load(path, table=table)
-    single_texts = texts[:3000]
-    encode_s, predict_s = single_text_times(one_thread, single_texts, repeats)
-    bare = one_thread.tokenizer.encode_batch_fast
-    cpu = median_times(
-        {
-            "bare": (lambda: tokenizer_parallelism(False), lambda: bare(texts, add_special_tokens=False)),
-            "predict": (lambda: tokenizer_parallelism(False), lambda: one_thread.predict(texts)),
-        },
-        repeats,
-        time.thread_time,
-    )
-    wall = median_times(
-        {
-            "1 thread": (lambda: tokenizer_parallelism(False), lambda: one_thread.predict(texts)),
-            "all": (lambda: tokenizer_parallelism(True), lambda: all_threads.predict(texts)),
-        },
-        repeats,
-        time.perf_counter,
-    )
-    tokenizer_parallelism(False)
-    load = json.loads(
-        subprocess.run(
-            [sys.executable, "-c", LOAD_PROBE, str(REPO), str(path), table],
-            check=True, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "true"},
-        ).stdout
-    )  # fmt: skip
+    detector = WLDetect.load(path, table=table, num_threads=1)
+    tokenizer = detector.tokenizer
 
-    rows = [
-        ("single text: predict(text)", len(single_texts) / predict_s, "bare encode(text)", encode_s / predict_s, 0.8),
-        ("batch, 1 thread: predict(list)", len(texts) / cpu["predict"], "bare encode_batch_fast",
-         cpu["bare"] / cpu["predict"], 0.9),
-        (f"batch, {all_threads.num_threads} threads: predict(list)", len(texts) / wall["all"], "1 thread (wall)",
-         wall["1 thread"] / wall["all"], 1.7),
-    ]  # fmt: skip
-    print(f"\n{label}: {path} ({table}, {one_thread.pooling} pooling, {len(one_thread.languages)} languages, "
-          f"{one_thread.pooler.rows.shape[0]:,} table rows)")  # fmt: skip
-    print(f"  {'':<36} {'texts/s':>10}  {'ratio':>6}  {'to':<24} goal")
-    for name, rate, ceiling, ratio, goal in rows:
-        print(f"  {name:<36} {rate:>10,.0f}  {ratio:>6.2f}  {ceiling:<24} >= {goal}")
-    print(f"  single text: bare encode {len(single_texts) / encode_s:,.0f} texts/s; fixed cost of predict over "
-          f"encode {(predict_s - encode_s) / len(single_texts) * 1e6:.1f} us per call (thread CPU time)")
-    print(f"  load: {load['load_s']:.3f} s ({load['load_s'] / load['bare_read_s']:.2f}x reading its files bare, "
-          f"{load['bare_read_s']:.3f} s); peak RSS +{load['peak_rss_delta'] / 2**20:,.0f} MiB = "
-          f"{load['peak_rss_delta'] / load['float32_table_bytes']:.2f}x one float32 copy of the table "
-          f"({load['float32_table_bytes'] / 2**20:,.0f} MiB)")  # fmt: skip
+    def encode(block):
+        for text in block:
+            _ = tokenizer.encode(text, add_special_tokens=False).ids
+
+    def encode_batch_fast(block):
+        for text in block:
+            _ = tokenizer.encode_batch_fast([text], add_special_tokens=False)[0].ids
+
+    def predict(block):
+        for text in block:
+            detector.predict(text)
+
+    methods = {"encode": encode, "encode_batch_fast": encode_batch_fast, "predict": predict}
+    orders = [list(methods)[i:] + list(methods)[:i] for i in range(len(methods))]
+    orders += [order[::-1] for order in orders]
+    step = max(1, len(texts) // (2 * SINGLE_TEXTS))
+    samples = {"repeated": texts[::step][::2][:SINGLE_TEXTS], "new": texts[::step][1::2][:SINGLE_TEXTS]}
+    result = {}
+    for case in ("repeated", "new"):
+        sample = samples[case]
+        totals = {name: [] for name in methods}
+        for repeat in range(repeats + 1):
+            spent = dict.fromkeys(methods, 0.0)
+            for i, start in enumerate(range(0, len(sample), BLOCK)):
+                block = sample[start : start + BLOCK]
+                for name in orders[(i + repeat) % len(orders)]:
+                    if case == "new":
+                        clear_word_cache(tokenizer)
+                    begin = time.thread_time()
+                    methods[name](block)
+                    spent[name] += time.thread_time() - begin
+            if repeat:
+                for name in methods:
+                    totals[name].append(spent[name] / len(sample))
+        result[case] = {name: statistics.median(times) for name, times in totals.items()}
+    return result
+
+
+def probe_batch(path: Path, table: str, texts: list[str], repeats: int, case: str) -> dict:
+    """`predict(texts)` with num_threads=1 and with the default, and bare `encode_batch_fast(texts)` with
+    the tokenizer's pool off and on: wall, thread CPU and process CPU seconds, interleaved passes."""
+    from wldetect import WLDetect
+    from wldetect.tokenization import tokenizer_parallelism_off
+
+    one, every = WLDetect.load(path, table=table, num_threads=1), WLDetect.load(path, table=table)
+
+    def bare_serial():
+        with tokenizer_parallelism_off():
+            one.tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+
+    methods = {
+        "1 thread": lambda: one.predict(texts),
+        "all threads": lambda: every.predict(texts),
+        "bare, pool off": bare_serial,
+        "bare, pool on": lambda: one.tokenizer.encode_batch_fast(texts, add_special_tokens=False),
+    }
+    clocks = {"wall": time.perf_counter, "thread": time.thread_time, "process": time.process_time}
+    totals = {name: {clock: [] for clock in clocks} for name in methods}
+    for repeat in range(repeats + 1):
+        for name in list(methods)[:: 1 if repeat % 2 else -1]:
+            if case == "new":
+                clear_word_cache(one.tokenizer)
+                clear_word_cache(every.tokenizer)
+            begin = {clock: read() for clock, read in clocks.items()}
+            methods[name]()
+            if repeat:
+                for clock, read in clocks.items():
+                    totals[name][clock].append(read() - begin[clock])
+    return {
+        "num_threads": every.num_threads,
+        "environment": {name: os.environ.get(name) for name in ENVIRONMENT},
+        **{name: {clock: statistics.median(v) for clock, v in times.items()} for name, times in totals.items()},
+    }
+
+
+def probe_load(path: Path, table: str, what: str) -> dict:
+    """Seconds and peak RSS growth of `WLDetect.load`, or of bare `Tokenizer.from_file`, or the stages of a
+    load (the calls `WLDetect.load` makes, one after the other)."""
+    import yaml
+    from tokenizers import Tokenizer
+
+    from wldetect.detect import WLDetect, _inference_settings, available_cores, evidence_tokens
+    from wldetect.lookup import FILE_NAMES, load_lookup_table
+    from wldetect.pooling import TablePooler
+
+    before, resident = rss(), rss("VmRSS")
+    start = time.perf_counter()
+    if what == "load":
+        detector = WLDetect.load(path, table=table)
+        seconds = time.perf_counter() - start
+        return {"s": seconds, "peak": rss() - before, "resident": rss("VmRSS") - resident,
+                "float32": detector.pooler.rows[:-1, :-1].nbytes}  # fmt: skip
+    if what == "bare":
+        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        seconds = time.perf_counter() - start
+        return {"s": seconds, "peak": rss() - before, "resident": rss("VmRSS") - resident, "kept": bool(tokenizer)}
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    stages = {"Tokenizer.from_file": time.perf_counter() - start}
+    start = time.perf_counter()
+    lookup = load_lookup_table(path / FILE_NAMES[table])
+    evidence = evidence_tokens(tokenizer, lookup.shape[0])
+    stages["evidence_tokens"] = time.perf_counter() - start
+    start = time.perf_counter()
+    config = yaml.safe_load((path / "model_config.yaml").read_text(encoding="utf-8"))
+    TablePooler(lookup, _inference_settings(config, path)[0], evidence, available_cores())
+    stages["table (TablePooler)"] = time.perf_counter() - start
+    return stages
+
+
+def run_probe(env: dict | None, *args: str) -> dict:
+    environment = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT} | (env or {})
+    command = [sys.executable, __file__, "--probe", *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=environment)
+    if result.returncode:
+        sys.exit(f"probe {' '.join(args)} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def measure(label: str, path: Path, table: str, texts_dir: Path, repeats: int) -> None:
+    n = len(read_texts(texts_dir)[0])
+    common = [str(path), table, str(texts_dir), str(repeats)]
+    info = run_probe(None, "info", str(path), table)
+    single = run_probe(None, "single", *common)
+    batch = {case: run_probe(None, "batch", *common, case) for case in ("new", "repeated")}
+    off = run_probe({"TOKENIZERS_PARALLELISM": "false", "RAYON_NUM_THREADS": "1"}, "batch", *common, "new")
+    loads = {"load": [], "bare": []}
+    for _ in range(max(3, repeats)):
+        for what in loads:
+            loads[what].append(run_probe(None, "load", str(path), table, what))
+    stages = run_probe(None, "load", str(path), table, "stages")
+
+    print(f"\n{label}: {path} ({table}, {info['pooling']} pooling, {info['languages']} languages, "
+          f"{info['rows']:,} table rows)")  # fmt: skip
+    print(f"  {'':<46} {'texts/s':>8}  {'ratio':>5}  {'to (same process, same texts)':<38} goal")
+    rows = []
+    for case in ("new", "repeated"):
+        one = single[case]
+        rows.append((f"single text, {case} texts: predict(text)", 1 / one["predict"],
+                     one["encode"] / one["predict"], "bare encode(text).ids", ">= 0.8"))  # fmt: skip
+    for case in ("new", "repeated"):
+        b = batch[case]
+        rows.append((f"batch, {case} texts, 1 thread: predict(list)", n / b["1 thread"]["thread"],
+                     b["bare, pool off"]["thread"] / b["1 thread"]["thread"], "bare encode_batch_fast, pool off", ""))
+        rows.append((f"batch, {case} texts, {b['num_threads']} threads: predict(list)", n / b["all threads"]["wall"],
+                     b["1 thread"]["wall"] / b["all threads"]["wall"], "predict(list), num_threads=1 (wall)",
+                     ">= 1.7"))  # fmt: skip
+    for name, rate, ratio, ceiling, goal in rows:
+        print(f"  {name:<46} {rate:>8,.0f}  {ratio:>5.2f}  {ceiling:<38} {goal}")
+    for case in ("new", "repeated"):
+        us = {name: seconds * 1e6 for name, seconds in single[case].items()}
+        print(f"  single text, {case} texts, us per text (thread CPU): bare encode {us['encode']:.1f}, bare "
+              f"encode_batch_fast([text]) {us['encode_batch_fast']:.1f}, predict {us['predict']:.1f} = "
+              f"encode_batch_fast([text]) + {us['predict'] - us['encode_batch_fast']:.1f}")  # fmt: skip
+    b = batch["new"]
+
+    def cores(run: dict) -> float:
+        return run["process"] / run["wall"]
+
+    print(f"  cores used (process CPU / wall), new texts: num_threads=1 {cores(b['1 thread']):.2f} with the "
+          f"environment unset (the tokenizer's pool on by default) and {cores(off['1 thread']):.2f} with "
+          f"TOKENIZERS_PARALLELISM=false RAYON_NUM_THREADS=1 ({n / off['1 thread']['wall']:,.0f} vs "
+          f"{n / b['1 thread']['wall']:,.0f} texts/s); {b['num_threads']} threads {cores(b['all threads']):.2f}; "
+          f"bare encode_batch_fast on the pool {cores(b['bare, pool on']):.2f}")  # fmt: skip
+    print(f"  all cores, new texts: predict(list) = {b['bare, pool on']['wall'] / b['all threads']['wall']:.2f}x "
+          f"bare encode_batch_fast on the tokenizer's own pool ({n / b['bare, pool on']['wall']:,.0f} texts/s)")
+    load_s, bare_s = (statistics.median(r["s"] for r in loads[what]) for what in ("load", "bare"))
+    print(f"  load: {load_s:.3f} s = {load_s / bare_s:.2f}x bare Tokenizer.from_file ({bare_s:.3f} s); medians of "
+          f"{len(loads['load'])} fresh processes each. Stages: "
+          + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in stages.items()))  # fmt: skip
+    peak, resident = ({what: statistics.median(r[kind] for r in loads[what]) for what in loads}
+                      for kind in ("peak", "resident"))  # fmt: skip
+    float32, mib = loads["load"][0]["float32"], 2**20
+    beyond = resident["load"] - resident["bare"]
+    print(f"  memory: peak RSS +{peak['load'] / mib:,.0f} MiB (bare Tokenizer.from_file +{peak['bare'] / mib:,.0f} "
+          f"MiB), resident after it +{resident['load'] / mib:,.0f} MiB (bare +{resident['bare'] / mib:,.0f} MiB); "
+          f"beyond the tokenizer's: peak {(peak['load'] - peak['bare']) / float32:.2f}x, resident "
+          f"{beyond / float32:.2f}x one float32 copy of the table ({float32 / mib:,.0f} MiB). What the detector "
+          f"holds: the one float32 array (1.00x) and the memory-mapped table file's pages "
+          f"({info['file_bytes'] / float32:.2f}x); the rest is allocator slack, or heap the tokenizer freed and the "
+          "load reused (negative)")  # fmt: skip
+
+
+def probe_info(path: Path, table: str) -> dict:
+    import yaml
+
+    from wldetect.detect import _inference_settings
+    from wldetect.lookup import FILE_NAMES, load_lookup_table
+
+    config = yaml.safe_load((path / "model_config.yaml").read_text(encoding="utf-8"))
+    lookup = load_lookup_table(path / FILE_NAMES[table])
+    return {
+        "pooling": _inference_settings(config, path)[0],
+        "languages": lookup.shape[1],
+        "rows": lookup.shape[0],
+        "file_bytes": lookup.stored.nbytes,
+    }
 
 
 def write_synthetic_model(directory: Path, tokenizer_json: Path) -> Path:
@@ -245,7 +364,27 @@ def report_accuracy(path: Path, table: str, texts: list[str], gold: list[str], s
     print(f"  py3langid (the model's {len(iso1)} languages): {constrained:.2%}")
 
 
+def probe(args: list[str]) -> None:
+    kind, path, table = args[0], Path(args[1]), args[2]
+    if kind in ("single", "batch"):
+        texts = read_texts(Path(args[3]))[0]
+        repeats = int(args[4])
+        result = (
+            probe_single(path, table, texts, repeats)
+            if kind == "single"
+            else probe_batch(path, table, texts, repeats, args[5])
+        )
+    elif kind == "load":
+        result = probe_load(path, table, args[3])
+    else:
+        result = probe_info(path, table)
+    print(json.dumps(result))
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--probe"]:
+        probe(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-path", type=Path, default=REPO / "artifacts" / "demo")
     parser.add_argument("--texts", type=Path, default=DEFAULT_TEXTS if DEFAULT_TEXTS.is_dir() else None)
@@ -262,14 +401,15 @@ def main() -> None:
     load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"{texts_dir}: {len(texts):,} texts; {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
-        f"(load average {load_average:.1f} at start), Python {platform.python_version()}"
+        f"(load average {load_average:.1f} at start: the machine may be shared), Python {platform.python_version()}"
     )
-    measure_speed("Trained model", args.model_path, args.table, texts, args.repeats)
+    measure("Trained model", args.model_path.resolve(), args.table, texts_dir, args.repeats)
     if not args.skip_synthetic:
         with tempfile.TemporaryDirectory(prefix="wldetect-bench-") as tmp:
             synthetic = write_synthetic_model(Path(tmp), args.model_path / "tokenizer.json")
-            measure_speed("Synthetic Gemma3-27B-sized table", synthetic, "e3m4", texts, args.repeats)
+            measure("Synthetic Gemma3-27B-sized table", synthetic, "e3m4", texts_dir, args.repeats)
     report_accuracy(args.model_path, args.table, texts, gold, args.skip_py3langid)
+    print(f"(load average {os.getloadavg()[0]:.1f} at the end)" if hasattr(os, "getloadavg") else "")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ import torch
 from conftest import (
     TINY_EXTRA_ROWS,
     TINY_LANGUAGES,
-    tiny_sentences,
     module_tiny_project,
+    tiny_sentences,
     tiny_vocabulary,
 )
 from safetensors.numpy import load_file
@@ -234,11 +234,96 @@ def test_single_batch_one_and_many_threads_agree(trained, pooling):
     singles = [one.predict(text) for text in texts]
     for results in (batch_many, singles):
         assert [r and r[0] for r in results] == [r and r[0] for r in batch_one]
-        np.testing.assert_allclose(
-            [r[1] for r in results if r], [r[1] for r in batch_one if r], rtol=1e-6, atol=0
-        )
+        np.testing.assert_allclose([r[1] for r in results if r], [r[1] for r in batch_one if r], rtol=1e-6, atol=0)
     assert sum(r is None for r in batch_one) == 2 * 6  # "", "   " and the four texts without evidence
     assert [one.predict(t, top_k=2) for t in texts[:50]] == one.predict(texts[:50], top_k=2)
+    # the logits themselves are the same bits: alone, in a batch, on one thread or four
+    logits, has_evidence = one.pooled_logits(texts)
+    logits_many, has_evidence_many = many.pooled_logits(texts)
+    np.testing.assert_array_equal(logits_many, logits)
+    np.testing.assert_array_equal(has_evidence_many, has_evidence)
+    for text, row, evidence in zip(texts, logits, has_evidence):
+        alone = one._pooled_logits_of_one(text)
+        assert (alone is not None) == evidence, text
+        if evidence:
+            np.testing.assert_array_equal(alone, row)
+    # truncation at max_sequence_length is the same for one text and for a list
+    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    table = load_lookup_table(directory / "lookup_table_fp8_e3m4.safetensors")
+    short = WLDetect(table, TINY_LANGUAGES, tokenizer, pooling=pooling, max_sequence_length=4, num_threads=2)
+    long_texts = [" ".join(texts[i : i + 6]) for i in range(0, 300, 6)]  # sentences only: evidence in any 4 tokens
+    np.testing.assert_array_equal(
+        np.stack([short._pooled_logits_of_one(text) for text in long_texts]), short.pooled_logits(long_texts)[0]
+    )
+    first_four = [" ".join(tokenizer.encode(text, add_special_tokens=False).tokens[:4]) for text in long_texts]
+    assert [r[0] for r in short.predict(long_texts)] == [r[0] for r in short.predict(first_four)]
+
+
+@pytest.mark.parametrize("pooling", ["logsumexp", "max", "average"])
+@pytest.mark.parametrize("n_languages", [1, 3, 149])
+def test_a_text_pools_to_the_same_bits_alone_and_in_any_batch(pooling, n_languages):
+    """`pool_one` and `pool_in_groups` (sorted, padded groups) give every text the same bits, whatever the
+    batch, its order and the group the text lands in; one language (two columns) and 149 included."""
+    rng = np.random.default_rng(n_languages)
+    table = (rng.standard_normal((300, n_languages)) * 8).astype(np.float32)
+    table[7] = -150.0  # logsumexp: a text made of this token only goes the exact way, alone and in a batch
+    evidence = rng.random(300) > 0.2
+    evidence[7] = True
+    pooler = TablePooler(table, pooling, evidence)
+    lengths = np.concatenate([rng.integers(1, 40, 300), rng.integers(200, 900, 6), [1, 2, 5]])
+    ids = rng.integers(0, 300, int(lengths.sum()))
+    starts = np.cumsum(lengths) - lengths
+    ids[starts[-1] : starts[-1] + 5] = 7
+    logits, has_evidence = pooler.pool_in_groups(ids, starts, lengths)
+    order = rng.permutation(len(lengths))
+    shuffled, shuffled_evidence = pooler.pool_in_groups(ids, starts[order], lengths[order])
+    np.testing.assert_array_equal(shuffled, logits[order])
+    np.testing.assert_array_equal(shuffled_evidence, has_evidence[order])
+    some = pooler.pool_in_groups(ids, starts[::7], lengths[::7])[0]
+    np.testing.assert_array_equal(some, logits[::7])
+    for start, length, row, found in zip(starts, lengths, logits, has_evidence):
+        alone = pooler.pool_one(ids[start : start + length].tolist())
+        assert (alone is not None) == (found > 0)
+        if alone is not None:
+            np.testing.assert_array_equal(alone, row)
+    assert np.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("setting", [None, "true", "false"])
+def test_a_list_runs_without_the_tokenizers_own_threads_and_leaves_the_setting_alone(trained, monkeypatch, setting):
+    """Each chunk is encoded with TOKENIZERS_PARALLELISM=false (num_threads is all the parallelism), and the
+    variable is as the user left it afterwards: unset stays unset."""
+    import wldetect.detect as detect_module
+
+    if setting is None:
+        monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    else:
+        monkeypatch.setenv("TOKENIZERS_PARALLELISM", setting)
+    seen = []
+    original = detect_module.encode_texts
+
+    def recording(tokenizer, texts):
+        seen.append(os.environ.get("TOKENIZERS_PARALLELISM"))
+        return original(tokenizer, texts)
+
+    monkeypatch.setattr(detect_module, "encode_texts", recording)
+    texts = agreement_texts()
+    for num_threads in (1, 3):
+        detector = WLDetect.load(trained["artifacts"], num_threads=num_threads)
+        detector.predict(texts)
+        with pytest.raises(WLDetectError, match="expected str"):
+            detector.predict(texts + [7])
+    assert len(seen) > 2 and set(seen) == {"false"}
+    assert os.environ.get("TOKENIZERS_PARALLELISM") == setting
+
+
+def test_num_threads_defaults_to_the_available_cores(trained):
+    expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert WLDetect.load(trained["artifacts"]).num_threads == expected
+    assert WLDetect.load(trained["artifacts"], num_threads=1).num_threads == 1
+    for bad in (0, -2, 1.5, True, "2"):
+        with pytest.raises(WLDetectError, match="num_threads must be a positive integer"):
+            WLDetect.load(trained["artifacts"], num_threads=bad)
 
 
 def test_no_answer_without_language_evidence(trained):
@@ -269,6 +354,27 @@ def test_evidence_rule_on_a_byte_fallback_sentencepiece_vocabulary():
     assert not evidence[len(vocabulary) :].any()
     with pytest.raises(WLDetectError, match="the tokenizer has 13 token ids but the lookup table only 12 rows"):
         evidence_tokens(tokenizer, 12)
+
+
+def test_evidence_mask_is_the_letter_rule_token_by_token(monkeypatch):
+    """The vectorised mask (code points, each distinct one tested once, blocks of tokens) says what a
+    regular-expression search per token says, on tokens of many scripts, and across block boundaries."""
+    import re
+
+    from tokenizers import Tokenizer, models
+
+    import wldetect.detect as detect_module
+
+    tokens = ["<unk>", "▁", "▁the", "##ing", "!", "42", "٣", "½", "²", "🙂", "é", "中文", "ن", "Ω", "_", "a_b"]
+    tokens += ["ǅ", "\u0301", "x\u0301", "\t", "·", "ⅷ", "𝒳", "e\u200d", "--", "๑", "ก", "ᄀ", "ー", "〇"]
+    rng = np.random.default_rng(0)
+    alphabet = [chr(c) for c in rng.integers(0x20, 0x2FFFF, 400) if not 0xD800 <= c < 0xE000]
+    tokens += sorted({"".join(rng.choice(alphabet, int(rng.integers(1, 4)))) for _ in range(300)} - set(tokens))
+    tokenizer = Tokenizer(models.WordLevel({t: i for i, t in enumerate(tokens)}, unk_token="<unk>"))
+    monkeypatch.setattr(detect_module, "_TOKENS_PER_EVIDENCE_BLOCK", 7)
+    evidence = detect_module.evidence_tokens(tokenizer, len(tokens) + 3)
+    expected = [bool(re.search(r"[^\W\d_]", t)) and t != "<unk>" for t in tokens] + [False] * 3
+    assert evidence.tolist() == expected
 
 
 # ------------------------------------------------------------------------------- bad input, one line each
@@ -386,6 +492,79 @@ def test_corrupt_projection_is_one_line_in_filter_lookup(trained, tmp_path):
 def test_load_keeps_one_float32_copy_of_the_table(trained):
     detector = WLDetect.load(trained["artifacts"])
     float32_arrays = [a for a in vars(detector.pooler).values() if isinstance(a, np.ndarray) and a.ndim == 2]
-    assert [a.shape for a in float32_arrays] == [(V, len(TINY_LANGUAGES) + 1)]  # rows + the evidence column
+    # one row per token and the padding row; a column per language and the evidence column
+    assert [a.shape for a in float32_arrays] == [(V + 1, len(TINY_LANGUAGES) + 1)]
     assert isinstance(detector.pooler.source.stored, np.memmap)  # the stored table stays on disk
     np.testing.assert_array_equal(detector.table, WLDetect.load(trained["artifacts"]).pooler.source.values)
+
+
+# ---------------------------------------------------------------------------------------- from_pretrained
+
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+def write_hub_cache(artifacts: Path, cache: Path, repo: str = "owner/name") -> Path:
+    """A Hugging Face hub cache holding the model's files as `snapshot_download` leaves them."""
+    import shutil
+
+    from wldetect.artifacts import MODEL_CONFIG_FILE, TOKENIZER_FILE
+    from wldetect.lookup import FILE_NAMES
+
+    root = cache / ("models--" + repo.replace("/", "--"))
+    snapshot = root / "snapshots" / REVISION
+    snapshot.mkdir(parents=True)
+    for name in (MODEL_CONFIG_FILE, TOKENIZER_FILE, FILE_NAMES["e3m4"], FILE_NAMES["fp32"]):
+        shutil.copy(artifacts / name, snapshot / name)
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text(REVISION)
+    return cache
+
+
+def test_from_pretrained_reads_a_hub_cache_offline(trained, tmp_path):
+    cache = write_hub_cache(trained["artifacts"], tmp_path / "hub")
+    texts = agreement_texts()
+    (tmp_path / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+    code = (
+        "import json, sys\n"
+        "from wldetect import WLDetect\n"
+        "from wldetect.errors import WLDetectError\n"
+        "texts = json.loads(open(sys.argv[1], encoding='utf-8').read())\n"
+        "out = {'e3m4': WLDetect.from_pretrained('owner/name').predict(texts),\n"
+        "       'fp32': WLDetect.from_pretrained('owner/name', table='fp32', revision=sys.argv[2]).predict(texts)}\n"
+        "try:\n"
+        "    WLDetect.from_pretrained('owner/absent')\n"
+        "except WLDetectError as error:\n"
+        "    out['error'] = str(error)\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "texts.json"), REVISION],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    for table in ("e3m4", "fp32"):
+        expected = WLDetect.load(trained["artifacts"], table=table).predict(texts)
+        assert [r and r[0] for r in out[table]] == [r and r[0] for r in expected]
+        np.testing.assert_allclose([r[1] for r in out[table] if r], [r[1] for r in expected if r], rtol=1e-6)
+    assert out["error"].startswith("owner/absent: could not fetch the model from the hub (")
+    assert "\n" not in out["error"]
+
+
+def test_from_pretrained_local_directories_and_one_line_errors(trained, tmp_path, monkeypatch):
+    texts = agreement_texts()[:40]
+    expected = WLDetect.load(trained["artifacts"]).predict(texts)
+    assert WLDetect.from_pretrained(trained["artifacts"]).predict(texts) == expected
+    assert WLDetect.from_pretrained(str(trained["artifacts"]), num_threads=1).predict(texts) == expected
+    for name in ("no-such-dir", "./owner/name", "a/b/c", tmp_path / "absent"):
+        with pytest.raises(WLDetectError) as error:
+            WLDetect.from_pretrained(name)
+        assert_one_line(error, f"{name}: not a local directory and not a hub repo id (owner/name)")
+    with pytest.raises(WLDetectError) as error:
+        WLDetect.from_pretrained("owner/name", table="fp16")
+    assert_one_line(error, "table 'fp16': expected one of e3m4, e4m3fn, fp32")
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if the [hub] extra were not installed
+    with pytest.raises(WLDetectError) as error:
+        WLDetect.from_pretrained("owner/name")
+    assert_one_line(error, "owner/name: loading from the hub needs huggingface_hub: pip install 'wldetect[hub]'")

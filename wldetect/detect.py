@@ -3,15 +3,21 @@
 A text is tokenised, each token's row of the lookup table is its language logits, and the rows are pooled
 over the text as the model was trained to pool them (`logsumexp`, `max` or `average`).
 
-- One text: `tokenizer.encode`, one row gather, one reduction, an argmax: about ten NumPy calls on arrays
-  of one text's size and none of the batch machinery (the batch path's fixed cost was ~120 us per call:
-  ~80 us for `encode_batch_fast` handing one text to the tokenizer's thread pool, the rest ~25 NumPy calls).
-- A list: chunks of up to 2,048 texts, each one `encode_batch_fast` call, then a gather and an
-  `np.*.reduceat` per 64 texts; chunks run on `num_threads` threads (the tokenizer releases the GIL, and so
-  does NumPy on arrays this size).
+- One text: `encode_batch_fast([text])`, one row gather, one reduction, then argmax and confidence on the
+  1-D row: seven NumPy calls for `average` pooling, inline in `predict`. A one-text batch is the cheapest
+  exact way to the ids: `encode` also converts every token's offsets to character offsets (~20% of its
+  time), and the tokenizer's thread pool never gets a batch of one (Rayon splits only batches of two or
+  more), so it runs on the calling thread whatever `TOKENIZERS_PARALLELISM` says.
+- A list: chunks of up to 2,048 texts, at least four per thread so that the threads finish together, each one
+  `encode_batch_fast` call, then `TablePooler.pool_in_groups` (a padded gather and a reduction per group of
+  texts of similar length). Chunks run on `num_threads` threads (the tokenizer releases the GIL, and so
+  does NumPy on arrays this size), with the tokenizer's own thread pool switched off for the call
+  (`tokenizer_parallelism_off`): `num_threads` is all the parallelism there is, and `num_threads=1` is one
+  core.
 
-Both go through the same `TablePooler.pool`, so a text gets the same answer alone or in any batch.
-A text without language evidence (no token with a letter in it, see `evidence_tokens`) gets None.
+Both pool with the same float operations in the same order (`TablePooler.pool_one`, `pool_in_groups`), so a
+text gets the same logits and language alone or in any batch, on any number of threads. A text without
+language evidence (no token with a letter in it, see `evidence_tokens`) gets None.
 
     >>> from wldetect import WLDetect
     >>> wld = WLDetect.load("artifacts/demo")
@@ -34,12 +40,22 @@ from wldetect.artifacts import MODEL_CONFIG_FILE, TOKENIZER_FILE
 from wldetect.errors import WLDetectError
 from wldetect.lookup import FILE_NAMES, FORMATS, LookupTable, load_lookup_table
 from wldetect.pooling import POOLINGS, TablePooler
-from wldetect.tokenization import configure, encode_texts
+from wldetect.tokenization import configure, encode_texts, tokenizer_parallelism_off
 
-_TEXTS_PER_CHUNK = 2048  # texts per encode_batch_fast call
+_TEXTS_PER_CHUNK = 2048  # texts per encode_batch_fast call at most
+_CHUNKS_PER_THREAD = 4  # at least, so that threads given texts of unequal lengths finish together
 _MIN_TEXTS_PER_THREAD = 64  # below this a chunk costs more to hand to a thread than to pool in place
-_FIRST_ROW = np.zeros(1, dtype=np.intp)  # `reduceat` offsets of a single text
 _LETTER = re.compile(r"[^\W\d_]")  # a letter of any script: a word character that is not a digit or "_"
+_TOKENS_PER_EVIDENCE_BLOCK = 1 << 16  # token strings held at once while computing the evidence mask
+_UNICODE_SIZE = 0x110000
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform has one, else every core)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def evidence_tokens(tokenizer: Tokenizer, n_rows: int) -> np.ndarray:
@@ -51,16 +67,22 @@ def evidence_tokens(tokenizer: Tokenizer, n_rows: int) -> np.ndarray:
     spell. Rows beyond the tokenizer's ids are never produced. Byte-level BPE vocabularies (GPT-2 style) spell
     bytes as Latin-1 letters, so there every token that is not special counts as evidence.
 
-    Costs one `id_to_token` and one regular-expression search per token (~0.1 s for 262k tokens), which is
-    why the vocabulary strings are read rather than each token decoded.
+    The vocabulary strings are read (one `id_to_token` per id, the cheapest way out of the tokenizer: ~0.17 s
+    for 262k tokens, where `get_vocab` takes ~0.3 s), and tested with NumPy: each block's strings become one
+    array of code points, each distinct code point is tested against `_LETTER` once, and a cumulative count
+    says which strings hold one (~0.04 s for 262k tokens, where a regular-expression search per token took
+    ~0.06-0.2 s).
     """
     added = tokenizer.get_added_tokens_decoder()  # id -> AddedToken
     n_ids = max(tokenizer.get_vocab_size(with_added_tokens=False), max(added, default=-1) + 1)
     if n_ids > n_rows:
         raise WLDetectError(f"the tokenizer has {n_ids:,} token ids but the lookup table only {n_rows:,} rows")
-    strings = (token or "" for token in map(tokenizer.id_to_token, range(n_ids)))
     evidence = np.zeros(n_rows, dtype=bool)
-    evidence[:n_ids] = np.fromiter(map(bool, map(_LETTER.search, strings)), dtype=bool, count=n_ids)
+    letters = _LetterTest()
+    id_to_token = tokenizer.id_to_token
+    for start in range(0, n_ids, _TOKENS_PER_EVIDENCE_BLOCK):
+        stop = min(start + _TOKENS_PER_EVIDENCE_BLOCK, n_ids)
+        evidence[start:stop] = letters.any_in([token or "" for token in map(id_to_token, range(start, stop))])
     model = tokenizer.model
     unknown = getattr(model, "unk_token", None)
     byte_pieces = [f"<0x{byte:02X}>" for byte in range(256)] if getattr(model, "byte_fallback", False) else []
@@ -69,6 +91,26 @@ def evidence_tokens(tokenizer: Tokenizer, n_rows: int) -> np.ndarray:
             evidence[tokenizer.token_to_id(token)] = False
     evidence[[i for i, token in added.items() if token.special]] = False
     return evidence
+
+
+class _LetterTest:
+    """`bool(_LETTER.search(string))` for many strings at once; each distinct character is tested once."""
+
+    def __init__(self):
+        self.tested = np.zeros(_UNICODE_SIZE, dtype=bool)
+        self.is_letter = np.zeros(_UNICODE_SIZE, dtype=bool)
+
+    def any_in(self, strings: list[str]) -> np.ndarray:
+        lengths = np.fromiter(map(len, strings), dtype=np.intp, count=len(strings))  # in code points
+        codes = np.frombuffer("".join(strings).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        new = np.unique(codes[~self.tested[codes]])
+        if len(new):
+            self.is_letter[new] = [_LETTER.match(chr(code)) is not None for code in new.tolist()]
+            self.tested[new] = True
+        letters_before = np.zeros(len(codes) + 1, dtype=np.intp)  # letters among the first i code points
+        np.cumsum(self.is_letter[codes], out=letters_before[1:])
+        ends = np.cumsum(lengths)
+        return letters_before[ends] > letters_before[ends - lengths]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -81,7 +123,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def _best_with_confidence(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of each row's best language and its softmax probability, 1 / sum(exp(l - max)), without
     materialising all probabilities."""
-    # ufunc methods straight, not `.max()`/`.sum()` (a Python frame each): one text's cost is its NumPy calls
+    # ufunc methods straight, not `.max()`/`.sum()` (a Python frame each)
     shifted = np.subtract(logits, np.maximum.reduce(logits, axis=1, keepdims=True))
     return logits.argmax(axis=1), 1.0 / np.add.reduce(np.exp(shifted, out=shifted), axis=1)
 
@@ -103,9 +145,10 @@ def _text_error(texts: list, error: Exception) -> WLDetectError:
 class WLDetect:
     """A language identifier: a lookup table, its languages, a tokenizer and a pooling.
 
-    `num_threads` (default: every core) is how many threads pool chunks of a list of texts. The tokenizer
-    also spreads `encode_batch_fast` over its own thread pool; to stay on one core, pass `num_threads=1` and
-    set `TOKENIZERS_PARALLELISM=false` (or `RAYON_NUM_THREADS=1`) in the environment before the first call.
+    `num_threads` (default: every core this process may use) is all the parallelism a list of texts gets:
+    that many threads, each tokenising its own chunks with the tokenizer's own thread pool switched off for
+    the call. `num_threads=1` stays on one core, whatever `TOKENIZERS_PARALLELISM` or `RAYON_NUM_THREADS`
+    say; a single text always runs on the calling thread.
     """
 
     def __init__(
@@ -125,10 +168,12 @@ class WLDetect:
         positive = isinstance(num_threads, int) and not isinstance(num_threads, bool) and num_threads > 0
         if num_threads is not None and not positive:
             raise WLDetectError(f"num_threads must be a positive integer, got {num_threads!r}")
-        self.num_threads = num_threads or os.cpu_count() or 1
+        self.num_threads = num_threads or available_cores()
         self.pooler = TablePooler(table, pooling, evidence_tokens(tokenizer, table.shape[0]), self.num_threads)
         self.languages = list(languages)
         self.tokenizer = configure(tokenizer, max_sequence_length)
+        self._encode_batch = self.tokenizer.encode_batch_fast  # bound once each: the single-text path calls
+        self._pool_one = self.pooler.pool_one
         self.pooling = pooling
         self.max_sequence_length = max_sequence_length
         self.table_format = table_format
@@ -144,8 +189,9 @@ class WLDetect:
     def load(cls, path: str | Path, table: str = "e3m4", num_threads: int | None = None) -> WLDetect:
         """Load an artifacts directory: `model_config.yaml`, `tokenizer.json` and one lookup table.
 
-        `table` is `e3m4` (default), `e4m3fn` or `fp32`. Every file is checked here, so a damaged directory
-        fails at load in one line rather than on the first text that reaches the damage.
+        `table` is `e3m4` (default), `e4m3fn` or `fp32`; `num_threads`: see the class. Every file is checked
+        here, so a damaged directory fails at load in one line rather than on the first text that reaches the
+        damage.
         """
         path = Path(path)
         if table not in FORMATS:
@@ -183,6 +229,45 @@ class WLDetect:
             num_threads=num_threads,
         )
 
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        table: str = "e3m4",
+        num_threads: int | None = None,
+        revision: str | None = None,
+    ) -> WLDetect:
+        """Load a model from a local artifacts directory (as `load`) or from a Hugging Face hub repository.
+
+        A repo id (`owner/name`) is fetched with `huggingface_hub.snapshot_download`, the model's files only
+        (`model_config.yaml`, `tokenizer.json` and the `table` asked for, at `revision`), into the hub cache;
+        offline (`HF_HUB_OFFLINE=1`) the cached snapshot is used. Needs `huggingface_hub`
+        (`pip install 'wldetect[hub]'`); a local directory does not.
+        """
+        if table not in FORMATS:
+            raise WLDetectError(f"table {table!r}: expected one of {', '.join(FORMATS)}")
+        name = str(name_or_path)
+        local = Path(os.path.expanduser(name))
+        if local.is_dir():
+            return cls.load(local, table=table, num_threads=num_threads)
+        if isinstance(name_or_path, Path) or name.startswith((".", "/", "~")) or name.count("/") != 1:
+            raise WLDetectError(f"{name}: not a local directory and not a hub repo id (owner/name)")
+        try:
+            from huggingface_hub import snapshot_download
+        except ImportError:
+            raise WLDetectError(
+                f"{name}: loading from the hub needs huggingface_hub: pip install 'wldetect[hub]'"
+            ) from None
+        files = [MODEL_CONFIG_FILE, TOKENIZER_FILE, FILE_NAMES[table]]
+        try:
+            directory = snapshot_download(name, revision=revision, allow_patterns=files)
+        except Exception as err:  # offline and not cached, unknown repo or revision, network, gated repo
+            first_line = (str(err).strip().splitlines() or [""])[0]
+            raise WLDetectError(
+                f"{name}: could not fetch the model from the hub ({type(err).__name__}: {first_line})"
+            ) from None
+        return cls.load(directory, table=table, num_threads=num_threads)
+
     def pooled_logits(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(n_texts, n_languages) pooled logits, and a bool array: True where the text has language evidence
         (logits of texts without are left at 0)."""
@@ -206,16 +291,18 @@ class WLDetect:
                 has_evidence[found] = True
 
         threads = min(self.num_threads, max(1, len(texts) // _MIN_TEXTS_PER_THREAD))
-        texts_per_chunk = min(_TEXTS_PER_CHUNK, -(-len(texts) // threads)) if texts else 1
+        per_chunk = -(-len(texts) // (threads * _CHUNKS_PER_THREAD)) if threads > 1 else len(texts)
+        texts_per_chunk = max(1, min(_TEXTS_PER_CHUNK, max(_MIN_TEXTS_PER_THREAD, per_chunk)))
         starts = range(0, len(texts), texts_per_chunk)
-        if threads == 1:
-            for start in starts:
-                pool_chunk(start)
-        else:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.num_threads, thread_name_prefix="wldetect")
-            for _ in self._executor.map(pool_chunk, starts):
-                pass
+        with tokenizer_parallelism_off():  # the threads here are all the parallelism: one thread, one core
+            if threads == 1:
+                for start in starts:
+                    pool_chunk(start)
+            else:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(self.num_threads, thread_name_prefix="wldetect")
+                for _ in self._executor.map(pool_chunk, starts):
+                    pass
         return logits, has_evidence
 
     def predict_indices(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -230,14 +317,25 @@ class WLDetect:
 
         With `top_k`, each result is instead a list of the k best `(language, probability)` pairs.
         """
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise WLDetectError(f"top_k must be a positive integer, got {top_k!r}")
+        if top_k is None and isinstance(text, str):  # one text: inline, one Python frame (pool_one) below this
+            try:
+                ids = self._encode_batch([text], False, False)[0].ids  # (is_pretokenized, add_special_tokens)
+            except Exception as err:  # a lone surrogate: the tokenizer cannot take the string at all
+                raise _text_error([text], err) from None
+            logits = self._pool_one(ids) if ids else None
+            if logits is None:
+                return None
+            # `_best_with_confidence` of the 1-D row: the same float operations (the max is the best entry,
+            # and a row's sum is the same pairwise sum alone as in a 2-D array)
+            best = logits.argmax()
+            shifted = np.subtract(logits, logits[best])
+            return self.languages[best], float(1.0 / np.add.reduce(np.exp(shifted, out=shifted)))
         if isinstance(text, str):
+            _check_top_k(top_k)
             logits = self._pooled_logits_of_one(text)
-            if logits is None or top_k is not None:
-                return logits if logits is None else self._results(logits, [True], top_k)[0]
-            best, confidence = _best_with_confidence(logits)
-            return self.languages[best[0]], float(confidence[0])
+            return None if logits is None else self._results(logits[None], [True], top_k)[0]
+        if top_k is not None:
+            _check_top_k(top_k)
         if isinstance(text, (bytes, bytearray)) or not hasattr(text, "__iter__"):
             raise WLDetectError(f"predict expects a str or a list of str, got {type(text).__name__}")
         texts = list(text)
@@ -245,16 +343,13 @@ class WLDetect:
         return self._results(logits, has_evidence.tolist(), top_k)
 
     def _pooled_logits_of_one(self, text: str) -> np.ndarray | None:
-        """(1, n_languages) logits of one text, or None without evidence: `pooled_logits` for a batch of one,
-        minus everything a batch needs (chunking, threads, flattening, offsets)."""
+        """(n_languages,) logits of one text, or None without evidence: what `pooled_logits` gives it in any
+        batch, minus everything a batch needs (chunks, threads, flat ids, offsets, result arrays)."""
         try:
-            ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+            ids = self._encode_batch([text], False, False)[0].ids  # (is_pretokenized, add_special_tokens)
         except Exception as err:  # a lone surrogate: the tokenizer cannot take the string at all
             raise _text_error([text], err) from None
-        if not ids:
-            return None
-        logits, evidence = self.pooler.pool(ids, _FIRST_ROW, len(ids))
-        return logits if evidence[0] else None
+        return self.pooler.pool_one(ids) if ids else None
 
     def _results(self, logits: np.ndarray, has_evidence: list[bool], top_k: int | None) -> list:
         if top_k is None:
@@ -274,9 +369,14 @@ class WLDetect:
 
     def __repr__(self) -> str:
         return (
-            f"WLDetect({len(self.languages)} languages, vocab {self.pooler.rows.shape[0]:,}, {self.table_format} "
+            f"WLDetect({len(self.languages)} languages, vocab {self.pooler.source.shape[0]:,}, {self.table_format} "
             f"table, {self.pooling} pooling, num_threads={self.num_threads})"
         )
+
+
+def _check_top_k(top_k) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise WLDetectError(f"top_k must be a positive integer, got {top_k!r}")
 
 
 def _inference_settings(config: dict, config_path: Path) -> tuple[str, int | None]:
