@@ -309,7 +309,10 @@ def test_a_list_runs_without_the_tokenizers_own_threads_and_leaves_the_setting_a
     monkeypatch.setattr(detect_module, "encode_texts", recording)
     texts = agreement_texts()
     for num_threads in (1, 3):
-        WLDetect.load(trained["artifacts"], num_threads=num_threads).predict(texts)
+        detector = WLDetect.load(trained["artifacts"], num_threads=num_threads)
+        detector.predict(texts)
+        with pytest.raises(WLDetectError, match="expected str"):
+            detector.predict(texts + [7])
     assert len(seen) > 2 and set(seen) == {"false"}
     assert os.environ.get("TOKENIZERS_PARALLELISM") == setting
 
