@@ -341,9 +341,10 @@ def language_delta_bars(per_language: pd.DataFrame, path: str | Path, drop_thres
 # -------------------------------------------------------------------------------------- step 3: training
 
 
-def plot_training_curves(history, path: str | Path | None = None, smooth: int = 20):
-    """Loss, learning rate and examples/s per optimiser step (`TrainingResult.history`, a DataFrame of it, or
-    the artifacts' training_history.csv). The loss panel shows each step faintly and a running mean of
+def plot_training_curves(history, path: str | Path | None = None, smooth: int = 50):
+    """Loss, learning rate and examples/s against the optimiser step (`TrainingResult.history`, a DataFrame of
+    it, or the artifacts' training_history.csv). An entry is the mean over its `steps` optimiser steps (the
+    loop logs every few steps); the loss panel shows the entries faintly and a running mean over about
     `smooth` steps; epoch boundaries are dotted. Returns the Figure, or the PNG path when `path` is given.
     """
     from matplotlib.figure import Figure
@@ -357,9 +358,12 @@ def plot_training_curves(history, path: str | Path | None = None, smooth: int = 
     fig = Figure(figsize=(12, 3.4))
     loss_ax, lr_ax, speed_ax = fig.subplots(1, 3)
     loss = frame["loss"].astype(float)
-    loss_ax.plot(steps, loss, color="#1f77b4", alpha=0.25, linewidth=0.8, label="per step")
-    loss_ax.plot(steps, loss.rolling(smooth, min_periods=1).mean(), color="#1f77b4", linewidth=1.6,
-                 label=f"mean of {smooth}")  # fmt: skip
+    per_entry = max(1, int(frame["steps"].median())) if "steps" in frame else 1
+    window = max(1, round(smooth / per_entry))
+    loss_ax.plot(steps, loss, color="#1f77b4", alpha=0.25, linewidth=0.8,
+                 label="per step" if per_entry == 1 else f"mean of each {per_entry} steps")  # fmt: skip
+    loss_ax.plot(steps, loss.rolling(window, min_periods=1).mean(), color="#1f77b4", linewidth=1.6,
+                 label=f"running mean, {window * per_entry} steps")  # fmt: skip
     loss_ax.set_yscale("log")
     loss_ax.set_title("training loss")
     loss_ax.legend(fontsize=7)
@@ -368,7 +372,7 @@ def plot_training_curves(history, path: str | Path | None = None, smooth: int = 
     lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     speed = frame["examples_per_s"].astype(float)
     speed_ax.plot(steps, speed, color="#2ca02c", alpha=0.3, linewidth=0.8)
-    speed_ax.plot(steps, speed.rolling(smooth, min_periods=1).median(), color="#2ca02c", linewidth=1.6)
+    speed_ax.plot(steps, speed.rolling(window, min_periods=1).median(), color="#2ca02c", linewidth=1.6)
     speed_ax.set_title(f"examples/s (median {speed.median():,.0f})")
     if "epoch" in frame:
         boundaries = steps[1:][np.diff(np.floor(frame["epoch"].to_numpy() - 1e-9)) > 0]
