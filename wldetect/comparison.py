@@ -40,9 +40,9 @@ import numpy as np
 import pandas as pd
 
 from wldetect import plots
+from wldetect.artifacts import MODEL_CONFIG_FILE
 from wldetect.errors import WLDetectError
 from wldetect.evaluation import (
-    MODEL_CONFIG,
     RESULTS_SUFFIX,
     EvaluationResult,
     _check_model_dir,
@@ -171,13 +171,13 @@ def results_file(path: str | Path, results: str | None = DEFAULT_RESULTS) -> Pat
         if found.is_file():
             return found
     for directory in candidates:
-        if (directory / MODEL_CONFIG).is_file():
+        if (directory / MODEL_CONFIG_FILE).is_file():
             others = sorted(p.name[: -len(RESULTS_SUFFIX)] for p in directory.glob(f"*{RESULTS_SUFFIX}"))
             hint = f" (evaluated here: {', '.join(others)}; choose one with --results)" if others else ""
             raise WLDetectError(
                 f"{directory}: no {results}{RESULTS_SUFFIX}; run `wldetect eval --model-path {directory}` first{hint}"
             )
-    raise WLDetectError(f"{path}: not an artifacts directory (no {MODEL_CONFIG}) nor a run directory with artifacts/")
+    raise WLDetectError(f"{path}: not an artifacts directory (no {MODEL_CONFIG_FILE}) nor a run directory with artifacts/")
 
 
 def _default_label(path: Path, result: EvaluationResult) -> str:

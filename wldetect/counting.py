@@ -1,14 +1,15 @@
-"""Step 1: how often each token id occurs in exactly the examples training will see.
+"""Step 1: tokenise the training examples once, store their token ids, and count how often each id occurs.
 
 The counts decide which tokens the mask (step 2) zeroes, so they must match what training feeds the model:
 the same filtered, capped, balanced examples, the same truncation, no padding and no special tokens. The
 vocab size is the number of embedding rows (Gemma3 has more rows than its tokenizer has tokens), so an id the
 tokenizer can never produce still gets a (zero) count and every array in the project has the same length.
 
-Outputs (all int64):
-- `<name>.npy`: total counts, shape (vocab_size,);
-- `<name>_per_language.npz`: scipy.sparse CSR (vocab_size x n_languages), written by `scipy.sparse.save_npz`;
-- `<name>_per_language.json`: the column order (`languages`) and what was counted.
+Outputs:
+- `<name>.npy`: total counts, int64, shape (vocab_size,);
+- `<name>_per_language.npz`: scipy.sparse CSR int64 (vocab_size x n_languages), by `scipy.sparse.save_npz`;
+- `<name>_per_language.json`: the column order (`languages`) and what was counted;
+- `<name>_token_ids/`: the ids of every example (int32 chunks, `TokenIdsWriter`), what training reads.
 
 Reading and checking these files (`load_token_counts`, `validate_counts`, `load_per_language_counts`) is here
 too: the mask (step 2), post-hoc masking and the weight analysis read counts through this module.
@@ -204,7 +205,7 @@ class TokenizedCorpus:
             self.languages = list(self.record["languages"])
         except (ValueError, KeyError, TypeError) as err:
             raise WLDetectError(f"{record_path}: not a readable token-ids record ({type(err).__name__}: {err})") from None
-        self.labels = _load_array(self.directory / "labels.npy", (self.n_examples,))
+        self.labels = _load_array(self.directory / "labels.npy", (self.n_examples,), mmap=True)
         missing = [p.name for c in range(self.n_chunks) for p in chunk_paths(self.directory, c) if not p.is_file()]
         if missing:
             raise WLDetectError(f"{self.directory}: {len(missing)} chunk file(s) missing, e.g. {missing[0]}")
@@ -243,14 +244,20 @@ class TokenizedCorpus:
         path = self.directory.with_name(f"{stem}.npy")
         if path.is_file():
             counts = _load_array(path, (self.vocab_size,))
+            _same_counting(self.directory, path)
             return path, np.asarray(counts, dtype=np.int64)
         return None, self.token_counts()
 
-    def last_examples(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, lengths) of up to the last `n` examples of the last chunk (a sample that needs no text)."""
-        ids, offsets = self.chunk(self.n_chunks - 1)
-        first = max(0, len(offsets) - 1 - n)
-        return np.asarray(ids[offsets[first] :], dtype=np.int64), np.diff(offsets[first:])
+
+def _same_counting(ids_dir: Path, counts_path: Path) -> None:
+    """Token ids and counts read together must come from the same count (the same `digest`)."""
+    try:
+        counted = json.loads(per_language_paths(counts_path)[1].read_text(encoding="utf-8")).get("digest")
+        tokenised = json.loads((ids_dir / TOKEN_IDS_RECORD).read_text(encoding="utf-8")).get("digest")
+    except (OSError, ValueError, AttributeError):
+        return  # a counts file without its metadata: nothing to compare
+    if counted and tokenised and counted != tokenised:
+        raise WLDetectError(f"{counts_path} and {ids_dir} come from two different counts (run step 1 again)")
 
 
 def resolve_token_ids(path: str | Path) -> Path:
@@ -540,6 +547,23 @@ def _load_cached(path: Path) -> tuple[np.ndarray, scipy.sparse.csr_matrix, list[
     return counts, per_language, languages, meta
 
 
+def _store_in_cache(build: Path, cache_path: Path) -> None:
+    """Make the complete set in `build` the cache entry. A complete entry already there (another process
+    counted the same inputs meanwhile, and may be reading it) is kept and `build` dropped; only an
+    incomplete or damaged entry is moved aside, then deleted, never removed under a reader."""
+    if _load_cached(cache_path) is not None:
+        shutil.rmtree(build, ignore_errors=True)
+        return
+    if cache_path.exists():
+        aside = cache_path.with_name(f"{cache_path.name}.damaged{os.getpid()}")
+        os.replace(cache_path, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+    try:
+        os.replace(build, cache_path)
+    except OSError:  # another process stored the same counts first
+        shutil.rmtree(build, ignore_errors=True)
+
+
 def _link_or_copy(source: Path, destination: Path) -> None:
     """`destination` becomes the same file as `source`: a hard link (no copy of OpenLID's gigabytes of ids;
     cache files are never modified in place, only replaced) or, across filesystems, a copy."""
@@ -551,8 +575,9 @@ def _link_or_copy(source: Path, destination: Path) -> None:
 
 
 def publish_counts(source: Path, destination: Path) -> tuple[Path, Path, Path, Path]:
-    """Put the set at `source` (counts .npy, per-language files, token ids) at `destination`, the counts
-    file last but one and the token ids directory swapped in whole; returns the four paths."""
+    """Put the set at `source` (counts .npy, per-language files, token ids) at `destination`: the token ids
+    directory swapped in whole, then the counts files, the per-language JSON last. Both records carry the
+    same `digest`, so readers refuse ids and counts of two different counts (an interrupted overwrite)."""
     destination = Path(destination)
     ids_source, ids_destination = token_ids_path(source), token_ids_path(destination)
     staging = ids_destination.with_name(f".{ids_destination.name}.tmp{os.getpid()}")
@@ -634,18 +659,16 @@ def count_tokens(
                 f"dataset {config.dataset.name}: no token counted in {meta['n_examples']:,} usable examples{where}"
             )
         if use_cache:
-            shutil.rmtree(cache_path, ignore_errors=True)  # an incomplete or damaged entry
-            try:
-                os.replace(build, cache_path)
-            except OSError:  # another process stored the same counts first
-                shutil.rmtree(build, ignore_errors=True)
+            _store_in_cache(build, cache_path)
             build = None
     source = (build or cache_path) / COUNTS_FILE
-    paths = publish_counts(source, Path(output)) if output is not None else (
-        source, *per_language_paths(source), token_ids_path(source)
-    )  # fmt: skip
-    if build is not None:
-        shutil.rmtree(build, ignore_errors=True)
+    try:
+        paths = publish_counts(source, Path(output)) if output is not None else (
+            source, *per_language_paths(source), token_ids_path(source)
+        )  # fmt: skip
+    finally:
+        if build is not None:
+            shutil.rmtree(build, ignore_errors=True)
     result = TokenCounts(
         counts=counts,
         per_language=per_language,
@@ -696,6 +719,9 @@ def _count_into(build: Path, config: TrainingConfig, model, key, batch_size, num
         ids_dir, data.labels, CHUNK_EXAMPLES, n_chunks, int(counts.sum()),
         {"vocab_size": int(model.vocab_size), "languages": list(data.languages), "digest": digest, "cache_key": key},
     )  # fmt: skip
+    corpus = TokenizedCorpus(ids_dir)  # every chunk arrived (a Ray node without the shared filesystem loses them)
+    if int(sum(int(corpus.chunk(c)[1][-1]) for c in range(corpus.n_chunks))) != int(counts.sum()):
+        raise WLDetectError(f"{ids_dir}: the token ids written do not add up to the {int(counts.sum()):,} tokens counted")
     return counts, per_language, list(data.languages), metadata
 
 
@@ -712,6 +738,7 @@ def load_counts(path: str | Path) -> TokenCounts:
     meta = json.loads(per_language_paths(counts_path)[1].read_text(encoding="utf-8"))
     ids_path = token_ids_path(counts_path)
     TokenizedCorpus(ids_path)  # complete and readable, or a one-line error now rather than in training
+    _same_counting(ids_path, counts_path)
     return TokenCounts(
         counts=np.asarray(counts, dtype=np.int64),
         per_language=per_language,
@@ -841,6 +868,8 @@ def ray_count_dataset(
     block_examples = CHUNK_EXAMPLES if block_examples is None else int(block_examples)
     if block_examples <= 0:
         raise WLDetectError(f"block size must be positive, got {block_examples}")
+    if ids_dir is not None and block_examples != CHUNK_EXAMPLES:
+        raise WLDetectError(f"writing token ids needs blocks of {CHUNK_EXAMPLES:,} examples (one chunk each), got {block_examples:,}")
     ray = init_ray(address)
     from ray.data import ActorPoolStrategy
 

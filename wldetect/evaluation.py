@@ -67,7 +67,7 @@ import pandas as pd
 import yaml
 
 from wldetect import plots
-from wldetect.artifacts import MASK_FILE, MASK_RECORD_FILE
+from wldetect.artifacts import MASK_FILE, MASK_RECORD_FILE, MODEL_CONFIG_FILE, SUMMARY_FILE, no_mask_record
 from wldetect.detect import WLDetect
 from wldetect.errors import WLDetectError
 from wldetect.io import (
@@ -88,7 +88,6 @@ NO_PREDICTION = "<none>"
 RESULTS_SUFFIX = "_results.json"
 PREDICTIONS_SUFFIX = "_predictions.csv"
 HEATMAP_SUFFIX = "_confusion.png"
-MODEL_CONFIG = "model_config.yaml"
 TOP_CONFUSIONS = 50
 _PREDICT_BATCH = 4096
 OVERALL_METRICS = (
@@ -176,7 +175,6 @@ def top_confusions(confusion: pd.DataFrame, n: int = TOP_CONFUSIONS) -> pd.DataF
 # ------------------------------------------------------------------------------------------ mask stats
 
 
-TRAINING_SUMMARY_FILE = "training_summary.json"
 
 
 def mask_statistics(model_path: str | Path) -> dict[str, Any] | None:
@@ -210,7 +208,7 @@ def _read_mask_files(model_path: Path) -> dict[str, Any] | None:
         except ValueError:
             raise WLDetectError(f"{stats_path}: not valid JSON") from None
         if isinstance(stats, dict):
-            return stats
+            return _current_names(stats)
         raise WLDetectError(f"{stats_path}: expected a JSON object")
     mask_path = model_path / MASK_FILE
     if mask_path.is_file():
@@ -230,23 +228,28 @@ def _read_mask_files(model_path: Path) -> dict[str, Any] | None:
 def _training_mask_record(model_path: Path) -> dict[str, Any] | None:
     """The `mask` record of `training_summary.json` (all zeros for `mask: null`); None when it has none."""
     try:
-        summary = json.loads((model_path / TRAINING_SUMMARY_FILE).read_text(encoding="utf-8"))
+        summary = json.loads((model_path / SUMMARY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(summary, dict) or "mask" not in summary:
         return None
     if isinstance(summary["mask"], dict):
-        return summary["mask"]
-    if summary["mask"] is None:
-        return {
-            "threshold": None,
-            "source": "no mask",
-            "vocab_size": summary.get("vocab_size"),
-            "tokens_masked": 0,
-            "vocab_masked_fraction": 0.0,
-            "occurrences_masked_fraction": 0.0,
-        }
+        return _current_names(summary["mask"])
+    if summary["mask"] is None and isinstance(summary.get("vocab_size"), int):  # written before the record existed
+        return no_mask_record(summary["vocab_size"])
     return None
+
+
+_OLD_NAMES = {"tokens_masked_share": "vocab_masked_fraction", "masked_occurrence_share": "occurrences_masked_fraction"}
+
+
+def _current_names(record: dict[str, Any]) -> dict[str, Any]:
+    """A mask record with this version's key names: artifacts written before the record had one name per
+    quantity (`tokens_masked_share`, `masked_occurrence_share`) read the same as new ones."""
+    renamed = {_OLD_NAMES.get(key, key): value for key, value in record.items() if key != "masked_share"}
+    if "occurrences_masked_fraction" not in renamed and "masked_share" in record:
+        renamed["occurrences_masked_fraction"] = record["masked_share"]
+    return renamed
 
 
 def _same_mask(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -267,7 +270,7 @@ def _same_mask(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def configured_dataset(model_path: str | Path) -> str | None:
     """The evaluation set the model was trained to be evaluated on (`training_summary.json`), if recorded."""
-    path = Path(model_path) / TRAINING_SUMMARY_FILE
+    path = Path(model_path) / SUMMARY_FILE
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
         dataset = summary["config"]["evaluation"]["dataset"]
@@ -772,10 +775,10 @@ def _check_model_dir(model_path: str | Path) -> Path:
     model_path = Path(model_path).expanduser()
     if not model_path.is_dir():
         raise WLDetectError(f"--model-path {model_path}: no such directory")
-    if not (model_path / MODEL_CONFIG).is_file():
-        if (model_path / "artifacts" / MODEL_CONFIG).is_file():  # a run record: its artifacts/ subdirectory
+    if not (model_path / MODEL_CONFIG_FILE).is_file():
+        if (model_path / "artifacts" / MODEL_CONFIG_FILE).is_file():  # a run record: its artifacts/ subdirectory
             return model_path / "artifacts"
-        raise WLDetectError(f"--model-path {model_path}: no {MODEL_CONFIG} here (not a trained artifacts directory)")
+        raise WLDetectError(f"--model-path {model_path}: no {MODEL_CONFIG_FILE} here (not a trained artifacts directory)")
     return model_path
 
 
@@ -787,7 +790,7 @@ def _check_table(table: str) -> str:
 
 def model_languages(model_path: Path) -> list[str]:
     """Codes of the model's output columns, in index order, from the artifacts' model_config.yaml."""
-    path = model_path / MODEL_CONFIG
+    path = model_path / MODEL_CONFIG_FILE
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         languages = data["languages"]

@@ -87,8 +87,8 @@ def file_hash(path: Path) -> str:
 
 def input_hash(path: Path) -> str:
     """Hash of a file, or of a directory's files (names and contents), for the manifest. A directory beyond
-    256 MiB in all (OpenLID's token ids) is hashed by each file's name, size and `file_hash` of its first
-    4 MiB, marked `sampled:`."""
+    256 MiB in all (OpenLID's token ids: thousands of chunk files) is hashed by each file's name, size and
+    first 64 KiB, marked `sampled:`."""
     path = Path(path)
     if path.is_file():
         return file_hash(path)
@@ -100,7 +100,7 @@ def input_hash(path: Path) -> str:
         if sampled:
             digest.update(str(child.stat().st_size).encode())
             with open(child, "rb") as handle:
-                digest.update(handle.read(_SAMPLE_BYTES))
+                digest.update(handle.read(1 << 16))
         else:
             digest.update(file_hash(child).encode())
     return ("sampled:" if sampled else "") + digest.hexdigest()
@@ -230,17 +230,18 @@ class Run:
         inputs[name] = entry
         self._update(inputs=inputs)
 
-    def record_training_inputs(self, training_config, **artifacts: str | Path | None) -> None:
-        """Hash what a step read: training data, embeddings (float32 cache), and any counts/mask files given."""
+    def record_training_inputs(self, training_config, training_data: bool = True, **artifacts: str | Path | None) -> None:
+        """Hash what a step read: training data (unless `training_data` is False: a step that read step 1's
+        token ids instead), embeddings (float32 cache), and any counts/mask files given."""
         from wldetect.sources import demo
         from wldetect.sources.models import load_model
 
         dataset = training_config.dataset
-        if dataset.name == "demo":
+        if training_data and dataset.name == "demo":
             self.record_input("training_data", demo.demo_corpus_path(dataset.demo_examples_per_language, dataset.shuffle_seed))
-        elif Path(dataset.name).exists():
+        elif training_data and Path(dataset.name).exists():
             self.record_input("training_data", dataset.name)
-        else:  # a hub dataset: the id and split identify it; hashing 121M rows is not worth it
+        elif training_data:  # a hub dataset: the id and split identify it; hashing 121M rows is not worth it
             inputs = self.manifest().get("inputs", {})
             inputs["training_data"] = {"hub_dataset": dataset.name, "split": dataset.split, "sha256": None}
             self._update(inputs=inputs)
@@ -291,13 +292,14 @@ class Run:
         *,
         inputs: dict[str, str | Path | None] | None = None,
         training_config=None,
+        training_data: bool = True,
     ) -> None:
         """A notebook's closing call: hash what the step read into the manifest, mark the run completed with
         its `metrics`, and print one line. With `training_config`, its training data and embeddings are
         recorded too (`record_training_inputs`); `inputs` names further files or directories (None: skipped)."""
         inputs = dict(inputs or {})
         if training_config is not None:
-            self.record_training_inputs(training_config, **inputs)
+            self.record_training_inputs(training_config, training_data, **inputs)
         else:
             for name, path in inputs.items():
                 self.record_input(name, path)

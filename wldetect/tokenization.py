@@ -32,15 +32,6 @@ class EncodedBatch:
         """Start of each text in `ids` (n_texts + 1 entries, the last is total_tokens)."""
         return np.concatenate([[0], np.cumsum(self.lengths)])
 
-    def padded(self, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """(n_texts, longest) ids and a bool mask of real positions: padding only up to this batch's longest."""
-        n, longest = len(self.lengths), int(self.lengths.max(initial=0))
-        positions = np.arange(longest)
-        mask = positions[None, :] < self.lengths[:, None]
-        ids = np.full((n, longest), pad_id, dtype=np.int64)
-        ids[mask] = self.ids
-        return ids, mask
-
 
 def configure(tokenizer: Tokenizer, max_length: int | None) -> Tokenizer:
     """No padding ever; truncation only where `max_sequence_length` says so."""

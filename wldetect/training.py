@@ -21,8 +21,8 @@ interruption and `resume=True`.
 The artifacts directory belongs to one run and is written then swapped (`wldetect.io.StagedDirectory`): the
 run writes checkpoints and artifacts to `.<name>.staging/` next to it and swaps that in when complete; until
 then the earlier model is untouched, so a failed run loses nothing, and an interrupted run's checkpoints stay
-in the staging directory for `resume=True`. Checkpoints carry a fingerprint of the run (configuration, token
-ids, embeddings, mask); only checkpoints with the current fingerprint are pruned (the latest two kept) or
+in the staging directory for `resume=True`. Checkpoints carry a fingerprint of the run (training
+settings, token ids, model config, mask); only checkpoints with the current fingerprint are pruned (the latest two kept) or
 resumed from.
 """
 
@@ -255,7 +255,8 @@ def prepare(
             f"{corpus.directory}: token ids counted for vocab_size {corpus.vocab_size:,}, but the embeddings of "
             f"{' + '.join(s.name for s in config.model.model_specs)} have {loaded.vocab_size:,} rows (count the tokens again with this model)"
         )
-    expected, recorded = cache_key(config, loaded.tokenizer_path, loaded.vocab_size), corpus.record.get("cache_key", {})
+    expected, recorded = cache_key(config, loaded.tokenizer_path, loaded.vocab_size), corpus.record.get("cache_key")
+    recorded = recorded if isinstance(recorded, dict) else {}
     differing = sorted(k for k in expected if k != "version" and recorded.get(k) != expected[k])
     if differing:
         raise WLDetectError(

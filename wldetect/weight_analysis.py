@@ -156,3 +156,25 @@ def analyse_weights(
         analysis.baseline_weights = baseline
         analysis.baseline_comparison = pd.DataFrame.from_dict(rows, orient="index")
     return analysis
+
+
+def training_counts_path(model_path: str | Path) -> Path | None:
+    """The step 1 counts the model in `model_path` was trained from: the counts written with the token ids
+    its training summary names (`token_ids`), else a `token_counts.npy` next to the artifacts; None if neither."""
+    import json
+
+    from wldetect.artifacts import SUMMARY_FILE
+    from wldetect.counting import COUNTS_FILE
+
+    model_path = Path(model_path)
+    try:
+        token_ids = json.loads((model_path / SUMMARY_FILE).read_text(encoding="utf-8")).get("token_ids")
+    except (OSError, ValueError, AttributeError):
+        token_ids = None
+    if token_ids:
+        ids_dir = Path(token_ids)
+        counts = ids_dir.with_name(ids_dir.name.removesuffix("_token_ids") + ".npy")
+        if counts.is_file():
+            return counts
+    beside = model_path.parent / COUNTS_FILE
+    return beside if beside.is_file() else None
