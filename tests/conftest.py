@@ -179,6 +179,21 @@ REPO = Path(__file__).resolve().parent.parent
 EMBEDDED_DEFAULT_MODEL = REPO / "params" / "models" / "gemma3-270m-demo.yaml"
 
 
+def evaluate_on_text_directory(root: Path, config_path: Path) -> Path:
+    """Point the tiny project's evaluation at a directory of 12 held-out sentences per language (written
+    here), so notebook runs evaluate offline; returns the directory."""
+    import yaml
+
+    evalset = root / "evalset"
+    evalset.mkdir()
+    for code in TINY_LANGUAGES:
+        (evalset / f"{code}.txt").write_text("\n".join(tiny_sentences(code, 12, seed=9)) + "\n", encoding="utf-8")
+    data = yaml.safe_load(config_path.read_text())
+    data["evaluation"] = {"dataset": str(evalset)}
+    config_path.write_text(yaml.safe_dump(data))
+    return evalset
+
+
 @pytest.fixture(scope="session")
 def embedded_default_cache(tmp_path_factory) -> Path:
     """A cache holding the embedded default ready to use: Gemma 3 270M assembled from its package, its Q8_0

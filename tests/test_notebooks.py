@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import TINY_LANGUAGES, module_tiny_project, tiny_sentences
+from conftest import evaluate_on_text_directory, module_tiny_project
 
 from wldetect import workflow
 from wldetect.errors import WLDetectError
@@ -71,13 +71,7 @@ def executed(tmp_path_factory):
     Executions that do not depend on each other run two or three at a time (kernels start in parallel)."""
     root = tmp_path_factory.mktemp("notebook-workflow")
     with module_tiny_project(root) as (config_path, _, patch):
-        evalset = root / "evalset"
-        evalset.mkdir()
-        for code in TINY_LANGUAGES:
-            (evalset / f"{code}.txt").write_text("\n".join(tiny_sentences(code, 12, seed=9)) + "\n", encoding="utf-8")
-        data = yaml.safe_load(config_path.read_text())
-        data["evaluation"] = {"dataset": str(evalset)}
-        config_path.write_text(yaml.safe_dump(data))
+        evalset = evaluate_on_text_directory(root, config_path)
         runs_dir = root / "runs"
         patch.setenv("WLDETECT_RUNS_DIR", str(runs_dir))
         patch.setenv("WLDETECT_PROJECT_ROOT", str(ROOT))

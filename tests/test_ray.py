@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY_LANGUAGES, module_tiny_project, tiny_sentences
+from conftest import TINY_LANGUAGES, evaluate_on_text_directory, module_tiny_project, tiny_sentences
 
 ray = pytest.importorskip("ray")
 
@@ -81,13 +81,7 @@ def ray_and_local_sweeps(ray_cluster, tmp_path_factory):
     """The same 2-threshold sweep of the tiny model through both executors, into two runs directories."""
     root = tmp_path_factory.mktemp("ray-sweep")
     with module_tiny_project(root) as (config, _, patch):
-        evalset = root / "evalset"
-        evalset.mkdir()
-        for code in TINY_LANGUAGES:
-            (evalset / f"{code}.txt").write_text("\n".join(tiny_sentences(code, 12, seed=9)) + "\n", encoding="utf-8")
-        data = yaml.safe_load(config.read_text())
-        data["evaluation"] = {"dataset": str(evalset)}
-        config.write_text(yaml.safe_dump(data))
+        evaluate_on_text_directory(root, config)
         patch.setenv("WLDETECT_PROJECT_ROOT", str(ROOT))
         remote = workflow.sweep(str(config), [0, 3], name="tiny", runs_root=root / "runs-ray", executor="ray")
         count_run = open_run(remote.manifest()["parameters"]["runs"][0]).manifest()["parameters"]["count_run"]
