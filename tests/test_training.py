@@ -290,6 +290,10 @@ def test_training_reads_step_1s_files_and_tokenises_nothing(project_env, tmp_pat
     (wrong / "token_ids.json").write_text(json.dumps(dict(record, vocab_size=V + 1)))
     with pytest.raises(WLDetectError, match=rf"token ids counted for vocab_size {V + 1}.*have {V} rows"):
         train(project_env["config"], output_dir=tmp_path / "other", token_ids=wrong, verbose=False)
+    other_length = dict(record, cache_key=dict(record["cache_key"], max_sequence_length=7))
+    (wrong / "token_ids.json").write_text(json.dumps(other_length))
+    with pytest.raises(WLDetectError, match="token ids of other inputs than this config's \\(differ in: max_sequence_length\\)"):
+        train(project_env["config"], output_dir=tmp_path / "other", token_ids=wrong, verbose=False)
     (wrong / "chunk_000000_ids.npy").write_bytes(b"\x93NUMPY")  # truncated
     (wrong / "token_ids.json").write_text(json.dumps(record))
     with pytest.raises(WLDetectError, match="chunk_000000_ids.npy: not a readable .npy file"):

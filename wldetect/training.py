@@ -235,7 +235,7 @@ def prepare(
     threshold: int | None = None,
     verbose: bool = True,
 ) -> TrainingInputs:
-    """Read what training consumes: the model (step 0), the token ids (step 1) and the mask (step 2).
+    """Read what training consumes: the model, the token ids (step 1) and the mask (step 2).
 
     `token_ids`: step 1's token-ids directory, its counts file or its run directory; None runs step 1 here
     (cached). `token_mask` (a .npy path or a bool array) or `threshold` (a mask built from step 1's counts)
