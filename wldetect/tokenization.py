@@ -70,7 +70,9 @@ def tokenizer_parallelism_off() -> Iterator[None]:
 
     Sets `TOKENIZERS_PARALLELISM=false` while at least one caller is inside and then puts back what was
     there (unset stays unset, so the library's own fork-safety default is untouched); a variable that
-    already says off is left alone. Batch calls that other threads make meanwhile run serially too.
+    already says off is left alone. Batch calls that other threads make meanwhile run serially too. A
+    program whose other threads tokenise at the same time should set the variable to false at start-up:
+    `setenv` racing a `getenv` in the Rust library is not safe, and with the variable off nothing is set here.
     """
     global _parallelism_holders, _parallelism_saved
     with _parallelism_lock:
