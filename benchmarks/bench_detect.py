@@ -32,7 +32,7 @@ may be shared: timings are noisy, which is why every figure is a ratio within on
 Then accuracy on --texts (languages the model lacks are left out and listed), with the count of texts
 answered None (no language evidence), and py3langid for reference.
 
-    .venv/bin/python benchmarks/bench_detect.py --model-path artifacts/demo \
+    .venv/bin/python benchmarks/bench_detect.py [--model-path runs/<id>/artifacts] \
         [--texts wldetect/data/pud] [--table e3m4] [--repeats 5] [--skip-synthetic] [--skip-py3langid]
 
 `--texts` is a directory of `<code>.txt` files, one sentence per line, read in place.
@@ -381,18 +381,33 @@ def probe(args: list[str]) -> None:
     print(json.dumps(result))
 
 
+def newest_trained_model() -> Path:
+    """The artifacts of the newest completed 03_train run under runs/ (`make demo` writes five), or exit."""
+    from wldetect.errors import WLDetectError
+    from wldetect.runs import latest_runs
+
+    try:
+        return latest_runs("03_train")[0].artifacts_dir
+    except WLDetectError as err:
+        sys.exit(f"no --model-path given and no trained model to default to ({err}); run `make demo` first")
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--probe"]:
         probe(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-path", type=Path, default=REPO / "artifacts" / "demo")
+    parser.add_argument(
+        "--model-path", type=Path, default=None, help="artifacts directory (default: the newest completed 03_train run's)"
+    )
     parser.add_argument("--texts", type=Path, default=DEFAULT_TEXTS if DEFAULT_TEXTS.is_dir() else None)
     parser.add_argument("--table", default="e3m4", choices=["e3m4", "e4m3fn", "fp32"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-synthetic", action="store_true", help="only the --model-path model")
     parser.add_argument("--skip-py3langid", action="store_true")
     args = parser.parse_args()
+    if args.model_path is None:
+        args.model_path = newest_trained_model()
 
     from wldetect.sources.demo import DEVSET_DIR
 
