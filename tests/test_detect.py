@@ -57,9 +57,26 @@ def torch_model_from_artifacts(directory: Path, embeddings: np.ndarray, pooling:
     return model.eval()
 
 
-def test_detector_agrees_with_the_torch_model(trained):
+def load_with_pooling(directory: Path, table: str, pooling: str) -> WLDetect:
+    """The detector of `directory` with `pooling` instead of the one its model config names."""
+    loaded = WLDetect.load(directory, table=table)
+    return WLDetect(
+        loaded.pooler.source,
+        loaded.languages,
+        loaded.tokenizer,
+        pooling=pooling,
+        max_sequence_length=loaded.max_sequence_length,
+        table_format=table,
+    )
+
+
+@pytest.mark.parametrize("pooling", ["logsumexp", "max", "average"])
+def test_detector_agrees_with_the_torch_model(trained, pooling):
+    """The trained artifacts' table pooled by the detector equals the torch model's logits, for every pooling
+    (the model is trained with logsumexp; the table is per-token logits, so any pooling can be applied to it,
+    and the demo ships `average`)."""
     texts = held_out_texts()
-    detector = WLDetect.load(trained["artifacts"], table="fp32")
+    detector = load_with_pooling(trained["artifacts"], "fp32", pooling)
     encoded_ids = [detector.tokenizer.encode(t, add_special_tokens=False).ids for t in texts]
     longest = max(map(len, encoded_ids))
     ids = torch.zeros(len(texts), longest, dtype=torch.long)
@@ -67,7 +84,7 @@ def test_detector_agrees_with_the_torch_model(trained):
     for i, row in enumerate(encoded_ids):
         ids[i, : len(row)] = torch.tensor(row)
         mask[i, : len(row)] = True
-    model = torch_model_from_artifacts(trained["artifacts"], trained["embeddings"])
+    model = torch_model_from_artifacts(trained["artifacts"], trained["embeddings"], pooling)
     with torch.no_grad():
         torch_logits = model(ids, mask).numpy()
     logits, has_tokens = detector.pooled_logits(texts)
@@ -75,8 +92,7 @@ def test_detector_agrees_with_the_torch_model(trained):
     np.testing.assert_allclose(logits, torch_logits, rtol=1e-4, atol=1e-4)
     torch_languages = [TINY_LANGUAGES[i] for i in torch_logits.argmax(axis=1)]
     assert [p[0] for p in detector.predict(texts)] == torch_languages
-    e3m4 = WLDetect.load(trained["artifacts"])  # the default table
-    assert e3m4.table_format == "e3m4"
+    e3m4 = load_with_pooling(trained["artifacts"], "e3m4", pooling)
     agreement = np.mean([p[0] == q for p, q in zip(e3m4.predict(texts), torch_languages)])
     assert agreement >= 0.95
     accuracy = np.mean([p[0] == code for p, code in zip(e3m4.predict(texts[:90]), np.repeat(TINY_LANGUAGES, 30))])
@@ -495,7 +511,20 @@ def test_load_keeps_one_float32_copy_of_the_table(trained):
     # one row per token and the padding row; a column per language and the evidence column
     assert [a.shape for a in float32_arrays] == [(V + 1, len(TINY_LANGUAGES) + 1)]
     assert isinstance(detector.pooler.source.stored, np.memmap)  # the stored table stays on disk
-    np.testing.assert_array_equal(detector.table, WLDetect.load(trained["artifacts"]).pooler.source.values)
+    # that one array holds what pooling needs, computed here from the file without the package's reader:
+    # the E3M4 bytes as ml_dtypes floats times the stored scale, shifted by each column's max and
+    # exponentiated (the fixture's pooling is logsumexp), plus the evidence column and the padding row
+    import ml_dtypes
+    from safetensors import safe_open
+
+    with safe_open(str(trained["artifacts"] / "lookup_table_fp8_e3m4.safetensors"), "np") as table_file:
+        scale = float(table_file.metadata()["scale"])
+        stored = table_file.get_tensor("lookup_table")
+    table = stored.view(ml_dtypes.float8_e3m4).astype(np.float32) * np.float32(scale)
+    np.testing.assert_array_equal(detector.pooler.shift, table.max(axis=0))
+    np.testing.assert_allclose(detector.pooler.rows[:-1, :-1], np.exp(table - table.max(axis=0)), rtol=1e-6)
+    assert set(np.unique(detector.pooler.rows[:-1, -1])) <= {0.0, 1.0}
+    np.testing.assert_array_equal(detector.pooler.rows[-1], np.zeros(len(TINY_LANGUAGES) + 1))
 
 
 # ---------------------------------------------------------------------------------------- from_pretrained
