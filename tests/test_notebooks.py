@@ -296,3 +296,25 @@ def test_cli_workflow_errors_are_one_line_with_status_2(tiny_workflow, args, mes
     assert done.stderr.strip() == f"error: {done.stderr.strip()[7:]}" and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not tiny_workflow["runs"].exists() or not any(tiny_workflow["runs"].iterdir())
+
+
+def test_a_sweep_whose_baseline_failed_makes_no_comparison_and_names_it(tiny_workflow):
+    """The first threshold's run is the baseline of every delta and McNemar test: when it failed, the first
+    masked run must not silently take its place; the other runs' records are kept."""
+    from wldetect.runs import create_run
+
+    runs_root = tiny_workflow["runs"]
+    baseline = create_run("s", kind="03_train", parameters={"threshold": 0}, threshold=0, root=runs_root)
+    baseline.fail("RuntimeError: CUDA out of memory")
+    masked = [create_run("s", kind="03_train", parameters={"threshold": t}, threshold=t, root=runs_root) for t in (5, 10)]
+    for run in masked:
+        run.finish({"accuracy": 0.9})
+    for raise_on_failure in (True, False):
+        with pytest.raises(WLDetectError) as raised:
+            workflow.sweep_report([baseline, *masked], "s", runs_root=runs_root, raise_on_failure=raise_on_failure)
+        message = str(raised.value)
+        expected = f"sweep: the baseline run {baseline.run_id} (threshold 0) failed (RuntimeError: CUDA out of memory)"
+        assert message.startswith(expected)
+        assert "no comparison report was made" in message and "\n" not in message
+    assert sorted(p.name for p in runs_root.iterdir()) == sorted([baseline.run_id, *(r.run_id for r in masked)])
+    assert [r.manifest()["status"] for r in masked] == ["completed", "completed"]

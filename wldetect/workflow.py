@@ -224,7 +224,8 @@ def sweep(
     - `ray`: every training run is a Ray task (one GPU each where training uses cuda) on the cluster at
       `address` (None: a local Ray instance); `jobs` is then the cluster's business.
     A failed training run is marked failed and the others go on; the report lists it. With
-    `raise_on_failure`, a sweep with failed runs then raises, naming them.
+    `raise_on_failure`, a sweep with failed runs then raises, naming them. A failed baseline leaves nothing to
+    compare with: no report, and an error naming it (`sweep_report`).
     """
     from wldetect.config import load_training_config
 
@@ -299,10 +300,24 @@ def _local_run_notebooks(
 
 
 def sweep_report(training_runs: list[Run], name: str, *, runs_root: Path | None = None, raise_on_failure: bool = True) -> Run:
-    """The comparison report (05_compare) of a sweep's completed runs; failed ones are listed in it."""
+    """The comparison report (05_compare) of a sweep's completed runs; failed ones are listed in it.
+
+    The first run is the baseline every delta and McNemar test is measured against. If it did not complete,
+    no report is made (whatever `raise_on_failure`): comparing with the first masked run instead would look
+    like a normal sweep report and mean something else. The error names the baseline run; the other runs
+    have finished by then, so their records are kept."""
     statuses = [r.manifest().get("status") for r in training_runs]
     completed = [str(r.path) for r, status in zip(training_runs, statuses) if status == "completed"]
     failed = {r.run_id: r.manifest().get("error") or status for r, status in zip(training_runs, statuses) if status != "completed"}
+    if training_runs and statuses[0] != "completed":
+        baseline = training_runs[0]
+        outcome = f"failed ({_first_line(failed[baseline.run_id])})" if statuses[0] == "failed" else f"is {statuses[0]}"
+        raise WLDetectError(
+            f"sweep: the baseline run {baseline.run_id} (threshold {baseline.manifest().get('threshold')}) {outcome}, "
+            f"so no comparison report was made (every run is compared with the baseline); {len(completed)} of "
+            f"{len(training_runs)} training runs completed and are kept: rerun the baseline and compare them with "
+            f"`wldetect compare BASELINE RUN...`"
+        )
     report = run_notebook(
         "05_compare",
         {"runs_to_compare": completed, "name": name, "failed_runs": failed},
@@ -314,6 +329,10 @@ def sweep_report(training_runs: list[Run], name: str, *, runs_root: Path | None 
         listed = "; ".join(f"{run_id}: {error}" for run_id, error in failed.items())
         raise WLDetectError(f"sweep: {len(failed)} of {len(training_runs)} training runs failed ({listed}); report: {report.path}")
     return report
+
+
+def _first_line(text: Any) -> str:
+    return (str(text).strip().splitlines() or [""])[0]
 
 
 # ------------------------------------------------------------------------------ ray: training runs as tasks
