@@ -281,6 +281,9 @@ def tiny_workflow(tmp_path, monkeypatch):
     return {"runs": tmp_path / "runs"}
 
 
+DEMO_SWEEP = ["sweep", "--config", "params/training/demo.yaml", "--thresholds", "0,5"]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -288,6 +291,10 @@ def tiny_workflow(tmp_path, monkeypatch):
         (["run", "02", "-p", "threshold"], "unexpected argument '-p': use -p NAME VALUE"),
         (["run", "02", "-f", "absent.yaml"], "absent.yaml: parameters file not found"),
         (["sweep", "--config", "params/training/demo.yaml", "--thresholds", "0,ten"], "expected comma-separated integers"),
+        ([*DEMO_SWEEP, "-p", "epochs", "2"], "-p epochs: a sweep takes only -p overrides"),
+        ([*DEMO_SWEEP, "-p", "overrides", "5"], "-p overrides 5: expected a mapping of dotted config keys"),
+        ([*DEMO_SWEEP, "-p", "overrides", "{training.sead: 1}"], "training.sead: unknown key"),
+        ([*DEMO_SWEEP, "-p"], "unexpected argument '-p'"),
     ],
 )
 def test_cli_workflow_errors_are_one_line_with_status_2(tiny_workflow, args, message):
@@ -306,7 +313,7 @@ def test_a_sweep_whose_baseline_failed_makes_no_comparison_and_names_it(tiny_wor
     runs_root = tiny_workflow["runs"]
     baseline = create_run("s", kind="03_train", parameters={"threshold": 0}, threshold=0, root=runs_root)
     baseline.fail("RuntimeError: CUDA out of memory")
-    masked = [create_run("s", kind="03_train", parameters={"threshold": t}, threshold=t, root=runs_root) for t in (5, 10)]
+    masked = [create_run("s", kind="03_train", parameters={}, threshold=t, root=runs_root) for t in (5, 10)]
     for run in masked:
         run.finish({"accuracy": 0.9})
     for raise_on_failure in (True, False):
@@ -318,3 +325,34 @@ def test_a_sweep_whose_baseline_failed_makes_no_comparison_and_names_it(tiny_wor
         assert "no comparison report was made" in message and "\n" not in message
     assert sorted(p.name for p in runs_root.iterdir()) == sorted([baseline.run_id, *(r.run_id for r in masked)])
     assert [r.manifest()["status"] for r in masked] == ["completed", "completed"]
+
+
+def test_sweep_p_overrides_reach_every_run(tiny_training_config, tiny_workflow, monkeypatch, capsys):
+    """`wldetect sweep -p overrides MAPPING` (the README's way to repeat a sweep with other seeds): the mapping
+    is parsed as `wldetect run -p` parses it and lands in the parameters of every run the sweep makes."""
+    from wldetect.cli import main
+
+    executed = []
+
+    def execute_without_a_kernel(run, name, parameters, *, raise_on_failure=True, env=None):
+        executed.append((name, parameters))
+        run.finish()
+        return run
+
+    # The kernels are executed by the slow tests above; here the question is what parameters reach them.
+    monkeypatch.setattr(workflow, "execute_into_run", execute_without_a_kernel)
+    overrides = {"training.seed": 7, "training.epochs": 2}
+    argv = ["sweep", "--config", str(tiny_training_config), "--thresholds", "0,3", "--name", "seeded"]
+    argv += ["-p", "overrides", '{"training.seed": 7, "training.epochs": 2}']
+    monkeypatch.setattr(sys, "argv", ["wldetect", *argv])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == 0, capsys.readouterr().err
+    assert [name for name, _ in executed] == ["01_count_tokens", "03_train", "03_train", "05_compare"]
+    assert all(parameters["overrides"] == overrides for name, parameters in executed[:3])
+    table = list_runs(tiny_workflow["runs"])
+    assert sorted(table["kind"]) == ["01_count_tokens", "03_train", "03_train", "05_compare"]
+    for run_id, kind in zip(table["run_id"], table["kind"]):
+        if kind != "05_compare":
+            assert open_run(tiny_workflow["runs"] / run_id).manifest()["parameters"]["overrides"] == overrides
+    assert "Sweep report:" in capsys.readouterr().out
