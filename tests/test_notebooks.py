@@ -36,6 +36,14 @@ def test_notebooks_are_committed_clean_with_one_parameters_cell(path):
     assert any(c.cell_type == "markdown" for c in notebook.cells)
 
 
+@pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.stem)
+def test_notebooks_save_figures_atomically(path):
+    """A figure goes into the run record through `plots.save_figure` (a temporary name, then a rename), so a
+    kernel killed mid-write leaves no truncated PNG that looks complete."""
+    code = "\n".join(c.source for c in nbformat.read(str(path), as_version=4).cells if c.cell_type == "code")
+    assert ".savefig(" not in code
+
+
 def test_the_notebooks_kernel_resolves_to_this_environment():
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -170,6 +178,8 @@ def test_step_3_trains_writes_artifacts_and_evaluation_named_after_the_set(execu
     for run in (baseline, trained):
         notebook = _assert_clean_execution(run, "03_train")
         assert _images(notebook) >= 2  # training curves and confusion heatmap
+        assert (run.path / "training_curves.png").read_bytes().startswith(b"\x89PNG")
+        assert not list(run.path.glob("*.tmp*"))  # save_figure's temporary name is gone
         assert (run.artifacts_dir / "lookup_table_fp8_e3m4.safetensors").is_file()
         assert 0.0 <= run.manifest()["metrics"]["accuracy"] <= 1.0
         assert sorted(p.name for p in run.artifacts_dir.glob("*_results.json")) == ["evalset_results.json"]
@@ -212,6 +222,9 @@ def test_step_5_the_sweeps_report_compares_its_runs(executed):
     assert _images(_assert_clean_execution(report, "05_compare")) >= 2
     overall = (report.path / "overall.csv").read_text()
     assert overall.count("\n") == 3  # header + two runs
+    inputs = report.manifest()["inputs"]  # keyed by the training run that wrote each results file
+    compared = [executed["baseline"].run_id, executed["trained"].run_id]
+    assert {name: entry["run"] for name, entry in inputs.items()} == {run_id: run_id for run_id in compared}
 
 
 @slow
@@ -228,6 +241,7 @@ def test_step_4_evaluates_each_table_against_another_model(executed):
 def test_the_weight_analysis_executes(executed):
     weights = executed["06_weight_analysis"]
     assert _images(_assert_clean_execution(weights, "06_weight_analysis")) >= 1
+    assert (weights.path / "token_weights.png").read_bytes().startswith(b"\x89PNG")
     assert "masked_tokens_changed" in weights.manifest()["metrics"]
 
 
