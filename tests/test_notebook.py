@@ -173,3 +173,17 @@ def test_the_comparison_notebook_keys_its_inputs_with_compared_inputs():
     notebook = json.loads((Path(__file__).resolve().parent.parent / "notebooks" / "05_compare.ipynb").read_text())
     closing = "".join(notebook["cells"][-1]["source"])
     assert "run.close(" in closing and "inputs=compared_inputs(runs_to_compare, results)" in closing
+
+
+def test_step_4_evaluates_where_its_config_says_unless_told_otherwise(tiny_training_config):
+    import yaml
+
+    from wldetect.notebook import evaluation_set_parameters
+
+    data = yaml.safe_load(tiny_training_config.read_text())
+    data["evaluation"] = {"dataset": "flores_plus", "split": "devtest"}
+    tiny_training_config.write_text(yaml.safe_dump(data))
+    assert evaluation_set_parameters(str(tiny_training_config), None, None) == ("flores_plus", "devtest")
+    assert evaluation_set_parameters(str(tiny_training_config), "pud", "dev") == ("pud", "dev")  # given: kept
+    assert evaluation_set_parameters(str(tiny_training_config), None, "dev") == ("flores_plus", "dev")
+    assert evaluation_set_parameters(None, None, None) == ("pud", "dev")  # no config: the shipped set, offline

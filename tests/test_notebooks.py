@@ -44,6 +44,20 @@ def test_notebooks_save_figures_atomically(path):
     assert ".savefig(" not in code
 
 
+def test_config_is_a_parameter_of_every_step_that_reads_one(monkeypatch):
+    """DESIGN: `config` on every step. Steps 1 to 4 take it (04: the evaluation set of its `evaluation`
+    section); 05 and 06 read finished runs' files, which name their config, and `-p config` says so."""
+    monkeypatch.setenv("WLDETECT_PROJECT_ROOT", str(ROOT))
+    for step in ("01_count_tokens", "02_create_mask", "03_train", "04_evaluate"):
+        workflow.check_parameters(step, {"config": "params/training/demo.yaml"})
+    with pytest.raises(WLDetectError, match="^-p split 5: expected a string$"):  # None by default, a string when given
+        workflow.check_parameters("04_evaluate", {"split": 5})
+    for step, reason in [("05_compare", "-p runs_to_compare"), ("06_weight_analysis", "-p model_path")]:
+        with pytest.raises(WLDetectError, match=rf"^-p config: {step} takes no config: .*{reason}") as refused:
+            workflow.check_parameters(step, {"config": "params/training/demo.yaml"})
+        assert "\n" not in str(refused.value)
+
+
 def test_the_notebooks_kernel_resolves_to_this_environment():
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -112,7 +126,7 @@ def executed(tmp_path_factory):
         with ThreadPoolExecutor(max_workers=2) as pool:
             evaluated = pool.submit(
                 workflow.run_notebook, "04_evaluate",
-                {"model_path": str(trained.artifacts_dir), "dataset": str(evalset), "compare_with": str(baseline.artifacts_dir)},
+                {"model_path": str(trained.artifacts_dir), "config": config, "compare_with": str(baseline.artifacts_dir)},
             )  # fmt: skip
             weights = pool.submit(
                 workflow.run_notebook, "06_weight_analysis",
@@ -309,6 +323,8 @@ DEMO_SWEEP = ["sweep", "--config", "params/training/demo.yaml", "--thresholds", 
         ([*DEMO_SWEEP, "-p", "overrides", "5"], "-p overrides 5: expected a mapping of dotted config keys"),
         ([*DEMO_SWEEP, "-p", "overrides", "{training.sead: 1}"], "training.sead: unknown key"),
         ([*DEMO_SWEEP, "-p"], "unexpected argument '-p'"),
+        (["run", "05", "-p", "config", "x.yaml"], "-p config: 05_compare takes no config: it compares"),
+        (["run", "06", "-p", "config", "x.yaml"], "-p config: 06_weight_analysis takes no config: it reads"),
     ],
 )
 def test_cli_workflow_errors_are_one_line_with_status_2(tiny_workflow, args, message):

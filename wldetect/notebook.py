@@ -68,6 +68,20 @@ def compared_inputs(paths: list[str | Path], results: str | None = None) -> dict
     return inputs
 
 
+def evaluation_set_parameters(config: str | Path | None, dataset: str | None, split: str | None) -> tuple[str, str]:
+    """Step 4's evaluation set from its notebook parameters: `dataset` and `split` as given; where None, the
+    `evaluation` section of the training parameter file `config` (so `-p config` evaluates a model on the set
+    its training was configured for, FLORES+ for the Gemma3 parameters), else `pud` and `dev`, which are
+    shipped with the package and need no network."""
+    if config is not None and (dataset is None or split is None):
+        from wldetect.config import load_training_config
+
+        section = load_training_config(config).evaluation
+        dataset = section.dataset if dataset is None else dataset
+        split = section.split if split is None else split
+    return (dataset if dataset is not None else "pud"), (split if split is not None else "dev")
+
+
 # --------------------------------------------------------------------------------------- step 1: counts
 
 

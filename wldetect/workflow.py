@@ -70,8 +70,17 @@ def render_html(notebook: Path) -> Path | None:
     return write_text_atomic(notebook.with_suffix(".html"), body)
 
 
-# Parameters whose notebook default is None but whose value, when given, is a whole number.
+# The steps without a `config` parameter, and why: they read the files of finished runs, whose own records name
+# the parameter file they were made with, so a second one could only disagree with them.
+_NO_CONFIG = {
+    "05_compare": "it compares the results files of finished runs (give -p runs_to_compare), whose records name their config",
+    "06_weight_analysis": "it reads a trained model's artifacts (give -p model_path), whose training_summary.json "
+    "records the config it was trained with",
+}
+
+# Parameters whose notebook default is None but whose value, when given, is a whole number or a string.
 _OPTIONAL_INTEGERS = {"epochs", "num_workers"}
+_OPTIONAL_STRINGS = {"config", "dataset", "split"}
 
 
 def check_parameters(name: str, parameters: dict[str, Any]) -> None:
@@ -79,14 +88,18 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
 
     papermill injects any value, so `-p threshold abc` would fail deep inside a notebook ("'>' not supported
     between 'str' and 'int'") and leave a failed run behind; here it is one line naming the parameter. The
-    expected type is the type of the notebook's default (None: any value, except the optional integers).
+    expected type is the type of the notebook's default (None: any value, except the optional integers and
+    strings). `-p config` on a step that takes none (`_NO_CONFIG`) says why rather than only that it is unknown.
     """
     import ast
 
     import papermill
 
     declared = papermill.inspect_notebook(str(notebook_path(name)))
+    stem = notebook_path(name).stem
     for key, value in parameters.items():
+        if key == "config" and key not in declared and stem in _NO_CONFIG:
+            raise WLDetectError(f"-p config: {stem} takes no config: {_NO_CONFIG[stem]}")
         if key not in declared:
             raise WLDetectError(f"-p {key}: not a parameter of {notebook_path(name).stem} (expected one of {', '.join(declared)})")
         try:
@@ -95,6 +108,8 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
             continue
         if key in _OPTIONAL_INTEGERS and value is not None:
             default = 0
+        elif key in _OPTIONAL_STRINGS and value is not None:
+            default = ""
         if default is None or value is None and key != "threshold":
             continue
         expected = type(default)
