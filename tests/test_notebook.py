@@ -135,3 +135,55 @@ def test_the_support_module_does_not_import_what_runs_must_not():
 
     code = "import sys, wldetect.runs; assert 'wldetect.notebook' not in sys.modules; import wldetect.notebook"
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
+
+
+def test_a_comparison_of_two_runs_artifacts_records_both_as_inputs_and_lineage(project, tmp_path):
+    """`runs/A/artifacts` and `runs/B/artifacts` share their name: keyed by it, the report's manifest kept one
+    input and `wldetect runs --lineage` lost a run. Each input is keyed by the run that wrote it."""
+    from wldetect.notebook import compared_inputs
+    from wldetect.runs import create_run, lineage
+
+    trained = []
+    for threshold in (0, 10):
+        run = create_run("demo", kind="03_train", parameters={}, threshold=threshold)
+        run.artifacts_dir.mkdir()
+        (run.artifacts_dir / "pud_results.json").write_text(f'{{"threshold": {threshold}}}')
+        run.finish()
+        trained.append(run)
+    outside = tmp_path / "elsewhere" / "artifacts"  # a directory no run record holds: keyed by its name
+    outside.mkdir(parents=True)
+    (outside / "pud_results.json").write_text("{}")
+    compared = [str(r.artifacts_dir) for r in trained] + [str(outside), str(trained[0].path)]
+
+    inputs = compared_inputs(compared, None)
+    assert list(inputs) == [trained[0].run_id, trained[1].run_id, "artifacts", f"{trained[0].run_id}#2"]
+    assert list(inputs.values()) == [r.artifacts_dir / "pud_results.json" for r in trained] + [
+        outside / "pud_results.json",
+        trained[0].artifacts_dir / "pud_results.json",
+    ]
+
+    report = notebook_run("compare", kind="05_compare", parameters={"runs": compared})
+    report.close({"runs": len(compared)}, inputs=inputs)
+    recorded = report.manifest()["inputs"]
+    assert [recorded[r.run_id]["run"] for r in trained] == [r.run_id for r in trained]
+    assert [run_id for _, run_id, _ in lineage(report.path)] == [report.run_id, trained[0].run_id, trained[1].run_id]
+
+
+def test_the_comparison_notebook_keys_its_inputs_with_compared_inputs():
+    notebook = json.loads((Path(__file__).resolve().parent.parent / "notebooks" / "05_compare.ipynb").read_text())
+    closing = "".join(notebook["cells"][-1]["source"])
+    assert "run.close(" in closing and "inputs=compared_inputs(runs_to_compare, results)" in closing
+
+
+def test_step_4_evaluates_where_its_config_says_unless_told_otherwise(tiny_training_config):
+    import yaml
+
+    from wldetect.notebook import evaluation_set_parameters
+
+    data = yaml.safe_load(tiny_training_config.read_text())
+    data["evaluation"] = {"dataset": "flores_plus", "split": "devtest"}
+    tiny_training_config.write_text(yaml.safe_dump(data))
+    assert evaluation_set_parameters(str(tiny_training_config), None, None) == ("flores_plus", "devtest")
+    assert evaluation_set_parameters(str(tiny_training_config), "pud", "dev") == ("pud", "dev")  # given: kept
+    assert evaluation_set_parameters(str(tiny_training_config), None, "dev") == ("flores_plus", "dev")
+    assert evaluation_set_parameters(None, None, None) == ("pud", "dev")  # no config: the shipped set, offline

@@ -36,6 +36,28 @@ def test_notebooks_are_committed_clean_with_one_parameters_cell(path):
     assert any(c.cell_type == "markdown" for c in notebook.cells)
 
 
+@pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.stem)
+def test_notebooks_save_figures_atomically(path):
+    """A figure goes into the run record through `plots.save_figure` (a temporary name, then a rename), so a
+    kernel killed mid-write leaves no truncated PNG that looks complete."""
+    code = "\n".join(c.source for c in nbformat.read(str(path), as_version=4).cells if c.cell_type == "code")
+    assert ".savefig(" not in code
+
+
+def test_config_is_a_parameter_of_every_step_that_reads_one(monkeypatch):
+    """DESIGN: `config` on every step. Steps 1 to 4 take it (04: the evaluation set of its `evaluation`
+    section); 05 and 06 read finished runs' files, which name their config, and `-p config` says so."""
+    monkeypatch.setenv("WLDETECT_PROJECT_ROOT", str(ROOT))
+    for step in ("01_count_tokens", "02_create_mask", "03_train", "04_evaluate"):
+        workflow.check_parameters(step, {"config": "params/training/demo.yaml"})
+    with pytest.raises(WLDetectError, match="^-p split 5: expected a string$"):  # None by default, a string when given
+        workflow.check_parameters("04_evaluate", {"split": 5})
+    for step, reason in [("05_compare", "-p runs_to_compare"), ("06_weight_analysis", "-p model_path")]:
+        with pytest.raises(WLDetectError, match=rf"^-p config: {step} takes no config: .*{reason}") as refused:
+            workflow.check_parameters(step, {"config": "params/training/demo.yaml"})
+        assert "\n" not in str(refused.value)
+
+
 def test_the_notebooks_kernel_resolves_to_this_environment():
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -104,7 +126,7 @@ def executed(tmp_path_factory):
         with ThreadPoolExecutor(max_workers=2) as pool:
             evaluated = pool.submit(
                 workflow.run_notebook, "04_evaluate",
-                {"model_path": str(trained.artifacts_dir), "dataset": str(evalset), "compare_with": str(baseline.artifacts_dir)},
+                {"model_path": str(trained.artifacts_dir), "config": config, "compare_with": str(baseline.artifacts_dir)},
             )  # fmt: skip
             weights = pool.submit(
                 workflow.run_notebook, "06_weight_analysis",
@@ -170,6 +192,8 @@ def test_step_3_trains_writes_artifacts_and_evaluation_named_after_the_set(execu
     for run in (baseline, trained):
         notebook = _assert_clean_execution(run, "03_train")
         assert _images(notebook) >= 2  # training curves and confusion heatmap
+        assert (run.path / "training_curves.png").read_bytes().startswith(b"\x89PNG")
+        assert not list(run.path.glob("*.tmp*"))  # save_figure's temporary name is gone
         assert (run.artifacts_dir / "lookup_table_fp8_e3m4.safetensors").is_file()
         assert 0.0 <= run.manifest()["metrics"]["accuracy"] <= 1.0
         assert sorted(p.name for p in run.artifacts_dir.glob("*_results.json")) == ["evalset_results.json"]
@@ -212,6 +236,9 @@ def test_step_5_the_sweeps_report_compares_its_runs(executed):
     assert _images(_assert_clean_execution(report, "05_compare")) >= 2
     overall = (report.path / "overall.csv").read_text()
     assert overall.count("\n") == 3  # header + two runs
+    inputs = report.manifest()["inputs"]  # keyed by the training run that wrote each results file
+    compared = [executed["baseline"].run_id, executed["trained"].run_id]
+    assert {name: entry["run"] for name, entry in inputs.items()} == {run_id: run_id for run_id in compared}
 
 
 @slow
@@ -228,6 +255,7 @@ def test_step_4_evaluates_each_table_against_another_model(executed):
 def test_the_weight_analysis_executes(executed):
     weights = executed["06_weight_analysis"]
     assert _images(_assert_clean_execution(weights, "06_weight_analysis")) >= 1
+    assert (weights.path / "token_weights.png").read_bytes().startswith(b"\x89PNG")
     assert "masked_tokens_changed" in weights.manifest()["metrics"]
 
 
@@ -281,6 +309,9 @@ def tiny_workflow(tmp_path, monkeypatch):
     return {"runs": tmp_path / "runs"}
 
 
+DEMO_SWEEP = ["sweep", "--config", "params/training/demo.yaml", "--thresholds", "0,5"]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -288,6 +319,12 @@ def tiny_workflow(tmp_path, monkeypatch):
         (["run", "02", "-p", "threshold"], "unexpected argument '-p': use -p NAME VALUE"),
         (["run", "02", "-f", "absent.yaml"], "absent.yaml: parameters file not found"),
         (["sweep", "--config", "params/training/demo.yaml", "--thresholds", "0,ten"], "expected comma-separated integers"),
+        ([*DEMO_SWEEP, "-p", "epochs", "2"], "-p epochs: a sweep takes only -p overrides"),
+        ([*DEMO_SWEEP, "-p", "overrides", "5"], "-p overrides 5: expected a mapping of dotted config keys"),
+        ([*DEMO_SWEEP, "-p", "overrides", "{training.sead: 1}"], "training.sead: unknown key"),
+        ([*DEMO_SWEEP, "-p"], "unexpected argument '-p'"),
+        (["run", "05", "-p", "config", "x.yaml"], "-p config: 05_compare takes no config: it compares"),
+        (["run", "06", "-p", "config", "x.yaml"], "-p config: 06_weight_analysis takes no config: it reads"),
     ],
 )
 def test_cli_workflow_errors_are_one_line_with_status_2(tiny_workflow, args, message):
@@ -296,3 +333,56 @@ def test_cli_workflow_errors_are_one_line_with_status_2(tiny_workflow, args, mes
     assert done.stderr.strip() == f"error: {done.stderr.strip()[7:]}" and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not tiny_workflow["runs"].exists() or not any(tiny_workflow["runs"].iterdir())
+
+
+def test_a_sweep_whose_baseline_failed_makes_no_comparison_and_names_it(tiny_workflow):
+    """The first threshold's run is the baseline of every delta and McNemar test: when it failed, the first
+    masked run must not silently take its place; the other runs' records are kept."""
+    from wldetect.runs import create_run
+
+    runs_root = tiny_workflow["runs"]
+    baseline = create_run("s", kind="03_train", parameters={"threshold": 0}, threshold=0, root=runs_root)
+    baseline.fail("RuntimeError: CUDA out of memory")
+    masked = [create_run("s", kind="03_train", parameters={}, threshold=t, root=runs_root) for t in (5, 10)]
+    for run in masked:
+        run.finish({"accuracy": 0.9})
+    for raise_on_failure in (True, False):
+        with pytest.raises(WLDetectError) as raised:
+            workflow.sweep_report([baseline, *masked], "s", runs_root=runs_root, raise_on_failure=raise_on_failure)
+        message = str(raised.value)
+        expected = f"sweep: the baseline run {baseline.run_id} (threshold 0) failed (RuntimeError: CUDA out of memory)"
+        assert message.startswith(expected)
+        assert "no comparison report was made" in message and "\n" not in message
+    assert sorted(p.name for p in runs_root.iterdir()) == sorted([baseline.run_id, *(r.run_id for r in masked)])
+    assert [r.manifest()["status"] for r in masked] == ["completed", "completed"]
+
+
+def test_sweep_p_overrides_reach_every_run(tiny_training_config, tiny_workflow, monkeypatch, capsys):
+    """`wldetect sweep -p overrides MAPPING` (the README's way to repeat a sweep with other seeds): the mapping
+    is parsed as `wldetect run -p` parses it and lands in the parameters of every run the sweep makes."""
+    from wldetect.cli import main
+
+    executed = []
+
+    def execute_without_a_kernel(run, name, parameters, *, raise_on_failure=True, env=None):
+        executed.append((name, parameters))
+        run.finish()
+        return run
+
+    # The kernels are executed by the slow tests above; here the question is what parameters reach them.
+    monkeypatch.setattr(workflow, "execute_into_run", execute_without_a_kernel)
+    overrides = {"training.seed": 7, "training.epochs": 2}
+    argv = ["sweep", "--config", str(tiny_training_config), "--thresholds", "0,3", "--name", "seeded"]
+    argv += ["-p", "overrides", '{"training.seed": 7, "training.epochs": 2}']
+    monkeypatch.setattr(sys, "argv", ["wldetect", *argv])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == 0, capsys.readouterr().err
+    assert [name for name, _ in executed] == ["01_count_tokens", "03_train", "03_train", "05_compare"]
+    assert all(parameters["overrides"] == overrides for name, parameters in executed[:3])
+    table = list_runs(tiny_workflow["runs"])
+    assert sorted(table["kind"]) == ["01_count_tokens", "03_train", "03_train", "05_compare"]
+    for run_id, kind in zip(table["run_id"], table["kind"]):
+        if kind != "05_compare":
+            assert open_run(tiny_workflow["runs"] / run_id).manifest()["parameters"]["overrides"] == overrides
+    assert "Sweep report:" in capsys.readouterr().out

@@ -116,3 +116,70 @@ def test_inputs_name_the_run_that_wrote_them_and_lineage_walks_back_to_step_1(tm
     assert result.exit_code == 0 and counted.run_id in result.output
     missing = CliRunner().invoke(app, ["runs", "--lineage", str(tmp_path / "nope")])
     assert missing.exit_code != 0
+
+
+def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """`wldetect ARGS` through `cli.main`, in this process: (exit status, stdout, stderr)."""
+    import sys
+
+    from wldetect.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["wldetect", *args])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    out = capsys.readouterr()
+    return stopped.value.code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    ['{"run_id": "x", "kind": "03_train", "status": "done", "parameters": null, "metrics": []}', "[1, 2]", "{not json"],
+    ids=["null-fields", "a-list", "not-json"],
+)
+def test_a_damaged_manifest_is_listed_as_damaged_not_a_crash(tmp_path, monkeypatch, capsys, manifest):
+    good = create_run("good", kind="03_train", parameters={"config": "c.yaml"}, threshold=0, root=tmp_path)
+    good.finish({"accuracy": 0.5})
+    damaged = tmp_path / "20990101T000000Z-damaged"
+    damaged.mkdir()
+    (damaged / "manifest.json").write_text(manifest)
+
+    table = list_runs(tmp_path).set_index("run_id")
+    assert table.loc[good.run_id, "status"] == "completed" and table.loc[good.run_id, "config"] == "c.yaml"
+    expected = "done" if manifest.startswith('{"') else "damaged"
+    assert table.loc[damaged.name if expected == "damaged" else "x", "status"] == expected
+
+    monkeypatch.setenv("WLDETECT_RUNS_DIR", str(tmp_path))
+    status, out, err = _cli(monkeypatch, capsys, "runs")
+    assert status == 0 and not err and good.run_id in out
+
+
+@pytest.mark.parametrize("manifest", ["{not json", "[1, 2]", '"text"'], ids=["not-json", "a-list", "a-string"])
+def test_lineage_through_a_damaged_manifest_is_one_line_naming_it(tmp_path, monkeypatch, capsys, manifest):
+    counted = create_run("demo", kind="01_count_tokens", parameters={}, root=tmp_path)
+    (counted.path / "token_counts.npy").write_bytes(b"counts")
+    trained = create_run("demo", kind="03_train", parameters={}, threshold=0, root=tmp_path)
+    trained.record_input("token_counts", counted.path / "token_counts.npy")
+    monkeypatch.setenv("WLDETECT_RUNS_DIR", str(tmp_path))
+
+    counted.manifest_path.write_text(manifest)  # the producer's manifest is damaged
+    status, out, err = _cli(monkeypatch, capsys, "runs", "--lineage", trained.run_id)
+    assert status == 2 and not out
+    assert err.count("\n") == 1 and err.startswith(f"error: {counted.manifest_path}: ")
+    with pytest.raises(WLDetectError, match="expected a JSON object"):
+        counted.manifest()
+
+    trained.manifest_path.write_text(manifest)  # the run's own
+    status, out, err = _cli(monkeypatch, capsys, "runs", "--lineage", str(trained.path))
+    assert status == 2 and err.count("\n") == 1 and err.startswith(f"error: {trained.manifest_path}: ")
+
+
+def test_lineage_skips_input_entries_of_the_wrong_shape(tmp_path):
+    from wldetect.runs import lineage_text
+
+    run = create_run("demo", kind="03_train", parameters={}, root=tmp_path)
+    manifest = run.manifest()
+    manifest["inputs"] = {"odd": "a string", "none": None, "file": {"path": "x.npy", "sha256": 5}}
+    run.manifest_path.write_text(json.dumps(manifest))
+    text = lineage_text(run.path)
+    assert text.splitlines()[0] == f"{run.run_id}  [03_train, running]"
+    assert "  odd: a string" in text and "  file: x.npy  sha256 5" in text

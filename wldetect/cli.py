@@ -288,6 +288,19 @@ def compare(
     compare_runs(runs, results=results, output_dir=output, drop_threshold=flag_drop / 100, n_resamples=resamples, seed=seed)
 
 
+def _parameter_words(ctx: typer.Context) -> list[str]:
+    """The NAME VALUE words of the `-p NAME VALUE` pairs typer leaves in `ctx.args` (papermill's spelling,
+    which click cannot declare: an option taking two words any number of times)."""
+    extra = list(ctx.args)
+    pairs: list[str] = []
+    while extra:
+        flag = extra.pop(0)
+        if flag not in ("-p", "--parameters") or len(extra) < 2:
+            raise WLDetectError(f"unexpected argument {flag!r}: use -p NAME VALUE")
+        pairs += [extra.pop(0), extra.pop(0)]
+    return pairs
+
+
 def _parse_parameters(pairs: list[str]) -> dict:
     """`-p NAME VALUE` pairs as papermill reads them: VALUE is parsed as YAML (10 -> int, [1,2] -> list)."""
     from wldetect.config import parse_yaml
@@ -310,17 +323,10 @@ def run_command(
     from wldetect import workflow
     from wldetect.config import read_yaml_mapping
 
-    extra = list(ctx.args)
-    pairs: list[str] = []
-    while extra:
-        flag = extra.pop(0)
-        if flag not in ("-p", "--parameters") or len(extra) < 2:
-            raise WLDetectError(f"unexpected argument {flag!r}: use -p NAME VALUE")
-        pairs += [extra.pop(0), extra.pop(0)]
     parameters = {}
     if parameters_file is not None:
         parameters.update(read_yaml_mapping(parameters_file, "parameters file"))
-    parameters.update(_parse_parameters(pairs))
+    parameters.update(_parse_parameters(_parameter_words(ctx)))
     workflow.check_parameters(notebook, parameters)  # before a run record exists: a bad value leaves none
     run = workflow.run_notebook(notebook, parameters, run_name=name)
     print(f"Run {run.run_id}: {run.manifest()['status']}")
@@ -355,8 +361,25 @@ def runs_command(
     print(table.astype(object).map(cell).to_string(index=False))
 
 
-@app.command()
+def _sweep_overrides(parameters: dict) -> dict | None:
+    """The `-p overrides MAPPING` of `wldetect sweep`. Of 03_train's parameters it is the one a sweep passes on
+    as given (to step 1 too, so the counts match the training runs' data); config, threshold and name are the
+    sweep's own options and the rest (count_run, token_mask) are what the sweep wires between its runs."""
+    for key in parameters:
+        if key != "overrides":
+            raise WLDetectError(
+                f"-p {key}: a sweep takes only -p overrides, the dotted config keys given to step 1 and every "
+                "training run (e.g. -p overrides '{training.seed: 1}'); --config, --thresholds and --name set the rest"
+            )
+    overrides = parameters.get("overrides")
+    if overrides is not None and not isinstance(overrides, dict):
+        raise WLDetectError(f"-p overrides {overrides!r}: expected a mapping of dotted config keys like {{training.seed: 1}}")
+    return overrides or None
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sweep(
+    ctx: typer.Context,
     config: Path = typer.Option(..., "--config", help="training parameter file"),
     thresholds: str = typer.Option(..., "--thresholds", help="comma-separated thresholds; the first is the baseline (0 = no mask)"),
     jobs: int = typer.Option(1, "--jobs", help="training runs executed in parallel"),
@@ -365,14 +388,20 @@ def sweep(
     address: str | None = typer.Option(None, "--address", help="Ray cluster address, e.g. auto or ray://head:10001 (default: a local Ray)"),
     runs_per_gpu: int = typer.Option(1, "--runs-per-gpu", help="local executor: concurrent runs allowed on one GPU"),
 ) -> None:
-    """Step 3 once per threshold (one shared token count), then step 5: compare all runs in one report."""
+    """Step 3 once per threshold (one shared token count), then step 5: compare all runs in one report.
+
+    `-p overrides '{"training.seed": 1}'` gives step 1 and every training run these config overrides (a YAML
+    mapping of dotted keys, as for `wldetect run`): the same sweep again with another seed."""
     from wldetect import workflow
 
+    overrides = _sweep_overrides(_parse_parameters(_parameter_words(ctx)))
     try:
         values = [int(t) for t in thresholds.split(",") if t.strip()]
     except ValueError:
         raise WLDetectError(f"--thresholds {thresholds!r}: expected comma-separated integers like 0,5,10,50") from None
-    report = workflow.sweep(config, values, jobs=jobs, name=name, executor=executor, address=address, runs_per_gpu=runs_per_gpu)
+    report = workflow.sweep(
+        config, values, jobs=jobs, name=name, overrides=overrides, executor=executor, address=address, runs_per_gpu=runs_per_gpu
+    )
     print(f"Sweep report: {report.path / '05_compare.html'}")
 
 

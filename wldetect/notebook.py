@@ -5,7 +5,7 @@ The workflow's steps, everywhere in the project: 1 count tokens (`01_count_token
 5 compare (`05_compare`), and the analysis of the learned weights (`06_weight_analysis`).
 
 A notebook's setup cell is its imports and `run = notebook_run(...)`; its closing cell is `run.close(metrics,
-inputs=...)` (`wldetect.runs.Run.close`). Each report ends with its verdict in words: `counts_verdict`
+inputs=...)` (`wldetect.runs.Run.close`; step 5's inputs come keyed by run from `compared_inputs`). Each report ends with its verdict in words: `counts_verdict`
 (step 1), `training_verdict` (step 3) and `weights_verdict` (analysis) here; step 2's mask coverage
 (`masking.MaskCoverage.verdict`) and the comparisons of steps 4 and 5 (`comparison.Comparison.verdict`)
 carry their own.
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from wldetect.runs import Run, project_root, start_run
+from wldetect.runs import Run, owning_run, project_root, start_run
 
 
 def notebook_run(
@@ -45,6 +45,41 @@ def notebook_run(
     run = start_run(name, kind=kind, parameters=parameters, threshold=threshold, run_dir=run_dir)
     print(f"Run record: {run.path}")
     return run
+
+
+def compared_inputs(paths: list[str | Path], results: str | None = None) -> dict[str, Path]:
+    """The results files a comparison (step 5) read, for its `run.close(inputs=...)`: each `paths` entry (a run
+    or artifacts directory, or a results file) resolved as `comparison.compare_runs` resolves it, keyed by
+    the id of the run record that wrote it, else by the entry's own name; a key already taken gets `#2`,
+    `#3`. Keyed by the entry's name alone, `runs/A/artifacts` and `runs/B/artifacts` were both `artifacts`:
+    the manifest kept one, and `wldetect runs --lineage` lost the other run."""
+    from wldetect.comparison import results_file
+
+    inputs: dict[str, Path] = {}
+    for path in paths:
+        found = results_file(path, results)
+        producer = owning_run(found)
+        base = producer.name if producer is not None else Path(path).name
+        key, n = base, 1
+        while key in inputs:
+            n += 1
+            key = f"{base}#{n}"
+        inputs[key] = found
+    return inputs
+
+
+def evaluation_set_parameters(config: str | Path | None, dataset: str | None, split: str | None) -> tuple[str, str]:
+    """Step 4's evaluation set from its notebook parameters: `dataset` and `split` as given; where None, the
+    `evaluation` section of the training parameter file `config` (so `-p config` evaluates a model on the set
+    its training was configured for, FLORES+ for the Gemma3 parameters), else `pud` and `dev`, which are
+    shipped with the package and need no network."""
+    if config is not None and (dataset is None or split is None):
+        from wldetect.config import load_training_config
+
+        section = load_training_config(config).evaluation
+        dataset = section.dataset if dataset is None else dataset
+        split = section.split if split is None else split
+    return (dataset if dataset is not None else "pud"), (split if split is not None else "dev")
 
 
 # --------------------------------------------------------------------------------------- step 1: counts

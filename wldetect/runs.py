@@ -187,6 +187,32 @@ def output_path_from_papermill_argv(argv: list[str]) -> str | None:
     return output if output == "-" else str(Path(output).resolve())
 
 
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A run's manifest as a mapping. A damaged one (not UTF-8 JSON, or JSON that is no object) is a one-line
+    error naming the file: every reader (`wldetect runs --lineage`, a sweep reading its runs' status) then
+    stops at the file to repair instead of a JSONDecodeError or AttributeError far from it."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+        found = f"invalid JSON ({err})" if isinstance(err, json.JSONDecodeError) else "bytes that are not UTF-8"
+        raise WLDetectError(f"{path}: damaged run manifest: expected a JSON object, found {found}") from None
+    if not isinstance(manifest, dict):
+        found = f"a JSON {_json_type(manifest)}"
+        raise WLDetectError(f"{path}: damaged run manifest: expected a JSON object, found {found}")
+    return manifest
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "list", str: "string", bool: "boolean", int: "number", float: "number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A manifest field that should be a mapping (`parameters`, `metrics`, `inputs`, an input entry), or {}
+    where a damaged or hand-edited manifest holds something else: listing runs must not stop at one."""
+    return value if isinstance(value, dict) else {}
+
+
 @dataclass
 class Run:
     """One run record directory and its manifest."""
@@ -206,7 +232,7 @@ class Run:
         return self.path / MANIFEST
 
     def manifest(self) -> dict[str, Any]:
-        return json.loads(self.manifest_path.read_text())
+        return read_manifest(self.manifest_path)
 
     def _update(self, **fields: Any) -> dict[str, Any]:
         manifest = self.manifest()
@@ -392,12 +418,13 @@ def open_run(path: str | Path) -> Run:
 
 
 def _manifests(root: Path):
-    """(run directory, manifest) of every readable run under `root`, newest first (run ids sort by time)."""
+    """(run directory, manifest) of every run under `root`, newest first (run ids sort by time); the manifest
+    is None where it is damaged (manifests are replaced atomically, so that is never a half-written one)."""
     for manifest_path in sorted(root.glob(f"*/{MANIFEST}"), reverse=True):
         try:
-            yield manifest_path.parent, json.loads(manifest_path.read_text())
-        except ValueError:  # a manifest being rewritten right now, or damaged: not a run to list
-            continue
+            yield manifest_path.parent, read_manifest(manifest_path)
+        except WLDetectError:
+            yield manifest_path.parent, None
 
 
 def latest_runs(kind: str, n: int = 1, root: Path | None = None) -> list[Run]:
@@ -405,7 +432,7 @@ def latest_runs(kind: str, n: int = 1, root: Path | None = None) -> list[Run]:
     root = Path(root) if root else runs_dir()
     found = []
     for run_path, manifest in _manifests(root):
-        if manifest.get("kind") == kind and manifest.get("status") == "completed":
+        if manifest is not None and manifest.get("kind") == kind and manifest.get("status") == "completed":
             found.append(Run(run_path))
             if len(found) == n:
                 return found
@@ -424,19 +451,23 @@ def _plain(value: Any) -> Any:
 
 
 def list_runs(root: Path | None = None):
-    """Past runs as a pandas table: id, kind, status, parameters and key metrics, newest first."""
+    """Past runs as a pandas table: id, kind, status, parameters and key metrics, newest first. A run whose
+    manifest is damaged is listed with status `damaged` (and its fields that are no mapping read as empty),
+    so one bad file never hides the others."""
     import pandas as pd
 
     rows = []
     for run_path, manifest in _manifests(Path(root) if root else runs_dir()):
-        metrics = manifest.get("metrics", {})
+        if manifest is None:
+            manifest = {"status": "damaged"}
+        metrics = _mapping(manifest.get("metrics"))
         rows.append(
             {
                 "run_id": manifest.get("run_id", run_path.name),
                 "kind": manifest.get("kind"),
                 "status": manifest.get("status"),
                 "threshold": manifest.get("threshold"),
-                "config": manifest.get("parameters", {}).get("config"),
+                "config": _mapping(manifest.get("parameters")).get("config"),
                 "accuracy": metrics.get("accuracy"),
                 "f1_macro": metrics.get("f1_macro"),
                 "tokens_masked": metrics.get("tokens_masked"),
@@ -457,7 +488,8 @@ def list_runs(root: Path | None = None):
 
 def lineage(run: str | Path, root: Path | None = None) -> list[tuple[int, str, dict[str, Any]]]:
     """The runs and files `run` consumed, recursively: (depth, run id, manifest) of `run` and of every run
-    whose files it read, each once, depth-first in the order of the manifests' inputs."""
+    whose files it read, each once, depth-first in the order of the manifests' inputs. A damaged manifest on
+    the way is a one-line error naming it (`read_manifest`): a lineage with a hole is not the lineage."""
     root = Path(root) if root else runs_dir()
     start = Path(run) if Path(run).is_dir() else root / str(run)
     found: list[tuple[int, str, dict[str, Any]]] = []
@@ -467,9 +499,12 @@ def lineage(run: str | Path, root: Path | None = None) -> list[tuple[int, str, d
         manifest = open_run(path).manifest()
         found.append((depth, path.name, manifest))
         seen.add(path.name)
-        for entry in manifest.get("inputs", {}).values():
-            producer = entry.get("run_path") or (str(root / entry["run"]) if entry.get("run") else None)
-            if producer and Path(producer).name not in seen and (Path(producer) / MANIFEST).is_file():
+        for entry in _mapping(manifest.get("inputs")).values():
+            entry = _mapping(entry)
+            producer = entry.get("run_path") or (root / entry["run"] if entry.get("run") else None)
+            if not isinstance(producer, (str, Path)):
+                continue
+            if Path(producer).name not in seen and (Path(producer) / MANIFEST).is_file():
                 visit(Path(producer), depth + 1)
 
     visit(start, 0)
@@ -482,9 +517,12 @@ def lineage_text(run: str | Path, root: Path | None = None) -> str:
     for depth, run_id, manifest in lineage(run, root):
         indent = "    " * depth
         lines.append(f"{indent}{run_id}  [{manifest.get('kind')}, {manifest.get('status')}]")
-        for name, entry in manifest.get("inputs", {}).items():
+        for name, entry in _mapping(manifest.get("inputs")).items():
+            if not isinstance(entry, dict):  # a hand-edited manifest: show what is there
+                lines.append(f"{indent}  {name}: {entry}")
+                continue
             where = entry.get("path") or entry.get("hub_dataset")
-            digest = (entry.get("sha256") or "-")[:19]
+            digest = str(entry.get("sha256") or "-")[:19]
             source = f"  <- {entry['run']}" if entry.get("run") else ""
             lines.append(f"{indent}  {name}: {where}  sha256 {digest}{source}")
     return "\n".join(lines)

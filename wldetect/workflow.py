@@ -70,8 +70,17 @@ def render_html(notebook: Path) -> Path | None:
     return write_text_atomic(notebook.with_suffix(".html"), body)
 
 
-# Parameters whose notebook default is None but whose value, when given, is a whole number.
+# The steps without a `config` parameter, and why: they read the files of finished runs, whose own records name
+# the parameter file they were made with, so a second one could only disagree with them.
+_NO_CONFIG = {
+    "05_compare": "it compares the results files of finished runs (give -p runs_to_compare), whose records name their config",
+    "06_weight_analysis": "it reads a trained model's artifacts (give -p model_path), whose training_summary.json "
+    "records the config it was trained with",
+}
+
+# Parameters whose notebook default is None but whose value, when given, is a whole number or a string.
 _OPTIONAL_INTEGERS = {"epochs", "num_workers"}
+_OPTIONAL_STRINGS = {"config", "dataset", "split"}
 
 
 def check_parameters(name: str, parameters: dict[str, Any]) -> None:
@@ -79,14 +88,18 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
 
     papermill injects any value, so `-p threshold abc` would fail deep inside a notebook ("'>' not supported
     between 'str' and 'int'") and leave a failed run behind; here it is one line naming the parameter. The
-    expected type is the type of the notebook's default (None: any value, except the optional integers).
+    expected type is the type of the notebook's default (None: any value, except the optional integers and
+    strings). `-p config` on a step that takes none (`_NO_CONFIG`) says why rather than only that it is unknown.
     """
     import ast
 
     import papermill
 
     declared = papermill.inspect_notebook(str(notebook_path(name)))
+    stem = notebook_path(name).stem
     for key, value in parameters.items():
+        if key == "config" and key not in declared and stem in _NO_CONFIG:
+            raise WLDetectError(f"-p config: {stem} takes no config: {_NO_CONFIG[stem]}")
         if key not in declared:
             raise WLDetectError(f"-p {key}: not a parameter of {notebook_path(name).stem} (expected one of {', '.join(declared)})")
         try:
@@ -95,6 +108,8 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
             continue
         if key in _OPTIONAL_INTEGERS and value is not None:
             default = 0
+        elif key in _OPTIONAL_STRINGS and value is not None:
+            default = ""
         if default is None or value is None and key != "threshold":
             continue
         expected = type(default)
@@ -224,7 +239,8 @@ def sweep(
     - `ray`: every training run is a Ray task (one GPU each where training uses cuda) on the cluster at
       `address` (None: a local Ray instance); `jobs` is then the cluster's business.
     A failed training run is marked failed and the others go on; the report lists it. With
-    `raise_on_failure`, a sweep with failed runs then raises, naming them.
+    `raise_on_failure`, a sweep with failed runs then raises, naming them. A failed baseline leaves nothing to
+    compare with: no report, and an error naming it (`sweep_report`).
     """
     from wldetect.config import load_training_config
 
@@ -299,10 +315,24 @@ def _local_run_notebooks(
 
 
 def sweep_report(training_runs: list[Run], name: str, *, runs_root: Path | None = None, raise_on_failure: bool = True) -> Run:
-    """The comparison report (05_compare) of a sweep's completed runs; failed ones are listed in it."""
+    """The comparison report (05_compare) of a sweep's completed runs; failed ones are listed in it.
+
+    The first run is the baseline every delta and McNemar test is measured against. If it did not complete,
+    no report is made (whatever `raise_on_failure`): comparing with the first masked run instead would look
+    like a normal sweep report and mean something else. The error names the baseline run; the other runs
+    have finished by then, so their records are kept."""
     statuses = [r.manifest().get("status") for r in training_runs]
     completed = [str(r.path) for r, status in zip(training_runs, statuses) if status == "completed"]
     failed = {r.run_id: r.manifest().get("error") or status for r, status in zip(training_runs, statuses) if status != "completed"}
+    if training_runs and statuses[0] != "completed":
+        baseline = training_runs[0]
+        outcome = f"failed ({_first_line(failed[baseline.run_id])})" if statuses[0] == "failed" else f"is {statuses[0]}"
+        raise WLDetectError(
+            f"sweep: the baseline run {baseline.run_id} (threshold {baseline.manifest().get('threshold')}) {outcome}, "
+            f"so no comparison report was made (every run is compared with the baseline); {len(completed)} of "
+            f"{len(training_runs)} training runs completed and are kept: rerun the baseline and compare them with "
+            f"`wldetect compare BASELINE RUN...`"
+        )
     report = run_notebook(
         "05_compare",
         {"runs_to_compare": completed, "name": name, "failed_runs": failed},
@@ -314,6 +344,10 @@ def sweep_report(training_runs: list[Run], name: str, *, runs_root: Path | None 
         listed = "; ".join(f"{run_id}: {error}" for run_id, error in failed.items())
         raise WLDetectError(f"sweep: {len(failed)} of {len(training_runs)} training runs failed ({listed}); report: {report.path}")
     return report
+
+
+def _first_line(text: Any) -> str:
+    return (str(text).strip().splitlines() or [""])[0]
 
 
 # ------------------------------------------------------------------------------ ray: training runs as tasks
