@@ -132,6 +132,19 @@ def outputs_to_replace(directory: str | Path, origin: str, overwrite: bool, what
     return {name for name in MODEL_RECORD_FILES if (directory / name).exists()}
 
 
+def refuse_model_file(path: str | Path, what: str = "--output") -> None:
+    """Refuse to write `path` when it is one of the files that make up the model in its directory
+    (`token_mask.npy` next to a trained model): the next training run or filter-lookup there replaces it as
+    that model's file, and meanwhile the model's readers (evaluation, the weight analysis) would take it for
+    the mask the model was trained with."""
+    path = Path(path)
+    if path.name in MODEL_RECORD_FILES and model_origin(path.parent) is not None:
+        raise WLDetectError(
+            f"{what} {path}: {path.name} of the model in {path.parent}, which training and filter-lookup replace; "
+            "write it outside that directory"
+        )
+
+
 def no_mask_record(vocab_size: int) -> dict[str, Any]:
     """The mask record of a model trained without a mask: nothing masked, no threshold."""
     return {
