@@ -69,7 +69,8 @@ def test_start_run_refuses_a_finished_run_directory_and_leaves_it_as_it_was(tmp_
         (made.path / "manifest.json").write_text("{damaged")
     before = {p.name: p.read_bytes() for p in made.path.iterdir()}
     expected = status or "unreadable"
-    with pytest.raises(WLDetectError, match=rf"^run_dir {made.path}: the run is {expected}.*, not running; .*never written"):
+    message = rf"^run_dir {made.path}: the run is {expected}.*, not running; .*never written"
+    with pytest.raises(WLDetectError, match=message):
         start_run("x", kind="03_train", parameters={"a": 2}, threshold=5, run_dir=made.path)
     assert {p.name: p.read_bytes() for p in made.path.iterdir()} == before
 

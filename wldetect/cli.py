@@ -108,7 +108,9 @@ def create_mask_command(
     token_counts: Path = typer.Option(..., "--token-counts", help="counts .npy from count-tokens"),
     threshold: str = typer.Option(..., "--threshold", help="keep tokens seen at least this many times"),
     output: Path | None = typer.Option(
-        None, "--output", help="mask .npy (default: token_mask.npy next to the counts; never a trained model's own mask file)"
+        None,
+        "--output",
+        help="mask .npy (default: token_mask.npy next to the counts; never a trained model's own mask file)",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
 ) -> None:
