@@ -177,6 +177,43 @@ def test_count_tokens_cli_and_its_one_line_errors(project, tmp_path, monkeypatch
     assert not (tmp_path / "x.npy").exists()
 
 
+def test_the_default_counts_and_mask_live_beside_the_artifacts_and_survive_training(project, monkeypatch, capsys):
+    """count-tokens and create-mask without --output write to `<artifacts_dir>-counts/`, which no training run
+    into the artifacts directory touches; a mask file that would be a trained model's own is refused."""
+    from wldetect.cli import main
+    from wldetect.training import train
+
+    config = project / "params" / "training" / "tiny.yaml"
+    artifacts, counts_dir = project / "artifacts" / "tiny", project / "artifacts" / "tiny-counts"
+
+    def cli(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["wldetect", *args])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        return exit_info.value.code, capsys.readouterr().err
+
+    assert cli("count-tokens", "--training-config", str(config))[0] == 0
+    assert cli("create-mask", "--token-counts", str(counts_dir / "token_counts.npy"), "--threshold", "2")[0] == 0
+    assert not artifacts.exists()
+    before = {p.name: p.read_bytes() for p in counts_dir.iterdir() if p.is_file()}
+    assert {"token_counts.npy", "token_mask.npy"} <= set(before)
+
+    train(config, token_mask=counts_dir / "token_mask.npy", verbose=False)
+    train(config, verbose=False)  # unmasked: the model's token_mask.npy goes, the researcher's mask stays
+    assert not (artifacts / "token_mask.npy").exists() and (artifacts / "projection.safetensors").is_file()
+    assert {p.name: p.read_bytes() for p in counts_dir.iterdir() if p.is_file()} == before
+
+    # counts inside a model directory (where count-tokens used to put them): the default mask path there
+    # is the model's own mask file, which the next run replaces: refused, nothing written
+    (artifacts / "token_counts.npy").write_bytes(before["token_counts.npy"])
+    code, err = cli("create-mask", "--token-counts", str(artifacts / "token_counts.npy"), "--threshold", "2")
+    assert code == 2 and err == (
+        f"error: --output {artifacts / 'token_mask.npy'}: token_mask.npy of the model in {artifacts}, which training "
+        "and filter-lookup replace; write it outside that directory\n"
+    )
+    assert not (artifacts / "token_mask.npy").exists()
+
+
 def test_the_embedded_default_end_to_end(tmp_path, embedded_default):
     """Demo config (smaller corpus): counts match a Counter over the real Gemma3 tokenizer, truncated at the
     config's max_sequence_length, with no special tokens counted."""

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 
+from wldetect.errors import WLDetectError
 from wldetect.notebook import (
     count_metrics,
     counts_verdict,
@@ -43,6 +44,10 @@ def test_notebook_run_is_the_whole_setup_and_close_the_whole_ending(project, tmp
     assert capsys.readouterr().out == f"Run record: {run.path}\n"
     assert run.path.parent == tmp_path / "runs" and run.run_id.endswith("-demo-t3")
     assert run.manifest()["status"] == "running" and run.manifest()["kind"] == "02_create_mask"
+    # papermill's -p run_dir (what `wldetect run` passes): the running record is the notebook's own
+    again = notebook_run("x", kind="02_create_mask", parameters={"threshold": 4}, threshold=4, run_dir=run.path)
+    assert again.path == run.path and json.loads((run.path / "manifest.json").read_text())["threshold"] == 4
+    assert capsys.readouterr().out == f"Run record: {run.path}\n"
 
     counts = tmp_path / "counts.npy"
     counts.write_bytes(b"123")
@@ -52,8 +57,10 @@ def test_notebook_run_is_the_whole_setup_and_close_the_whole_ending(project, tmp
     assert set(manifest["inputs"]) == {"token_counts"} and manifest["inputs"]["token_counts"]["sha256"]
     assert capsys.readouterr().out == f"Run {run.run_id} completed: {run.path}\n"
 
-    again = notebook_run("x", kind="02_create_mask", parameters={"threshold": 4}, threshold=4, run_dir=run.path)
-    assert again.path == run.path and json.loads((run.path / "manifest.json").read_text())["threshold"] == 4
+    finished = (run.path / "manifest.json").read_bytes()
+    with pytest.raises(WLDetectError, match="the run is completed, not running"):  # a finished record stays as it was
+        notebook_run("x", kind="02_create_mask", parameters={"threshold": 5}, threshold=5, run_dir=run.path)
+    assert (run.path / "manifest.json").read_bytes() == finished
 
 
 def _token_counts():

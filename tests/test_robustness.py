@@ -170,6 +170,99 @@ def test_filter_lookup_into_another_models_directory_is_refused(project_env, tmp
     assert not (other / "checkpoints").exists()  # the trained model's checkpoints described the replaced model
 
 
+def someone_elses_directory(directory: Path) -> Path:
+    """A directory of files that no wldetect run wrote: another tool's checkpoint, an experiment's results
+    (named like an evaluation's), notes, and a mask named like a model's."""
+    (directory / "checkpoints").mkdir(parents=True)
+    (directory / "checkpoints" / "my_model.ckpt").write_bytes(b"weights of another tool")
+    (directory / "experiment_results.json").write_text('{"mine": true}')
+    (directory / "notes.txt").write_text("notes")
+    np.save(directory / "token_mask.npy", np.ones(3, dtype=bool))
+    return directory
+
+
+def test_training_into_a_directory_of_files_but_no_model_is_refused_unless_overwrite(project_env, tmp_path):
+    directory = someone_elses_directory(tmp_path / "mine")
+    before = snapshot(directory)
+    with pytest.raises(WLDetectError, match=r"--output-dir .*mine holds files but no wldetect model \(checkpoints/, "
+                       r"experiment_results.json, notes.txt, token_mask.npy\); give --overwrite"):  # fmt: skip
+        train(project_env["config"], output_dir=directory, verbose=False)
+    assert snapshot(directory) == before
+    result = wldetect("train", "--config", str(project_env["config"]), "--output-dir", str(directory),
+                      env={"WLDETECT_CACHE_DIR": str(project_env["root"] / "cache")})  # fmt: skip
+    assert result.returncode == 2 and result.stderr.decode().count("\n") == 1, result.stderr
+    assert b"holds files but no wldetect model" in result.stderr
+    assert snapshot(directory) == before and not (tmp_path / ".mine.staging").exists()
+
+    # --overwrite adds the model: what makes up a model is replaced (an unmasked run has no mask: the stale
+    # one goes), everything else is kept, in checkpoints/ too, next to the run's own checkpoints
+    trained = train(project_env["config"], output_dir=directory, verbose=False, overwrite=True)
+    assert trained.completed and (directory / "projection.safetensors").is_file()
+    after = snapshot(directory)
+    for name in ("checkpoints/my_model.ckpt", "experiment_results.json", "notes.txt"):
+        assert after[name] == before[name], name
+    assert "token_mask.npy" not in after
+    assert sorted(p.name for p in (directory / "checkpoints").iterdir()) == [
+        "checkpoint_step_00000015.pt", "checkpoint_step_00000016.pt", "my_model.ckpt",
+    ]  # fmt: skip
+    # now it holds a model of this config: the next run replaces it without --overwrite, keeping the same files
+    train(project_env["config"], output_dir=directory, verbose=False)
+    again = snapshot(directory)
+    for name in ("checkpoints/my_model.ckpt", "experiment_results.json", "notes.txt"):
+        assert again[name] == before[name], name
+
+
+def test_training_into_an_empty_or_missing_directory_needs_no_overwrite(project_env, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert train(project_env["config"], output_dir=tmp_path / "empty", verbose=False).completed
+    assert train(project_env["config"], output_dir=tmp_path / "new" / "model", verbose=False).completed
+    assert (tmp_path / "empty" / "projection.safetensors").is_file()
+    assert (tmp_path / "new" / "model" / "projection.safetensors").is_file()
+
+
+def test_filter_lookup_into_a_directory_of_files_but_no_model_is_refused_unless_overwrite(project_env, tmp_path):
+    from wldetect.posthoc import filter_lookup
+
+    directory = someone_elses_directory(tmp_path / "mine")
+    before = snapshot(directory)
+    with pytest.raises(WLDetectError, match="mine holds files but no wldetect model .*; give --overwrite"):
+        filter_lookup(project_env["model"], project_env["counts"], 3, directory, verbose=False)
+    assert snapshot(directory) == before
+    result = wldetect("filter-lookup", "--model-path", str(project_env["model"]), "--token-counts",
+                      str(project_env["counts"]), "--threshold", "3", "--output-dir", str(directory),
+                      env={"WLDETECT_CACHE_DIR": str(project_env["root"] / "cache")})  # fmt: skip
+    assert result.returncode == 2 and result.stderr.decode().count("\n") == 1, result.stderr
+    assert snapshot(directory) == before
+
+    filter_lookup(project_env["model"], project_env["counts"], 3, directory, verbose=False, overwrite=True)
+    after = snapshot(directory)
+    for name in ("checkpoints/my_model.ckpt", "experiment_results.json", "notes.txt"):
+        assert after[name] == before[name], name
+    assert after["token_mask.npy"] != before["token_mask.npy"]  # the filtered model's own mask
+    assert '"mode": "post-hoc"' in (directory / "mask_stats.json").read_text()
+
+
+def test_a_swap_merges_a_directory_both_sides_have(tmp_path):
+    """The new outputs' `checkpoints/` does not take the user's files there with it; replaced paths inside
+    a directory are dropped one by one, and a directory left empty by them is not kept."""
+    target = tmp_path / "model"
+    (target / "checkpoints").mkdir(parents=True)
+    (target / "checkpoints" / "checkpoint_step_00000030.pt").write_text("old run")
+    (target / "checkpoints" / "checkpoint_step_00000005.pt").write_text("old, same name")
+    (target / "checkpoints" / "mine.ckpt").write_text("mine")
+    (target / "logs").mkdir()
+    (target / "logs" / "old.log").write_text("old")
+    with StagedDirectory(target, swap=True) as staged:
+        (staged.staging / "checkpoints").mkdir()
+        (staged.staging / "checkpoints" / "checkpoint_step_00000005.pt").write_text("new")
+        replaced = staged.commit(replaced={"checkpoints/checkpoint_step_00000030.pt", "logs/old.log"})
+    assert sorted(replaced) == [
+        "checkpoints/checkpoint_step_00000005.pt", "checkpoints/checkpoint_step_00000030.pt", "logs/old.log",
+    ]  # fmt: skip
+    assert snapshot(target) == {"checkpoints/checkpoint_step_00000005.pt": b"new", "checkpoints/mine.ckpt": b"mine"}
+    assert not (target / "logs").exists()
+
+
 def test_an_existing_mask_is_not_replaced_without_overwrite(project_env, tmp_path):
     mask = tmp_path / "token_mask.npy"
     np.save(mask, np.ones(3, dtype=bool))

@@ -58,6 +58,23 @@ def test_start_run_reuses_a_given_directory(tmp_path):
         open_run(tmp_path / "nothing")
 
 
+@pytest.mark.parametrize("status", ["completed", "failed", None])
+def test_start_run_refuses_a_finished_run_directory_and_leaves_it_as_it_was(tmp_path, status):
+    made = create_run("x", kind="03_train", parameters={"a": 1}, threshold=3, root=tmp_path)
+    if status == "completed":
+        made.finish({"accuracy": 0.5})
+    elif status == "failed":
+        made.fail("RuntimeError: boom")
+    else:
+        (made.path / "manifest.json").write_text("{damaged")
+    before = {p.name: p.read_bytes() for p in made.path.iterdir()}
+    expected = status or "unreadable"
+    message = rf"^run_dir {made.path}: the run is {expected}.*, not running; .*never written"
+    with pytest.raises(WLDetectError, match=message):
+        start_run("x", kind="03_train", parameters={"a": 2}, threshold=5, run_dir=made.path)
+    assert {p.name: p.read_bytes() for p in made.path.iterdir()} == before
+
+
 @pytest.mark.parametrize(
     "argv, expected",
     [

@@ -310,9 +310,12 @@ def test_an_unmasked_run_after_a_masked_one_is_reported_as_unmasked(project_env,
     directory = tmp_path / "run"
     shutil.copytree(project_env["result"].artifacts_dir, directory)  # a masked run's outputs and checkpoints
     assert mask_statistics(directory)["tokens_masked"] == 5
-    (directory / "flores_dev_results.json").write_text("{}")  # an earlier evaluation's outputs
+    evaluation = {"schema_version": 1, "overall": {}, "files": {"predictions": "flores_dev_predictions.csv"}}
+    (directory / "flores_dev_results.json").write_text(json.dumps(evaluation))  # an earlier evaluation's outputs
     (directory / "flores_dev_predictions.csv").write_text("id\n")
     (directory / "notes.txt").write_text("the user's own file")
+    (directory / "my_results.json").write_text('{"mine": true}')  # named like an evaluation's, but not one
+    (directory / "checkpoints" / "mine.ckpt").write_text("the user's own checkpoint")
 
     before = {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
     with pytest.raises(WLDetectError, match=f"diverged.*; {directory} is unchanged"):  # a failing run changes nothing
@@ -330,8 +333,11 @@ def test_an_unmasked_run_after_a_masked_one_is_reported_as_unmasked(project_env,
     assert not (directory / "flores_dev_results.json").exists()
     assert not (directory / "flores_dev_predictions.csv").exists()
     assert (directory / "notes.txt").read_text() == "the user's own file"
+    assert (directory / "my_results.json").read_text() == '{"mine": true}'
+    assert (directory / "checkpoints" / "mine.ckpt").read_text() == "the user's own checkpoint"
     cleared = [line for line in out.splitlines() if "previous run" in line]
     assert len(cleared) == 1 and "token_mask.npy" in cleared[0] and "notes.txt" not in cleared[0]
+    assert "mine" not in cleared[0] and "checkpoints/checkpoint_step_00000015.pt" in cleared[0]
     # the fresh run's checkpoints only: the masked run's (steps 15, 16) are gone
     assert sorted(p.name for p in (directory / "checkpoints").glob("*.pt")) == [
         "checkpoint_step_00000015.pt",

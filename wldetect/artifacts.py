@@ -2,7 +2,8 @@
 
 Training (step 3) writes it, filter-lookup rewrites it, evaluation (step 4) and the detector read it. Every
 file name of that directory is defined here, and so is what counts as "a previous run's output" when a new
-run replaces it (the user's own files in the directory are kept).
+run replaces it (the user's own files in the directory are kept), and which directories a run may write a
+model into at all (`outputs_to_replace`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from wldetect.io import atomic_path, write_safetensors, write_text_atomic
+from wldetect.errors import WLDetectError
+from wldetect.io import atomic_path, is_wldetect_internal, model_origin, write_safetensors, write_text_atomic
 from wldetect.lookup import FILE_NAMES as LOOKUP_FILES
 from wldetect.lookup import compute_lookup_table, write_lookup_tables
 
@@ -35,31 +37,112 @@ CHECKPOINT_DIR = "checkpoints"
 # What evaluation writes next to the artifacts (`<set>_results.json`, ...; see wldetect.evaluation).
 EVALUATION_SUFFIXES = ("_results.json", "_predictions.csv", "_confusion.png")
 MODEL_FILES = (PROJECTION_FILE, *LOOKUP_FILES.values(), MODEL_CONFIG_FILE, TOKENIZER_FILE)
+# Every top-level file that describes the model of the directory: what its readers take for part of it.
+MODEL_RECORD_FILES = (*MODEL_FILES, HISTORY_FILE, SUMMARY_FILE, MASK_FILE, MASK_RECORD_FILE, QUANTIZATION_FILE)
 
 
 def previous_outputs(artifacts_dir: str | Path) -> list[Path]:
     """What an earlier training run (and its evaluation) wrote to `artifacts_dir`; other files are not listed.
 
-    The model files, history, summary, mask files, quantisation report, `<set>_results.json` /
-    `_predictions.csv` / `_confusion.png`, and the checkpoints.
+    The model files, history, summary, mask files, quantisation report, the checkpoints
+    (`checkpoints/checkpoint_step_*.pt`), and each evaluation's `<set>_results.json` with the
+    `_predictions.csv` / `_confusion.png` it names. A `*_results.json` that is not an evaluation's (a JSON
+    object with `schema_version` and `overall`, see `wldetect.evaluation`) is a file of the user's, and so are
+    the predictions and figure of its name.
     """
     artifacts_dir = Path(artifacts_dir)
     if not artifacts_dir.is_dir():
         return []
-    names = (*MODEL_FILES, HISTORY_FILE, SUMMARY_FILE, MASK_FILE, MASK_RECORD_FILE, QUANTIZATION_FILE)
-    found = [artifacts_dir / name for name in names if (artifacts_dir / name).is_file()]
-    found += sorted(p for suffix in EVALUATION_SUFFIXES for p in artifacts_dir.glob(f"*{suffix}") if p.is_file())
+    found = [artifacts_dir / name for name in MODEL_RECORD_FILES if (artifacts_dir / name).is_file()]
+    found += _evaluation_outputs(artifacts_dir)
     checkpoint_dir = artifacts_dir / CHECKPOINT_DIR
     if checkpoint_dir.is_dir():
         found += sorted(p for p in checkpoint_dir.glob("checkpoint_step_*.pt") if p.is_file())
     return found
 
 
+def _evaluation_outputs(directory: Path) -> list[Path]:
+    """The files of the evaluations in `directory`: each results JSON that `wldetect eval` wrote, with the
+    predictions and heatmap it names (else those of its stem)."""
+    found: list[Path] = []
+    for results in sorted(directory.glob(f"*{EVALUATION_SUFFIXES[0]}")):
+        try:
+            data = json.loads(results.read_text(encoding="utf-8")) if results.is_file() else None
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or "schema_version" not in data or "overall" not in data:
+            continue
+        stem = results.name.removesuffix(EVALUATION_SUFFIXES[0])
+        named = data.get("files") if isinstance(data.get("files"), dict) else {}
+        others = [named.get("predictions"), named.get("heatmap")]
+        others += [stem + suffix for suffix in EVALUATION_SUFFIXES[1:]]
+        found.append(results)
+        for name in others:
+            if isinstance(name, str) and Path(name).name == name and (directory / name).is_file():
+                found.append(directory / name)
+    return sorted(set(found))
+
+
 def previous_output_names(artifacts_dir: str | Path) -> set[str]:
-    """Top-level names in `artifacts_dir` that a new run replaces: `previous_outputs` and the checkpoints
-    directory (the user's own files are kept across the swap)."""
-    names = {p.name for p in previous_outputs(artifacts_dir) if p.parent == Path(artifacts_dir)}
-    return names | {CHECKPOINT_DIR}
+    """`previous_outputs` as paths relative to `artifacts_dir` (`checkpoints/checkpoint_step_....pt`), the
+    form `StagedDirectory.commit(replaced=...)` takes: the checkpoints are named one by one, so a file of the
+    user's own in `checkpoints/` is kept across the swap like any other."""
+    return {p.relative_to(artifacts_dir).as_posix() for p in previous_outputs(artifacts_dir)}
+
+
+def outputs_to_replace(directory: str | Path, origin: str, overwrite: bool, what: str = "--output-dir") -> set[str]:
+    """What a command writing a model (train, filter-lookup) may replace in `directory`, as paths for
+    `StagedDirectory.commit(replaced=...)`; a one-line error where it may not write there at all.
+
+    A missing or empty directory: nothing. One holding a model (see `wldetect.io.model_origin`) of this
+    `origin`: that model's outputs (`previous_output_names`: its files, its evaluations, its checkpoints),
+    which describe the model being replaced; the user's other files are kept. A model of another origin is
+    refused unless `overwrite`, then replaced the same way.
+
+    A directory holding files but no model is refused unless `overwrite`: nothing says wldetect wrote any of
+    them (`checkpoints/` of another tool, an experiment's `*_results.json`), so none may go unasked. With
+    `overwrite` the model is added to it and only the names that make up a model (`MODEL_RECORD_FILES`, which
+    the directory's readers would take for part of the new model: a stale `token_mask.npy` would be read as
+    its mask) are replaced, besides whatever the run writes under the same name (its own checkpoints); every
+    other file is kept, `*_results.json` and the rest of `checkpoints/` included.
+
+    Called before the run, to fail before any work, and again at its commit, under the directory's lock.
+    """
+    directory = Path(directory)
+    found = model_origin(directory)
+    if found is not None:
+        if found != origin and not overwrite:
+            raise WLDetectError(
+                f"{what} {directory} holds a different model ({found}); give --overwrite to replace it, or "
+                "choose another directory"
+            )
+        return previous_output_names(directory)
+    entries = sorted(
+        entry for entry in (directory.iterdir() if directory.is_dir() else ()) if not is_wldetect_internal(entry)
+    )
+    if not entries:
+        return set()
+    if not overwrite:
+        names = [entry.name + ("/" if entry.is_dir() else "") for entry in entries]
+        listed = ", ".join(names[:4]) + (f", ... ({len(names) - 4} more)" if len(names) > 4 else "")
+        raise WLDetectError(
+            f"{what} {directory} holds files but no wldetect model ({listed}); give --overwrite to add the model "
+            "to it (only files named like the model's are replaced, the others kept), or choose an empty directory"
+        )
+    return {name for name in MODEL_RECORD_FILES if (directory / name).exists()}
+
+
+def refuse_model_file(path: str | Path, what: str = "--output") -> None:
+    """Refuse to write `path` when it is one of the files that make up the model in its directory
+    (`token_mask.npy` next to a trained model): the next training run or filter-lookup there replaces it as
+    that model's file, and meanwhile the model's readers (evaluation, the weight analysis) would take it for
+    the mask the model was trained with."""
+    path = Path(path)
+    if path.name in MODEL_RECORD_FILES and model_origin(path.parent) is not None:
+        raise WLDetectError(
+            f"{what} {path}: {path.name} of the model in {path.parent}, which training and filter-lookup replace; "
+            "write it outside that directory"
+        )
 
 
 def no_mask_record(vocab_size: int) -> dict[str, Any]:

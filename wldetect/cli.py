@@ -73,7 +73,10 @@ def demo(
 def count_tokens_command(
     training_config: Path = typer.Option(..., "--training-config", help="training parameter file (dataset + model)"),
     output: Path | None = typer.Option(
-        None, "--output", help="counts .npy (default: <output.artifacts_dir>/token_counts.npy); per-language files go next to it"
+        None,
+        "--output",
+        help="counts .npy (default: <output.artifacts_dir>-counts/token_counts.npy, beside the artifacts directory, "
+        "not in it); the per-language files and the token ids go next to it",
     ),
     batch_size: int = typer.Option(512, "--batch-size", help="texts per encode_batch call"),
     num_workers: int | None = typer.Option(None, "--num-workers", help="batches tokenised concurrently (threads; default 2)"),
@@ -84,10 +87,10 @@ def count_tokens_command(
 ) -> None:
     """Step 1: count every token id in the training examples (int64, one entry per embedding row)."""
     from wldetect.config import load_training_config
-    from wldetect.counting import COUNTS_FILE, count_tokens
+    from wldetect.counting import count_tokens, default_counts_path
 
     config = load_training_config(training_config)
-    output = output or config.output.artifacts_dir / COUNTS_FILE
+    output = output or default_counts_path(config)
     refuse_existing_file(output, overwrite, "--output")
     count_tokens(
         config,
@@ -104,13 +107,19 @@ def count_tokens_command(
 def create_mask_command(
     token_counts: Path = typer.Option(..., "--token-counts", help="counts .npy from count-tokens"),
     threshold: str = typer.Option(..., "--threshold", help="keep tokens seen at least this many times"),
-    output: Path | None = typer.Option(None, "--output", help="mask .npy (default: token_mask.npy next to the counts)"),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        help="mask .npy (default: token_mask.npy next to the counts; never a trained model's own mask file)",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
 ) -> None:
     """Step 2: the weight mask (bool, True = keep): tokens seen fewer than --threshold times get weight 0."""
+    from wldetect.artifacts import MASK_FILE, refuse_model_file
     from wldetect.masking import create_mask
 
-    output = output or token_counts.with_name("token_mask.npy")
+    output = output or token_counts.with_name(MASK_FILE)
+    refuse_model_file(output, "--output")  # before "already exists": --overwrite would not make it right
     refuse_existing_file(output, overwrite, "--output")
     create_mask(token_counts, threshold, output)
 

@@ -54,6 +54,15 @@ _CACHE_VERSION = 3  # bump when what is counted changes, so stale caches are not
 DEFAULT_NUM_WORKERS = 2
 
 
+def default_counts_path(config: TrainingConfig) -> Path:
+    """Where `wldetect count-tokens` writes without `--output`: `<output.artifacts_dir>-counts/token_counts.npy`,
+    beside the config's artifacts directory and never inside it. That directory belongs to the model: a
+    training run into it replaces the files named like a model's (`token_mask.npy`, which `create-mask` puts
+    next to the counts) and refuses to start while it holds files but no model."""
+    artifacts_dir = Path(config.output.artifacts_dir)
+    return artifacts_dir.with_name(f"{artifacts_dir.name}-counts") / COUNTS_FILE
+
+
 def per_language_paths(counts_path: str | Path) -> tuple[Path, Path]:
     """The per-language matrix and its metadata live next to the counts: `X.npy` -> `X_per_language.{npz,json}`."""
     counts_path = Path(counts_path)

@@ -175,7 +175,7 @@ def lock_file(directory: Path) -> Path:
 
 def files_lock_file(directory: Path) -> Path:
     """The lock of writers that add files to `directory` (evaluation, comparison) without replacing it: inside
-    it, as its parent (a home directory, /tmp) may not be writable."""
+    it, as its parent (a home directory, /tmp) may not be writable. (`is_wldetect_internal` knows the name.)"""
     return Path(directory).absolute() / ".wldetect-outputs.lock"
 
 
@@ -297,7 +297,7 @@ def model_origin(directory: str | Path) -> str | None:
 
     `training <config>` (training_summary.json), `filter-lookup of <model>` (mask_stats.json of a post-hoc
     mask) or `unknown` (model files without either record). Commands refuse to replace a model of another
-    origin without --overwrite.
+    origin without --overwrite (`wldetect.artifacts.outputs_to_replace`).
     """
     directory = Path(directory)
     if not any((directory / name).is_file() for name in ("projection.safetensors", "model_config.yaml")):
@@ -317,14 +317,10 @@ def model_origin(directory: str | Path) -> str | None:
     return "unknown"
 
 
-def refuse_other_model(directory: str | Path, origin: str, overwrite: bool, what: str = "--output-dir") -> None:
-    """Refuse to replace a model of another origin (see `model_origin`) unless `overwrite`."""
-    found = model_origin(directory)
-    if found is not None and found != origin and not overwrite:
-        raise WLDetectError(
-            f"{what} {directory} holds a different model ({found}); give --overwrite to replace it, or choose "
-            "another directory"
-        )
+def is_wldetect_internal(entry: Path) -> bool:
+    """An entry wldetect keeps inside a results directory while writing to it (the file writers' lock, a
+    file writer's staging directory): not a file of the user's, and not a reason to call the directory used."""
+    return entry.name == ".wldetect-outputs.lock" or entry.name.startswith(".staging-")
 
 
 def refuse_existing_file(path: str | Path, overwrite: bool, what: str = "output") -> None:
@@ -358,7 +354,8 @@ class StagedDirectory:
     Two ways of writing, one lock (`directory_lock`, held from `__enter__` to `__exit__`):
     - `swap=True` (a model directory, which the command owns): outputs go to the sibling `.<name>.staging`.
       `commit(replaced)` hard-links every entry of the old directory that the new outputs do not replace
-      (the user's own files) into the staging directory, then renames old -> `.<name>.replaced-<pid>`,
+      (the user's own files; inside a directory both have, such as `checkpoints/`, file by file) into the
+      staging directory, then renames old -> `.<name>.replaced-<pid>`,
       staging -> target, and deletes the old one. A crash between the two renames is completed by the
       next command that stages this directory. The staging name is fixed, so a training run stopped before
       its commit leaves its checkpoints where `--resume` finds them (`keep_on_failure`).
@@ -431,9 +428,12 @@ class StagedDirectory:
     def commit(self, replaced: Iterable[str] = (), order: Iterable[str] = ()) -> list[str]:
         """Put the staged outputs in place; return the names of the old entries they replaced.
 
-        `replaced` (swap mode): top-level names in the old directory that belong to the outputs being
-        replaced (an earlier model's files); they are dropped even when the new outputs have no file of
-        that name. Every other old entry is kept. `order` (file mode): names moved last, in this order.
+        `replaced` (swap mode): paths relative to the old directory (`token_mask.npy`,
+        `checkpoints/checkpoint_step_00000010.pt`) that belong to the outputs being replaced (an earlier
+        model's files); they are dropped even when the new outputs have no file of that name. An old entry
+        the new outputs also have is dropped, except a directory, which is merged (what the new one lacks is
+        kept), so a run that writes `checkpoints/` never takes the user's files there with it. Every other
+        old entry is kept. Returns the dropped paths. `order` (file mode): names moved last, in this order.
         """
         if self.swap:
             replaced_names = self._swap(set(replaced))
@@ -454,18 +454,39 @@ class StagedDirectory:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             os.rename(self.staging, self.target)
             return []
-        dropped = []
-        for entry in sorted(self.target.iterdir()):
-            if entry.name in replaced or (self.staging / entry.name).exists():
-                dropped.append(entry.name)
-            else:
-                _link_tree(entry, self.staging / entry.name)
+        dropped = _keep_entries(self.target, self.staging, replaced)
         old = self.target.parent / f".{self.target.name}.replaced-{os.getpid()}"
         shutil.rmtree(old, ignore_errors=True)
         os.rename(self.target, old)
         os.rename(self.staging, self.target)
         shutil.rmtree(old, ignore_errors=True)
         return dropped
+
+
+def _keep_entries(old: Path, new: Path, replaced: set[str], prefix: str = "") -> list[str]:
+    """Link every entry of `old` into `new` unless it is in `replaced` (paths relative to the top, `prefix`
+    being `old`'s) or `new` has an entry of its name; a directory that both have, or one holding replaced
+    paths, is merged entry by entry (and not left behind empty). Returns the dropped paths."""
+    dropped = []
+    for entry in sorted(old.iterdir()):
+        path, staged = prefix + entry.name, new / entry.name
+        staged_exists = staged.exists() or staged.is_symlink()
+        is_dir = entry.is_dir() and not entry.is_symlink()
+        if path in replaced:
+            dropped.append(path)
+        elif is_dir and (
+            (staged.is_dir() and not staged.is_symlink())
+            or (not staged_exists and any(name.startswith(path + "/") for name in replaced))
+        ):
+            staged.mkdir(exist_ok=True)
+            dropped += _keep_entries(entry, staged, replaced, path + "/")
+            if not staged_exists and not any(staged.iterdir()):
+                staged.rmdir()
+        elif staged_exists:
+            dropped.append(path)
+        else:
+            _link_tree(entry, staged)
+    return dropped
 
 
 def _link_tree(source: Path, destination: Path) -> None:

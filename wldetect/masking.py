@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse
 
+from wldetect.artifacts import refuse_model_file
 from wldetect.counting import load_per_language_counts, load_token_counts, per_language_paths, validate_counts
 from wldetect.errors import WLDetectError
 from wldetect.io import atomic_path, check_output_path, load_npy
@@ -224,10 +225,14 @@ class MaskResult:
 def create_mask(
     token_counts: str | Path | np.ndarray, threshold: Any, output: str | Path | None = None, verbose: bool = True
 ) -> MaskResult:
-    """Step 2: mask tokens seen fewer than `threshold` times; every input is checked before anything is written."""
+    """Step 2: mask tokens seen fewer than `threshold` times; every input is checked before anything is written.
+
+    `output` may not be a trained model's own mask file (`wldetect.artifacts.refuse_model_file`): the next
+    run into that model's directory would replace it."""
     threshold = parse_threshold(threshold)
     if output is not None:
         check_output_path(output, (".npy",), "token mask")
+        refuse_model_file(output, "token mask")
     if isinstance(token_counts, (str, Path)):
         counts = load_token_counts(token_counts)
     else:

@@ -26,11 +26,11 @@ from wldetect.artifacts import (
     QUANTIZATION_FILE,
     SUMMARY_FILE,
     TOKENIZER_FILE,
-    previous_output_names,
+    outputs_to_replace,
 )
 from wldetect.counting import load_token_counts
 from wldetect.errors import WLDetectError
-from wldetect.io import StagedDirectory, atomic_path, refuse_other_model, write_safetensors, write_text_atomic
+from wldetect.io import StagedDirectory, atomic_path, write_safetensors, write_text_atomic
 from wldetect.lookup import (
     FILE_NAMES,
     load_lookup_table,
@@ -119,14 +119,16 @@ def filter_lookup(
     model and compared with masking at initialisation.
 
     The directory is staged and swapped in when complete (`wldetect.io.StagedDirectory`); one that holds
-    another model (not an earlier filter-lookup of this `model_path`) is refused unless `overwrite`.
+    another model (not an earlier filter-lookup of this `model_path`), or files but no model, is refused
+    unless `overwrite` (`wldetect.artifacts.outputs_to_replace` says what is replaced then).
     """
     say = print if verbose else (lambda *args, **kwargs: None)
     model_path, output_dir = Path(model_path), Path(output_dir)
     threshold = parse_threshold(threshold)
     if model_path.resolve() == output_dir.resolve():
         raise WLDetectError(f"--output-dir {output_dir}: must differ from --model-path (the source stays untouched)")
-    refuse_other_model(output_dir, f"filter-lookup of {model_path.absolute()}", overwrite)
+    origin = f"filter-lookup of {model_path.absolute()}"
+    outputs_to_replace(output_dir, origin, overwrite)  # refused before any work
     for name in (MODEL_CONFIG_FILE, TOKENIZER_FILE, PROJECTION_FILE, FILE_NAMES["fp32"]):
         if not (model_path / name).is_file():
             raise WLDetectError(f"--model-path {model_path}: {name} not found (not a trained artifacts directory)")
@@ -179,7 +181,7 @@ def filter_lookup(
 
         quantization = quantization_report(staging, verbose=verbose).report
         files["quantization"] = staging / QUANTIZATION_FILE
-        replaced = staged.commit(replaced=previous_output_names(final_dir))
+        replaced = staged.commit(replaced=outputs_to_replace(final_dir, origin, overwrite))
     files = {key: final_dir / path.name for key, path in files.items()}
     if replaced:
         say(f"  Replaced in {final_dir}: {', '.join(replaced)}")

@@ -382,15 +382,33 @@ def start_run(
     name: str, *, kind: str, parameters: dict[str, Any], threshold: int | None = None, run_dir: str | Path | None = None
 ) -> Run:
     """What a notebook calls first: reuse the run `wldetect run` made for it, or make its own (raw papermill,
-    JupyterLab). Inside IPython, a cell that raises marks the run failed, so a crash is never shown as done."""
+    JupyterLab). Inside IPython, a cell that raises marks the run failed, so a crash is never shown as done.
+
+    A given `run_dir` must be `running` (`wldetect run`, `sweep` and `demo` make it so, just before they
+    execute the notebook): a finished record (completed or failed) keeps what its own execution wrote, and a
+    later `papermill ... -p run_dir runs/<id>` is refused before its manifest or params.yaml is touched."""
     if run_dir:
         run = open_run(run_dir)
+        _refuse_finished(run)
         run._update(parameters=_plain(parameters), threshold=threshold)
         write_text_atomic(run.path / PARAMS, yaml.safe_dump(_plain(parameters), sort_keys=False))
     else:
         run = create_run(name, kind=kind, parameters=parameters, threshold=threshold)
     _mark_failed_on_error(run)
     return run
+
+
+def _refuse_finished(run: Run) -> None:
+    """A run record that is not `running` (or whose manifest cannot be read) is not reopened (`start_run`)."""
+    try:
+        status = json.loads(run.manifest_path.read_text(encoding="utf-8")).get("status")
+    except (OSError, ValueError, AttributeError):
+        status = None
+    if status != "running":
+        raise WLDetectError(
+            f"run_dir {run.path}: the run is {status or 'unreadable (damaged manifest.json)'}, not running; a finished "
+            "run record is never written into again: leave out run_dir (a new record is made) or use `wldetect run`"
+        )
 
 
 def _mark_failed_on_error(run: Run) -> None:

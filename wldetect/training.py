@@ -46,11 +46,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm  # the text bar: papermill and logs record it (tqdm.auto needs ipywidgets)
 
-from wldetect.artifacts import CHECKPOINT_DIR, HISTORY_FILE, SUMMARY_FILE, previous_output_names, write_artifacts
+from wldetect.artifacts import CHECKPOINT_DIR, HISTORY_FILE, SUMMARY_FILE, outputs_to_replace, write_artifacts
 from wldetect.config import TrainingConfig, TrainingSection, load_training_config
 from wldetect.counting import TokenizedCorpus, cache_key, count_tokens, resolve_token_ids
 from wldetect.errors import WLDetectError
-from wldetect.io import StagedDirectory, atomic_path, refuse_other_model, write_text_atomic
+from wldetect.io import StagedDirectory, atomic_path, write_text_atomic
 from wldetect.masking import MaskInfo, resolve_mask
 from wldetect.model import LanguageDetectionModel
 from wldetect.sources.models import LoadedModel, load_model
@@ -549,19 +549,25 @@ def train(
     run's); without it the run starts fresh. `stop_after_steps` stops after that many optimiser steps without
     writing artifacts, exactly as an interruption would (for tests and benchmarks).
 
-    A directory holding a model trained from another parameter file (or made by filter-lookup) is refused
-    unless `overwrite`; a second run into the same directory at the same time is refused (lock file).
+    A directory holding a model trained from another parameter file (or made by filter-lookup), or files but
+    no model, is refused unless `overwrite`, and what the run may replace there is decided by
+    `wldetect.artifacts.outputs_to_replace` (again at the commit, under the lock); a second run into the same
+    directory at the same time is refused (lock file).
     """
     if not isinstance(config, TrainingConfig):
         config = load_training_config(config)
     artifacts_dir = Path(output_dir) if output_dir is not None else Path(config.output.artifacts_dir)
     origin = f"training with {Path(config.source_path).absolute()}" if config.source_path else "training"
-    refuse_other_model(artifacts_dir, origin, overwrite)
+    outputs_to_replace(artifacts_dir, origin, overwrite)  # refused before any work
+
+    def replacing() -> set[str]:
+        return outputs_to_replace(artifacts_dir, origin, overwrite)
+
     staged = StagedDirectory(artifacts_dir, swap=True, what="--output-dir", keep_on_failure=_holds_checkpoints)
     try:
         with staged:
             inputs = prepare(config, token_ids, token_mask, threshold, verbose)
-            return _train_staged(inputs, staged, resume, verbose, stop_after_steps)
+            return _train_staged(inputs, staged, resume, verbose, stop_after_steps, replacing)
     except WLDetectError as err:
         raise WLDetectError(f"{err}{_unchanged_note(staged)}") from None
     except BaseException:  # Ctrl-C, out of memory, a full disk: the same promise, on stderr
@@ -586,9 +592,15 @@ def _unchanged_note(staged: StagedDirectory) -> str:
 
 
 def _train_staged(
-    inputs: TrainingInputs, staged: StagedDirectory, resume: bool, verbose: bool, stop_after_steps: int | None
+    inputs: TrainingInputs,
+    staged: StagedDirectory,
+    resume: bool,
+    verbose: bool,
+    stop_after_steps: int | None,
+    replacing: Callable[[], set[str]],
 ) -> TrainingResult:
-    """`train` with the output directory staged and locked: writes to `staged.staging`, commits at the end."""
+    """`train` with the output directory staged and locked: writes to `staged.staging`, commits at the end,
+    replacing what `replacing()` names then (the directory may have changed while the run trained)."""
     say = print if verbose else (lambda *args, **kwargs: None)
     section, started = inputs.config.training, time.perf_counter()
     checkpoint_dir = staged.staging / CHECKPOINT_DIR
@@ -641,7 +653,7 @@ def _train_staged(
     result.files["history"] = write_history(staged.staging / HISTORY_FILE, state.history)
     result.seconds = time.perf_counter() - started
     result.files["summary"] = _write_summary(staged.staging, inputs, result)
-    replaced = staged.commit(replaced=previous_output_names(staged.target))
+    replaced = staged.commit(replaced=replacing())
     result.files = {key: staged.target / path.relative_to(staged.staging) for key, path in result.files.items()}
     if replaced:
         say(f"Replaced the previous run's outputs in {staged.target}: {', '.join(replaced)}")
