@@ -35,4 +35,5 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_counting_ray.py
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_detect.py
+	$(PY) benchmarks/bench_ceilings.py
 	$(PY) benchmarks/bench_gguf.py

@@ -144,6 +144,22 @@ def test_a_swap_keeps_the_users_files_and_drops_what_the_new_outputs_replace(tmp
     assert snapshot(target) == {"notes.txt": b"mine", "projection.safetensors": b"new"}
 
 
+def assert_filter_lookup_refused(project_env, directory: Path, match: str) -> None:
+    """filter-lookup into `directory` without --overwrite: a WLDetectError matching `match` from the API, one
+    line and exit 2 from the CLI, and the directory unchanged by either."""
+    from wldetect.posthoc import filter_lookup
+
+    before = snapshot(directory)
+    with pytest.raises(WLDetectError, match=match):
+        filter_lookup(project_env["model"], project_env["counts"], 3, directory, verbose=False)
+    assert snapshot(directory) == before
+    result = wldetect("filter-lookup", "--model-path", str(project_env["model"]), "--token-counts",
+                      str(project_env["counts"]), "--threshold", "3", "--output-dir", str(directory),
+                      env={"WLDETECT_CACHE_DIR": str(project_env["root"] / "cache")})  # fmt: skip
+    assert result.returncode == 2 and result.stderr.decode().count("\n") == 1, result.stderr
+    assert snapshot(directory) == before
+
+
 def test_filter_lookup_into_another_models_directory_is_refused(project_env, tmp_path):
     import shutil
 
@@ -151,16 +167,7 @@ def test_filter_lookup_into_another_models_directory_is_refused(project_env, tmp
 
     other = tmp_path / "other"
     shutil.copytree(project_env["model"], other)
-    before = snapshot(other)
-    with pytest.raises(WLDetectError, match="holds a different model .training with .*--overwrite"):
-        filter_lookup(project_env["model"], project_env["counts"], 3, other, verbose=False)
-    assert snapshot(other) == before
-
-    result = wldetect("filter-lookup", "--model-path", str(project_env["model"]), "--token-counts",
-                      str(project_env["counts"]), "--threshold", "3", "--output-dir", str(other),
-                      env={"WLDETECT_CACHE_DIR": str(project_env["root"] / "cache")})  # fmt: skip
-    assert result.returncode == 2 and result.stderr.decode().count("\n") == 1, result.stderr
-    assert snapshot(other) == before
+    assert_filter_lookup_refused(project_env, other, "holds a different model .training with .*--overwrite")
 
     filtered = tmp_path / "filtered"
     filter_lookup(project_env["model"], project_env["counts"], 3, filtered, verbose=False)
@@ -225,14 +232,7 @@ def test_filter_lookup_into_a_directory_of_files_but_no_model_is_refused_unless_
 
     directory = someone_elses_directory(tmp_path / "mine")
     before = snapshot(directory)
-    with pytest.raises(WLDetectError, match="mine holds files but no wldetect model .*; give --overwrite"):
-        filter_lookup(project_env["model"], project_env["counts"], 3, directory, verbose=False)
-    assert snapshot(directory) == before
-    result = wldetect("filter-lookup", "--model-path", str(project_env["model"]), "--token-counts",
-                      str(project_env["counts"]), "--threshold", "3", "--output-dir", str(directory),
-                      env={"WLDETECT_CACHE_DIR": str(project_env["root"] / "cache")})  # fmt: skip
-    assert result.returncode == 2 and result.stderr.decode().count("\n") == 1, result.stderr
-    assert snapshot(directory) == before
+    assert_filter_lookup_refused(project_env, directory, "mine holds files but no wldetect model .*; give --overwrite")
 
     filter_lookup(project_env["model"], project_env["counts"], 3, directory, verbose=False, overwrite=True)
     after = snapshot(directory)

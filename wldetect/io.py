@@ -273,6 +273,16 @@ def directory_lock(directory: str | Path, what: str = "output directory", lock: 
                 lock.unlink(missing_ok=True)
 
 
+def run_record_status(manifest: Path) -> str | None:
+    """The `status` a run record's manifest gives (`running`, `completed`, `failed`), or None where it cannot be
+    read (being rewritten, damaged): a caller that must not write into a finished record treats None as
+    finished."""
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8")).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def refuse_finished_run_record(path: str | Path, what: str = "output") -> None:
     """A path inside a run record (`runs/<id>/`) that is no longer running is refused: a run record keeps
     what its own notebook wrote, and no later command may add to it or replace it."""
@@ -280,10 +290,7 @@ def refuse_finished_run_record(path: str | Path, what: str = "output") -> None:
     for parent in [path, *path.parents]:
         manifest = parent / RUN_MANIFEST
         if manifest.is_file():
-            try:
-                status = json.loads(manifest.read_text(encoding="utf-8")).get("status")
-            except (OSError, ValueError, AttributeError):
-                status = None
+            status = run_record_status(manifest)
             if status != "running":
                 raise WLDetectError(
                     f"{what} {path}: inside the run record {parent} ({status or 'unreadable'}); run records are "

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from wldetect.errors import WLDetectError
-from wldetect.io import write_text_atomic
+from wldetect.io import run_record_status, write_text_atomic
 
 MANIFEST = "manifest.json"
 PARAMS = "params.yaml"
@@ -400,10 +400,7 @@ def start_run(
 
 def _refuse_finished(run: Run) -> None:
     """A run record that is not `running` (or whose manifest cannot be read) is not reopened (`start_run`)."""
-    try:
-        status = json.loads(run.manifest_path.read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError, AttributeError):
-        status = None
+    status = run_record_status(run.manifest_path)
     if status != "running":
         raise WLDetectError(
             f"run_dir {run.path}: the run is {status or 'unreadable (damaged manifest.json)'}, not running; a finished "
