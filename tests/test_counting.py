@@ -258,3 +258,17 @@ def test_language_summary_and_top_tokens(project, tiny_model_dir, tiny_training_
     assert list(top["token"]) == ["the", "cat", "a"] == [vocabulary[i] for i in top["token_id"]]
     assert list(top["count"]) == [3, 2, 2] and list(top["script"]) == ["LATIN"] * 3
     assert top["cumulative_pct"].iloc[-1] == pytest.approx(100 * 7 / N_TOKENS)
+
+
+def test_the_default_counts_path_is_beside_the_artifacts_directory_it_names(tmp_path):
+    """`<artifacts_dir>-counts/token_counts.npy`; the file system root, which has no place beside it, is a
+    one-line error rather than a traceback."""
+    from wldetect.config import load_training_config
+    from wldetect.counting import default_counts_path
+
+    config_path = Path(__file__).resolve().parent.parent / "params" / "training" / "demo.yaml"
+    assert default_counts_path(load_training_config(config_path, {"output.artifacts_dir": str(tmp_path / "m")})) == (
+        tmp_path / "m-counts" / "token_counts.npy"
+    )
+    with pytest.raises(WLDetectError, match=r"^output.artifacts_dir /: the file system root .*give --output$"):
+        default_counts_path(load_training_config(config_path, {"output.artifacts_dir": "/"}))

@@ -450,3 +450,45 @@ def test_count_tokens_never_writes_all_zero_counts_even_from_a_stale_cache(proje
     output = tmp_path / "token_counts.npy"
     counted = count_tokens(config, output=output, verbose=False)
     assert not counted.from_cache and counted.total_tokens > 0 and np.load(output).sum() == counted.total_tokens
+
+
+def test_a_swap_whose_second_rename_fails_puts_the_old_directory_back(tmp_path, monkeypatch):
+    """The swap renames the target aside, then the staging directory in: when the second rename fails (a full
+    disk, a permission), the target is renamed back, so the failure leaves the model where it was."""
+    import wldetect.io
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "projection.safetensors").write_text("old")
+    real_rename = os.rename
+
+    def rename(source, destination):
+        if Path(source).name.startswith(".model.staging"):
+            raise OSError(28, "No space left on device")
+        real_rename(source, destination)
+
+    with pytest.raises(OSError, match="No space left"):
+        with StagedDirectory(target, swap=True) as staged:
+            (staged.staging / "projection.safetensors").write_text("new")
+            monkeypatch.setattr(wldetect.io.os, "rename", rename)
+            staged.commit(replaced={"projection.safetensors"})
+    monkeypatch.undo()
+    assert (target / "projection.safetensors").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".model.staging")) == ["model"]
+
+
+def test_an_evaluations_remains_are_previous_outputs_and_a_users_files_are_not(tmp_path):
+    """Predictions and heatmaps whose results file never moved in (an interrupted evaluation) go with the
+    model they described; files beside a `*_results.json` of the user's own stay."""
+    from wldetect.artifacts import previous_outputs
+
+    for name, text in [
+        ("pud_predictions.csv", "id,gold,predicted\n"),  # no pud_results.json: an evaluation's remains
+        ("pud_confusion.png", "png"),
+        ("mine_results.json", "{}"),  # the user's: no schema_version / overall
+        ("mine_predictions.csv", "mine"),
+        ("notes_confusion.png", "png"),
+    ]:
+        (tmp_path / name).write_text(text)
+    names = sorted(p.name for p in previous_outputs(tmp_path))
+    assert names == ["notes_confusion.png", "pud_confusion.png", "pud_predictions.csv"]

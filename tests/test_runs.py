@@ -44,9 +44,13 @@ def test_failed_runs_and_listing(tmp_path):
     ok.finish({"accuracy": 0.5, "f1_macro": 0.4})
     bad = create_run("bad", kind="03_train", parameters={}, threshold=5, root=tmp_path)
     bad.fail("RuntimeError: boom\nsecond line")
+    none = create_run("none", kind="03_train", parameters={}, threshold=None, root=tmp_path)
     table = list_runs(tmp_path).set_index("run_id")
     assert table.loc[ok.run_id, "status"] == "completed" and table.loc[ok.run_id, "accuracy"] == 0.5
     assert table.loc[bad.run_id, "status"] == "failed"
+    # thresholds are shown as the counts they are, also in a column that has a missing one
+    assert table.loc[bad.run_id, "threshold"] == 5 and table.loc[ok.run_id, "threshold"] == 0
+    assert table["threshold"].isna()[none.run_id]
     assert open_run(bad.path).manifest()["error"].startswith("RuntimeError: boom")
 
 

@@ -63,7 +63,8 @@ def previous_outputs(artifacts_dir: str | Path) -> list[Path]:
 
 def _evaluation_outputs(directory: Path) -> list[Path]:
     """The files of the evaluations in `directory`: each results JSON that `wldetect eval` wrote, with the
-    predictions and heatmap it names (else those of its stem)."""
+    predictions and heatmap it names (else those of its stem), and predictions or heatmaps whose stem has no
+    results file (an evaluation's remains). Those beside a results file of the user's are the user's."""
     found: list[Path] = []
     for results in sorted(directory.glob(f"*{EVALUATION_SUFFIXES[0]}")):
         try:
@@ -80,6 +81,13 @@ def _evaluation_outputs(directory: Path) -> list[Path]:
         for name in others:
             if isinstance(name, str) and Path(name).name == name and (directory / name).is_file():
                 found.append(directory / name)
+    # predictions and heatmaps with no results file of their stem at all: an evaluation interrupted before
+    # its results file (written last) moved in, or whose results file was deleted; left, they would sit
+    # beside the next model as if they were its evaluation's
+    for suffix in EVALUATION_SUFFIXES[1:]:
+        for path in directory.glob(f"*{suffix}"):
+            if path.is_file() and not (directory / (path.name.removesuffix(suffix) + EVALUATION_SUFFIXES[0])).exists():
+                found.append(path)
     return sorted(set(found))
 
 

@@ -12,6 +12,7 @@ torch, pandas or notebook stack) and starts in the time the detector takes to lo
 
 from __future__ import annotations
 
+import difflib
 import sys
 import time
 from pathlib import Path
@@ -304,6 +305,10 @@ def _parameter_words(ctx: typer.Context) -> list[str]:
     pairs: list[str] = []
     while extra:
         flag = extra.pop(0)
+        if flag.startswith("-") and flag not in ("-p", "--parameters"):  # a mistyped option, not a parameter
+            options = [name for param in ctx.command.params for name in param.opts if name.startswith("--")]
+            close = difflib.get_close_matches(flag.split("=")[0], options, n=1)
+            raise WLDetectError(f"no such option: {flag}" + (f" (did you mean {close[0]}?)" if close else ""))
         if flag not in ("-p", "--parameters") or len(extra) < 2:
             raise WLDetectError(f"unexpected argument {flag!r}: use -p NAME VALUE")
         pairs += [extra.pop(0), extra.pop(0)]

@@ -59,7 +59,12 @@ def default_counts_path(config: TrainingConfig) -> Path:
     beside the config's artifacts directory and never inside it. That directory belongs to the model: a
     training run into it replaces the files named like a model's (`token_mask.npy`, which `create-mask` puts
     next to the counts) and refuses to start while it holds files but no model."""
-    artifacts_dir = Path(config.output.artifacts_dir)
+    artifacts_dir = Path(config.output.artifacts_dir).resolve()  # `.` and `..` name the directory they mean
+    if not artifacts_dir.name:
+        raise WLDetectError(
+            f"output.artifacts_dir {config.output.artifacts_dir}: the file system root has no place beside it "
+            "for the counts; give --output"
+        )
     return artifacts_dir.with_name(f"{artifacts_dir.name}-counts") / COUNTS_FILE
 
 

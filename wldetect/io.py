@@ -465,7 +465,11 @@ class StagedDirectory:
         old = self.target.parent / f".{self.target.name}.replaced-{os.getpid()}"
         shutil.rmtree(old, ignore_errors=True)
         os.rename(self.target, old)
-        os.rename(self.staging, self.target)
+        try:
+            os.rename(self.staging, self.target)
+        except BaseException:  # put the old directory back: a failed commit leaves the target as it was
+            os.rename(old, self.target)
+            raise
         shutil.rmtree(old, ignore_errors=True)
         return dropped
 

@@ -465,6 +465,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _whole_number(value: Any) -> int | None:
+    """A count as an int, also where pandas made a column of ints and missing values float (50 -> 50.0);
+    None for anything else (a failed run's `threshold: abc`, a boolean, NaN, 2.5)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value) if value == value and float(value).is_integer() else None
+
+
 def list_runs(root: Path | None = None):
     """Past runs as a pandas table: id, kind, status, parameters and key metrics, newest first. A run whose
     manifest is damaged is listed with status `damaged` (and its fields that are no mapping read as empty),
@@ -493,7 +501,7 @@ def list_runs(root: Path | None = None):
     for column in ("threshold", "tokens_masked"):
         if column in table:  # counts, not measurements: no "10.0000"; a value that is no count (a failed run's
             # bad parameter, `threshold: abc`) is shown as missing rather than breaking the listing
-            whole = [v if isinstance(v, int) and not isinstance(v, bool) else None for v in table[column]]
+            whole = [_whole_number(v) for v in table[column]]
             table[column] = pd.array(whole, dtype="Int64")
     for column in ("accuracy", "f1_macro", "duration_s"):
         if column in table:
