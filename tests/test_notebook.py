@@ -136,6 +136,22 @@ def test_weights_verdict_counts_kept_moved_and_masked_revived():
     assert "No token was masked" in weights_verdict(baseline) and weights_metrics(baseline) == {"masked_tokens_changed": 0}
 
 
+def test_the_weight_analysis_and_the_training_record_count_revived_tokens_alike():
+    """Any difference from the initial weight is training's (a token without gradient keeps it bit for bit):
+    step 6 must count a masked token that learned 1e-9 as revived, as step 3's mask record (`!= 0`) does;
+    with a tolerance the two reports of one run disagreed (67,774 vs 67,791 on the demo's t10 run)."""
+    from wldetect.masking import MaskInfo
+
+    mask = np.array([True, True, True, False, False, False, False])
+    weights = np.array([1.0, 1.0 + 1e-7, 0.8, 0.0, 1e-9, -3e-8, 0.4], dtype=np.float32)
+    summary = summarise_weights(weights, mask)
+    assert summary.loc["kept", "changed"] == 2 and summary.loc["masked", "changed"] == 3
+    record = MaskInfo(mask, "test", np.ones(mask.size, dtype=np.int64), threshold=None).record(weights)
+    assert record["masked_weights_nonzero_after_training"] == summary.loc["masked", "changed"]
+    text = weights_verdict(WeightAnalysis(weights, mask, summary))
+    assert "3 of 4 (75.0%) learned a non-zero weight" in text and "1 stayed exactly at 0.0" in text
+
+
 def test_the_support_module_does_not_import_what_runs_must_not():
     import subprocess
     import sys

@@ -19,8 +19,6 @@ from wldetect.artifacts import MASK_FILE, PROJECTION_FILE
 from wldetect.counting import load_token_counts, validate_counts
 from wldetect.errors import WLDetectError
 
-_UNCHANGED_ATOL = 1e-7
-
 
 def load_token_weights(model_path: str | Path) -> np.ndarray:
     """The learned per-token weights (V,) of an artifacts directory."""
@@ -101,8 +99,11 @@ class WeightAnalysis:
 
 
 def _changed(weights: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    initial = np.where(mask, 1.0, 0.0)
-    return ~np.isclose(weights, initial, rtol=0.0, atol=_UNCHANGED_ATOL)
+    """Which weights differ from their initial value (kept 1.0, masked 0.0) at all: a token without gradient
+    keeps it bit for bit, so any difference, however small, is training's (a tolerance would count a masked
+    token that learned a weight of 1e-8 as never trained, and disagree with step 3's record, which counts
+    `!= 0`)."""
+    return weights != np.where(mask, np.float32(1.0), np.float32(0.0))
 
 
 def summarise_weights(weights: np.ndarray, mask: np.ndarray) -> pd.DataFrame:
