@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import yaml
@@ -23,7 +23,6 @@ from wldetect.lookup import compute_lookup_table, write_lookup_tables
 
 if TYPE_CHECKING:
     from wldetect.config import ModelConfig
-    from wldetect.masking import MaskInfo
 
 PROJECTION_FILE = "projection.safetensors"
 MODEL_CONFIG_FILE = "model_config.yaml"
@@ -39,6 +38,16 @@ EVALUATION_SUFFIXES = ("_results.json", "_predictions.csv", "_confusion.png")
 MODEL_FILES = (PROJECTION_FILE, *LOOKUP_FILES.values(), MODEL_CONFIG_FILE, TOKENIZER_FILE)
 # Every top-level file that describes the model of the directory: what its readers take for part of it.
 MODEL_RECORD_FILES = (*MODEL_FILES, HISTORY_FILE, SUMMARY_FILE, MASK_FILE, MASK_RECORD_FILE, QUANTIZATION_FILE)
+
+
+class TrainingMask(Protocol):
+    """What `write_artifacts` needs of the mask a run trained with (`wldetect.masking.MaskInfo` is one): the
+    bool mask (True = keep) and its record given the learned weights. A protocol, so that this module, which
+    step 2 reads for the model directory's file names, does not depend on step 2 in turn."""
+
+    mask: np.ndarray
+
+    def record(self, token_weights: np.ndarray | None = None) -> dict[str, Any]: ...
 
 
 def previous_outputs(artifacts_dir: str | Path) -> list[Path]:
@@ -174,7 +183,7 @@ def write_artifacts(
     projection_bias: np.ndarray,
     token_weights: np.ndarray,
     tokenizer_path: Path,
-    mask: MaskInfo | None = None,
+    mask: TrainingMask | None = None,
     verbose: bool = True,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
     """Write a trained model's artifacts: projection (with the token weights), lookup tables (fp32, E4M3FN,
