@@ -75,7 +75,7 @@ def test_each_kernel_gets_its_own_environment(tmp_path):
     def execute(device: str) -> None:
         papermill.execute_notebook(
             str(source), str(tmp_path / f"out{device}.ipynb"), kernel_name=workflow.KERNEL, progress_bar=False,
-            kernel_manager_class=workflow.kernel_manager_with_env({"CUDA_VISIBLE_DEVICES": device, "OMP_NUM_THREADS": "1"}),
+            kernel_manager_class=workflow.kernel_manager_class({"CUDA_VISIBLE_DEVICES": device, "OMP_NUM_THREADS": "1"}),
         )  # fmt: skip
 
     threads = [threading.Thread(target=execute, args=(d,)) for d in ("0", "1")]
@@ -87,6 +87,28 @@ def test_each_kernel_gets_its_own_environment(tmp_path):
         printed = nbformat.read(str(tmp_path / f"out{device}.ipynb"), as_version=4).cells[0].outputs[0]["text"]
         assert printed.strip() == f"{device} 1"
     assert dict(__import__("os").environ) == before
+
+
+def test_the_kernels_own_output_goes_to_the_log_and_the_cells_to_the_notebook(tmp_path, capfd):
+    """What the kernel process writes to its file descriptors (ipykernel's log, a crash report) goes to the
+    run record's kernel log, not the console; what a cell prints stays in the executed notebook."""
+    import papermill
+
+    book = nbformat.v4.new_notebook()
+    book.cells = [nbformat.v4.new_code_cell("import os\nos.write(2, b'kernel-fd-marker\\n')\nprint('cell-output')")]
+    book.metadata["kernelspec"] = {"name": workflow.KERNEL, "language": "python", "display_name": "Python 3"}
+    source = tmp_path / "fd.ipynb"
+    nbformat.write(book, str(source))
+    with open(tmp_path / "kernel.log", "ab") as log:
+        papermill.execute_notebook(
+            str(source), str(tmp_path / "out.ipynb"), kernel_name=workflow.KERNEL, progress_bar=False,
+            kernel_manager_class=workflow.kernel_manager_class(log=log),
+        )  # fmt: skip
+    logged = (tmp_path / "kernel.log").read_text()
+    assert "kernel-fd-marker" in logged and "cell-output" not in logged
+    assert "kernel-fd-marker" not in capfd.readouterr().err
+    outputs = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4).cells[0].outputs
+    assert [o.get("text", "").strip() for o in outputs if o.get("name") == "stdout"] == ["cell-output"]
 
 
 def test_local_sweep_runs_record_their_gpu(monkeypatch, tmp_path):

@@ -184,6 +184,8 @@ def test_step_2_runs_from_the_cli_with_the_seeds_report_inline(executed):
     assert set(masked.manifest()["inputs"]) >= {"training_data", "embeddings", "token_counts", "token_mask"}
     listed = _wldetect("runs", env_runs=executed["runs"])
     assert masked.run_id in listed.stdout and "02_create_mask" in listed.stdout and "completed" in listed.stdout
+    # the kernel's own output (ipykernel's log) is in the run record, not on the console of `wldetect run`
+    assert (masked.path / "kernel.log").is_file() and "IPKernelApp" not in done.stderr
 
 
 @slow

@@ -12,7 +12,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from wldetect.errors import WLDetectError
 from wldetect.executors import (
@@ -28,6 +28,7 @@ from wldetect.runs import Run, create_run, open_run, project_root
 
 NOTEBOOKS = ["01_count_tokens", "02_create_mask", "03_train", "04_evaluate", "05_compare", "06_weight_analysis"]
 KERNEL = "python3"
+KERNEL_LOG = "kernel.log"  # the kernel process's own output, in the run record (see kernel_manager_class)
 
 
 def notebook_path(name: str) -> Path:
@@ -152,21 +153,31 @@ def new_notebook_run(name: str, parameters: dict[str, Any], *, run_name: str | N
     return create_run(run_name or default_name, kind=source.stem, parameters=parameters, threshold=threshold, root=runs_root)
 
 
-def kernel_manager_with_env(env: dict[str, str]):
-    """A jupyter kernel manager class whose kernels start with `env` added to this process's environment;
-    os.environ itself is left alone, so concurrent runs (threads) each give their kernel its own."""
+def kernel_manager_class(env: dict[str, str] | None = None, log: BinaryIO | None = None):
+    """A jupyter kernel manager class whose kernels start with `env` added to this process's environment
+    (os.environ itself is left alone, so concurrent runs in threads each give their kernel its own) and, with
+    `log`, write their own standard output and error there.
+
+    That is the kernel process's own output, not the cells' (theirs goes into the notebook): ipykernel's log
+    (its warnings about TCP transport, the interrupt jupyter_client sends before every shutdown) and what a
+    crashing C extension or the interpreter prints on the way down. In the run record it is evidence of how
+    a kernel died; on the console of `wldetect run` / `demo` it was only noise between the steps' lines.
+    """
     from jupyter_client import AsyncKernelManager
 
-    extra = {str(k): str(v) for k, v in env.items()}
+    extra = {str(k): str(v) for k, v in (env or {}).items()}
 
-    class EnvKernelManager(AsyncKernelManager):
+    class RunKernelManager(AsyncKernelManager):
         async def _async_start_kernel(self, **kw: Any) -> None:
-            kw["env"] = {**(kw.get("env") or os.environ), **extra}
+            if extra:
+                kw["env"] = {**(kw.get("env") or os.environ), **extra}
+            if log is not None:
+                kw["stdout"] = kw["stderr"] = log
             await super()._async_start_kernel(**kw)
 
         start_kernel = _async_start_kernel
 
-    return EnvKernelManager
+    return RunKernelManager
 
 
 def execute_into_run(
@@ -180,21 +191,22 @@ def execute_into_run(
     executed = run.path / source.name
     started = time.time()
     error: str | None = None
-    engine_kwargs = {"kernel_manager_class": kernel_manager_with_env(env)} if env else {}
     try:
-        papermill.execute_notebook(
-            str(source),
-            str(executed),
-            parameters={**parameters, "run_dir": str(run.path)},
-            kernel_name=KERNEL,
-            cwd=str(project_root()),
-            progress_bar=False,
-            **engine_kwargs,
-        )
+        with open(run.path / KERNEL_LOG, "ab") as kernel_log:
+            papermill.execute_notebook(
+                str(source),
+                str(executed),
+                parameters={**parameters, "run_dir": str(run.path)},
+                kernel_name=KERNEL,
+                cwd=str(project_root()),
+                progress_bar=False,
+                kernel_manager_class=kernel_manager_class(env, kernel_log),
+            )
     except PapermillExecutionError as err:  # a cell raised: the executed notebook shows where
         error = f"{err.ename}: {err.evalue}".splitlines()[0]
     except BaseException as err:  # the kernel died (out of memory), timed out, or Ctrl-C: still a failed run
         error = (f"{type(err).__name__}: {err}".splitlines() or [type(err).__name__])[0]
+        error += f" (the kernel's own output: {run.path / KERNEL_LOG})"
         if not isinstance(err, Exception):
             run.fail(error)
             raise
