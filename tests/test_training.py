@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_EXTRA_ROWS, module_tiny_project, tiny_vocabulary, use_cache
+from conftest import TINY_EXTRA_ROWS, TINY_LANGUAGES, module_tiny_project, tiny_vocabulary, use_cache
 from safetensors.numpy import load_file
 from typer.testing import CliRunner
 
@@ -123,9 +123,21 @@ def test_preparation_reports_the_files_it_reads(project_env, capsys, tmp_path):
         project_env["config"], output_dir=tmp_path / "run", token_mask=project_env["mask_path"], stop_after_steps=1,
     )  # fmt: skip
     out = capsys.readouterr().out
-    assert f"Mask from {project_env['mask_path']}: 5 of {V} tokens start at weight 0 ({5 / V:.2%})" in out
     assert "Token ids: " in out and "(120 examples, " in out
-    assert "trainable parameters on cpu" in out
+    # The seed's training output, in its words and order (users grep for these lines).
+    seed_lines = [
+        f"Loading token mask from {project_env['mask_path']}...",
+        f"Mask shape: ({V},)",
+        f"Tokens to zero: 5 ({5 / V * 100:.2f}%)",
+        f"Tokens to train: {V - 5:,}",
+        "Model parameters: ",
+    ]
+    positions = [out.find(line) for line in seed_lines]
+    assert -1 not in positions, out
+    assert positions == sorted(positions)
+    # the seed's count: one weight per embedding row + the projection's weights and biases (hidden 8 here)
+    n_languages = len(TINY_LANGUAGES)
+    assert f"Model parameters: {V + 8 * n_languages + n_languages:,} (trainable, on cpu)" in out
     assert result.consumed["token_mask"] == project_env["mask_path"]
     assert not result.completed and not (tmp_path / "run" / "projection.safetensors").exists()
 

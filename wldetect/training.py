@@ -268,7 +268,8 @@ def prepare(
     say(f"  Token ids: {corpus.directory} ({len(corpus):,} examples, {corpus.record.get('n_tokens', 0):,} tokens)")
     mask = resolve_mask(config, corpus, token_mask, threshold)
     if mask is not None:
-        say(f"  {mask.describe()}")
+        for line in mask.seed_lines():
+            say(f"  {line}")
     per_epoch = steps_per_epoch(corpus, section.batch_size)
     total = per_epoch * section.epochs
     warmup = warmup_steps_for(section, total)
@@ -608,7 +609,7 @@ def _train_staged(
     with torch.random.fork_rng(devices=fork_devices):  # a notebook's own RNG state is left as it was
         torch.manual_seed(section.seed)
         state = TrainState.create(inputs)
-        say(f"  Model: {state.model.parameter_count():,} trainable parameters on {inputs.device}")
+        say(f"  Model parameters: {state.model.parameter_count():,} (trainable, on {inputs.device})")
         resumed_from = _resume(state, inputs, staged, say) if resume else None
         if resumed_from is None:  # a fresh run: an interrupted run's staged checkpoints are not continued
             if _holds_checkpoints(staged.staging):
