@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -135,6 +137,18 @@ def test_bad_comparison_inputs_are_one_line_errors(evaluated, paths, message):
 def test_missing_results_file_names_the_command_to_run(evaluated):
     with pytest.raises(WLDetectError, match="run `wldetect eval --model-path"):
         compare_runs([evaluated["baseline"], evaluated["run"]], verbose=False)  # flores_dev was never evaluated
+
+
+def test_a_directory_with_several_evaluations_names_them_and_the_choice(evaluated, tmp_path):
+    from wldetect.comparison import results_file
+
+    model = tmp_path / "model"
+    shutil.copytree(evaluated["baseline"], model)
+    assert results_file(model, results=None).name == "tiny-set_results.json"  # the only one: taken
+    shutil.copy(model / "tiny-set_results.json", model / "other-set_results.json")
+    with pytest.raises(WLDetectError) as info:
+        results_file(model, results=None)
+    assert str(info.value) == f"{model}: 2 evaluations (other-set, tiny-set); choose one with --results NAME"
 
 
 # --------------------------------------------------------------- what compare reads is checked first (issue 13)

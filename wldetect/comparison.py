@@ -164,6 +164,10 @@ def results_file(path: str | Path, results: str | None = DEFAULT_RESULTS) -> Pat
             if len(present) == 1 or DEFAULT_RESULTS in present:
                 results = present[0] if len(present) == 1 else DEFAULT_RESULTS
                 break
+            if len(present) > 1:
+                raise WLDetectError(
+                    f"{directory}: {len(present)} evaluations ({', '.join(present)}); choose one with --results NAME"
+                )
         else:
             results = DEFAULT_RESULTS
     for directory in candidates:
