@@ -174,39 +174,38 @@ def child(parquet: Path, rows: int, steps: int, workdir: Path) -> dict:
 
 
 def ceiling(parquet: Path, sample: int = 50_000) -> dict:
-    """In a process whose tokenizer runs on one thread (RAYON_NUM_THREADS=1): bare `encode_batch_fast` over
-    `sample` texts of the corpus, and the main thread's share of step 1 (Arrow reads, counting, writing ids)
-    on the same texts with their ids already computed."""
+    """In a process whose tokenizer runs on one thread (RAYON_NUM_THREADS=1), on the first `sample` examples
+    of the corpus as step 1 selects them: bare `encode_batch_fast` (the ceiling), and the part of step 1 that
+    its main thread does alone (texts fetched through the selection's indices mapping, counting, writing
+    ids), with the ids already computed: what limits one process however many tokeniser threads it has."""
     import numpy as np
-    import pyarrow.parquet as pq
 
     from wldetect.counting import TokenCounter, TokenIdsWriter
+    from wldetect.sources.data import prepare_training_dataset
     from wldetect.sources.models import load_model
     from wldetect.tokenization import configure, encode_texts
 
     config = config_for(parquet)
     model = load_model(config.model)
     tokenizer = configure(model.tokenizer, config.model.inference.max_sequence_length)
-    table = pq.read_table(parquet).slice(0, None)
-    stride = max(1, table.num_rows // sample)
-    texts_column = table.column("text").take(np.arange(0, table.num_rows, stride)[:sample])
-    texts = texts_column.to_pylist()
-    batches = [texts[i : i + 512] for i in range(0, len(texts), 512)]
+    data = prepare_training_dataset(config.dataset, config.model.language_codes, verbose=False)
+    texts_only = data.dataset.select_columns(["text"])
+    sample = min(sample, len(data))
+    batches = [texts_only[i : min(i + 512, sample)]["text"] for i in range(0, sample, 512)]
     started = time.perf_counter()
     encoded = [encode_texts(tokenizer, batch) for batch in batches]
     bare_s = time.perf_counter() - started
-    labels = np.zeros(len(texts), dtype=np.int64)
     counter = TokenCounter(model.vocab_size, len(config.model.language_codes))
     with tempfile.TemporaryDirectory() as tmp:
         writer = TokenIdsWriter(Path(tmp))
         started = time.perf_counter()
         for i, batch in enumerate(encoded):
-            texts_column.slice(i * 512, 512).to_pylist()  # what the main thread fetches per batch
-            counter.add(batch.ids, batch.lengths, labels[i * 512 : (i + 1) * 512])
+            texts_only[i * 512 : min((i + 1) * 512, sample)]["text"]  # noqa: B018 (the fetch is what is timed)
+            counter.add(batch.ids, batch.lengths, np.asarray(data.labels[i * 512 : (i + 1) * 512], dtype=np.int64))
             writer.add(batch.ids, batch.lengths)
         writer.close()
         serial_s = time.perf_counter() - started
-    return {"sample": len(texts), "bare_ex_s_per_core": len(texts) / bare_s, "serial_ex_s": len(texts) / serial_s}
+    return {"sample": sample, "bare_ex_s_per_core": sample / bare_s, "serial_ex_s": sample / serial_s}
 
 
 def run_child(kind: str, parquet: Path, rows: int, steps: int, env: dict | None = None) -> dict:
@@ -263,6 +262,8 @@ def main() -> None:
               f"{file / r['rows']:>10.1f} {r['ids_bytes'] / r['examples']:>9.1f} {mb(r['train_peak']['RssAnon']):>10} {train_ex_s:>10,.0f}")
     print("(anon/file peak: the process's peak RssAnon/RssFile in step 1; B/row: above the process after loading the model, "
           "divided by rows; ids: the token-ids files on disk)")
+    base = results[0]["base"]
+    print(f"the process after loading the model and tokenizer, before step 1: {mb(base['RssAnon'])} anonymous, {mb(base['RssFile'])} file-backed")
 
     first, last = results[0], results[-1]
     slope_anon = slope_file = None
