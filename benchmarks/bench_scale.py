@@ -201,7 +201,7 @@ def ceiling(parquet: Path, sample: int = 50_000) -> dict:
         started = time.perf_counter()
         for i, batch in enumerate(encoded):
             texts_only[i * 512 : min((i + 1) * 512, sample)]["text"]  # noqa: B018 (the fetch is what is timed)
-            counter.add(batch.ids, batch.lengths, np.asarray(data.labels[i * 512 : (i + 1) * 512], dtype=np.int64))
+            counter.add(batch.ids, batch.lengths, np.asarray(data.labels[i * 512 : min((i + 1) * 512, sample)], dtype=np.int64))
             writer.add(batch.ids, batch.lengths)
         writer.close()
         serial_s = time.perf_counter() - started

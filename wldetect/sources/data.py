@@ -6,6 +6,7 @@ and balancing are computed on Arrow/NumPy columns and applied with one `select`,
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,7 +233,7 @@ def prepare_training_dataset(
         if report.loaded == 0:
             raise WLDetectError(f"{config.name}: no examples (split {config.split} is empty)")
         raise WLDetectError(f"{config.name}: no usable examples of {report.loaded:,} rows: {report.dropped()}")
-    dataset = _with_indices(raw, indices)
+    dataset = _with_indices(raw, indices, [config.model_dump(mode="json"), languages])
     del indices
     if config.text_column != "text" or config.language_column != "language":
         dataset = dataset.select_columns([config.text_column, config.language_column]).rename_columns(
@@ -285,15 +286,19 @@ def _classify_rows(texts: pa.ChunkedArray, codes: pa.ChunkedArray, languages: li
     return _RowCodes(row_codes, per_language, null_texts, non_string_texts, empty_texts, unknown_rows, sorted(unknown))
 
 
-def _with_indices(raw, indices: np.ndarray):
+def _with_indices(raw, indices: np.ndarray, selected_by: object):
     """`raw.select(indices)` without its Python list of every index: the same dataset (an indices mapping
-    over the memory-mapped table), built from the NumPy array as an Arrow uint64 column."""
+    over the memory-mapped table), built from the NumPy array as an Arrow uint64 column. Its `datasets`
+    fingerprint is derived from the raw data's and `selected_by` (what the selection is a function of):
+    left to `datasets`, it would pickle the whole indices table to hash it (two more copies of it)."""
     from datasets import Dataset
     from datasets.table import InMemoryTable
 
     column = pa.array(np.asarray(indices, dtype=np.uint64))
     mapping = InMemoryTable(pa.table({"indices": column}))
-    return Dataset(raw.data, info=raw.info.copy(), split=raw.split, indices_table=mapping)
+    key = json.dumps([raw._fingerprint, len(indices), selected_by], sort_keys=True, default=str)
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return Dataset(raw.data, info=raw.info.copy(), split=raw.split, indices_table=mapping, fingerprint=fingerprint)
 
 
 # A JSON string holding only whitespace: RE2's \s ([\t\n\f\r ]) and Unicode spaces (\p{Z}), raw or escaped.
