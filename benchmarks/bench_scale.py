@@ -17,6 +17,7 @@ tokenizer and the 86 MB count table, cancels out). The ceiling, measured in the 
     .venv/bin/python benchmarks/bench_scale.py                 # 1M and 4M rows (~5 min on 2 cores)
     .venv/bin/python benchmarks/bench_scale.py --large         # and 16M
     .venv/bin/python benchmarks/bench_scale.py --rows 100000 400000 --steps 20   # a quick check
+    .venv/bin/python benchmarks/bench_scale.py --selection     # the selection alone (filter, shuffle, cap)
 
 The projection assumes what the measurements support: per-core throughput is flat in the corpus size; one
 process (`--executor local`) scales with tokeniser threads until its main thread (Arrow reads, counting,
@@ -208,6 +209,26 @@ def ceiling(parquet: Path, sample: int = 50_000) -> dict:
     return {"sample": sample, "bare_ex_s_per_core": sample / bare_s, "serial_ex_s": sample / serial_s}
 
 
+def selection(parquet: Path, rows: int) -> dict:
+    """Step 1's selection alone (`prepare_training_dataset`: filter, shuffle, cap), as `--selection` prints:
+    peak RssAnon above the process before it, and NumPy's and Python's own peak (tracemalloc; Arrow's
+    allocations are not traced), both per row."""
+    import tracemalloc
+
+    from wldetect.sources.data import load_raw_dataset, prepare_training_dataset
+
+    config = config_for(parquet)
+    load_raw_dataset(config.dataset)  # imports and the Arrow file opened once, outside the measurement
+    tracemalloc.start()
+    with MemorySampler() as sampler:
+        base = MemorySampler.now()
+        started = time.perf_counter()
+        data = prepare_training_dataset(config.dataset, config.model.language_codes, verbose=False)
+        seconds = time.perf_counter() - started
+    traced_peak = tracemalloc.get_traced_memory()[1]
+    return {"rows": rows, "examples": len(data), "s": seconds, "anon_peak": sampler.peak["RssAnon"] - base["RssAnon"], "traced_peak": traced_peak}
+
+
 def run_child(kind: str, parquet: Path, rows: int, steps: int, env: dict | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as workdir:
         command = [sys.executable, __file__, "--child", kind, str(parquet), str(rows), str(steps), workdir]
@@ -227,13 +248,15 @@ def mb(value: float) -> str:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         kind, parquet, rows, steps, workdir = sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6])
-        result = child(parquet, rows, steps, workdir) if kind == "scale" else ceiling(parquet)
+        result = {"scale": lambda: child(parquet, rows, steps, workdir), "ceiling": lambda: ceiling(parquet),
+                  "selection": lambda: selection(parquet, rows)}[kind]()
         print(json.dumps(result))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 4_000_000], help="corpus sizes (rows)")
     parser.add_argument("--large", action="store_true", help="add 16M rows")
     parser.add_argument("--steps", type=int, default=50, help="training steps after step 1 (batch size of demo.yaml)")
+    parser.add_argument("--selection", action="store_true", help="only the selection (prepare_training_dataset): seconds, not minutes")
     args = parser.parse_args()
     sizes = sorted(set(args.rows + ([16_000_000] if args.large else [])))
 
@@ -244,6 +267,16 @@ def main() -> None:
     for path in paths.values():  # `datasets` converts parquet to Arrow once, before any measurement
         subprocess.run([sys.executable, "-c", f"from datasets import load_dataset; load_dataset('parquet', data_files={str(path)!r}, split='train')"],
                        check=True, capture_output=True)  # fmt: skip
+    if args.selection:
+        picked = [run_child("selection", paths[rows], rows, 0) for rows in sizes]
+        print(f"{'rows':>11} {'selection s':>11} {'peak RssAnon':>12} {'per row':>8} {'tracemalloc peak':>16} {'per row':>8}")
+        for r in picked:
+            print(f"{r['rows']:>11,} {r['s']:>11.2f} {mb(r['anon_peak']):>12} {r['anon_peak'] / r['rows']:>8.1f} "
+                  f"{mb(r['traced_peak']):>16} {r['traced_peak'] / r['rows']:>8.1f}")
+        if len(picked) > 1:
+            slope = (picked[-1]["anon_peak"] - picked[0]["anon_peak"]) / (picked[-1]["rows"] - picked[0]["rows"])
+            print(f"slope: {slope:.1f} B/row of peak anonymous memory (above the process before the selection)")
+        return
     ceil = run_child("ceiling", paths[sizes[0]], sizes[0], 0, env={"RAYON_NUM_THREADS": "1"})
     results = [run_child("scale", paths[rows], rows, args.steps) for rows in sizes]
 
