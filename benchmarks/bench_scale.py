@@ -209,17 +209,18 @@ def ceiling(parquet: Path, sample: int = 50_000) -> dict:
     return {"sample": sample, "bare_ex_s_per_core": sample / bare_s, "serial_ex_s": sample / serial_s}
 
 
-def selection(parquet: Path, rows: int) -> dict:
+def selection(parquet: Path, rows: int, traced: bool) -> dict:
     """Step 1's selection alone (`prepare_training_dataset`: filter, shuffle, cap), as `--selection` prints:
-    peak RssAnon above the process before it, and NumPy's and Python's own peak (tracemalloc; Arrow's
-    allocations are not traced), both per row."""
+    peak RssAnon above the process before it, or (`traced`, another process: tracing costs memory per
+    allocation) NumPy's and Python's own peak by tracemalloc, which does not see Arrow's allocations."""
     import tracemalloc
 
     from wldetect.sources.data import load_raw_dataset, prepare_training_dataset
 
     config = config_for(parquet)
     load_raw_dataset(config.dataset)  # imports and the Arrow file opened once, outside the measurement
-    tracemalloc.start()
+    if traced:
+        tracemalloc.start()
     with MemorySampler() as sampler:
         base = MemorySampler.now()
         started = time.perf_counter()
@@ -249,7 +250,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         kind, parquet, rows, steps, workdir = sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6])
         result = {"scale": lambda: child(parquet, rows, steps, workdir), "ceiling": lambda: ceiling(parquet),
-                  "selection": lambda: selection(parquet, rows)}[kind]()
+                  "selection": lambda: selection(parquet, rows, False), "traced": lambda: selection(parquet, rows, True)}[kind]()
         print(json.dumps(result))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -268,7 +269,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-c", f"from datasets import load_dataset; load_dataset('parquet', data_files={str(path)!r}, split='train')"],
                        check=True, capture_output=True)  # fmt: skip
     if args.selection:
-        picked = [run_child("selection", paths[rows], rows, 0) for rows in sizes]
+        picked = [dict(run_child("selection", paths[rows], rows, 0), traced_peak=run_child("traced", paths[rows], rows, 0)["traced_peak"]) for rows in sizes]
         print(f"{'rows':>11} {'selection s':>11} {'peak RssAnon':>12} {'per row':>8} {'tracemalloc peak':>16} {'per row':>8}")
         for r in picked:
             print(f"{r['rows']:>11,} {r['s']:>11.2f} {mb(r['anon_peak']):>12} {r['anon_peak'] / r['rows']:>8.1f} "
