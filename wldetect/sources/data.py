@@ -1,7 +1,8 @@
 """Training data: a Hugging Face dataset (OpenLID-v2), a local parquet/jsonl/csv file or directory, or the demo.
 
 Everything goes through `datasets`, so a 121M-sentence corpus stays memory-mapped Arrow; filtering, capping
-and balancing are computed on Arrow/NumPy columns and applied with one `select`, never a Python loop over rows.
+and balancing are computed on Arrow/NumPy columns, slice by slice, in a few bytes per row (never a Python
+object per row), and applied as one indices mapping over the memory-mapped table.
 """
 
 from __future__ import annotations
