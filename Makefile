@@ -37,3 +37,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_detect.py
 	$(PY) benchmarks/bench_ceilings.py
 	$(PY) benchmarks/bench_gguf.py
+	$(PY) benchmarks/bench_scale.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -272,3 +273,166 @@ def test_the_default_counts_path_is_beside_the_artifacts_directory_it_names(tmp_
     )
     with pytest.raises(WLDetectError, match=r"^output.artifacts_dir /: the file system root .*give --output$"):
         default_counts_path(load_training_config(config_path, {"output.artifacts_dir": "/"}))
+
+
+# ------------------------------------------------------------------ bounded memory, verified cache (#22, #19)
+
+
+def _many_rows(n: int = 150, seed: int = 0) -> list[tuple[str, str]]:
+    """`n` rows of distinct word sequences of the tiny vocabulary, with a blank and an unconfigured one."""
+    words = {code: sorted({w for text, c in KEPT if c == code for w in text.split()}) for code in TINY_LANGUAGES}
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        code = TINY_LANGUAGES[i % 3 if i % 7 else 0]
+        rows.append((" ".join(rng.choice(words[code], size=int(rng.integers(1, 9)))), code))
+    return rows + [("  ", "eng_Latn"), ("gato perro", "spa_Latn")]
+
+
+def test_step_1_in_small_chunks_gives_the_counts_ids_and_training_order_of_one_chunk(project, tmp_path, monkeypatch):
+    """Classifying, shuffling and capping the rows 3 at a time (a chunk far smaller than the corpus) gives
+    byte-identical counts and token ids, and the same training batches, as one chunk holding every row."""
+    import wldetect.counting as counting
+    import wldetect.sources.data as data
+    from wldetect.counting import TokenizedCorpus
+    from wldetect.training import epoch_batches
+
+    write_corpus(project, _many_rows())
+    config = project / "params" / "training" / "tiny.yaml"
+    edit_yaml(config, dataset={"max_samples_per_language": 40, "shuffle_seed": 5})
+    monkeypatch.setattr(counting, "CHUNK_EXAMPLES", 16)  # several token-ids chunks, so the order crosses them
+    results = {}
+    for chunk_rows in (3, 10**6):
+        monkeypatch.setattr(data, "CHUNK_ROWS", chunk_rows)
+        results[chunk_rows] = count_tokens(config, output=tmp_path / str(chunk_rows) / "token_counts.npy", use_cache=False, verbose=False)
+    small, whole = results[3], results[10**6]
+    assert small.n_examples == whole.n_examples == 40 + 40 + 40
+    for a, b in zip((small.counts_path, *per_language_paths(small.counts_path)), (whole.counts_path, *per_language_paths(whole.counts_path))):
+        assert a.read_bytes() == b.read_bytes()
+    files = sorted(p.name for p in whole.token_ids_path.iterdir())
+    assert len([f for f in files if f.endswith("_ids.npy")]) == 8
+    assert files == sorted(p.name for p in small.token_ids_path.iterdir())
+    for name in files:
+        assert (small.token_ids_path / name).read_bytes() == (whole.token_ids_path / name).read_bytes(), name
+    a, b = TokenizedCorpus(small.token_ids_path), TokenizedCorpus(whole.token_ids_path)
+    for epoch in (0, 1):
+        for (ids_a, _, rows_a), (ids_b, _, rows_b) in zip(epoch_batches(a, epoch, 1, 7), epoch_batches(b, epoch, 1, 7), strict=True):
+            np.testing.assert_array_equal(ids_a, ids_b)
+            np.testing.assert_array_equal(rows_a, rows_b)
+            np.testing.assert_array_equal(a.labels[rows_a], b.labels[rows_b])
+
+
+def _cached_entry(isolated_cache: Path) -> Path:
+    (entry,) = [p for p in (isolated_cache / "tokenized").iterdir() if p.is_dir() and "." not in p.name]
+    return entry / "token_counts_token_ids"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_damaged_cache_entry_is_rebuilt_saying_so_never_reused(project, tmp_path, capsys, isolated_cache, damage):
+    """One chunk of the cached token ids truncated (or one byte changed, same size): the next count says
+    the entry is damaged and rebuilds it, and its output holds the intact ids, not the damaged chunk."""
+    config = project / "params" / "training" / "tiny.yaml"
+    write_corpus(project, _many_rows())
+    first = count_tokens(config, output=tmp_path / "a" / "token_counts.npy", verbose=False)
+    intact = {p.name: p.read_bytes() for p in first.token_ids_path.iterdir()}
+    chunk = _cached_entry(isolated_cache) / "chunk_000000_ids.npy"
+    data = chunk.read_bytes()
+    # The run's files are hard links to the cache's: write a new file, as a damaging copy or sync would.
+    chunk.unlink()
+    chunk.write_bytes(data[:-12] if damage == "truncate" else data[:-1] + bytes([data[-1] ^ 1]))
+
+    second = count_tokens(config, output=tmp_path / "b" / "token_counts.npy")
+    out = capsys.readouterr().out
+    what = f"has {len(data) - 12:,} bytes, {len(data):,} recorded" if damage == "truncate" else "differs from its recorded sha256"
+    assert f"The cached token ids and counts in {_cached_entry(isolated_cache).parent} are damaged (chunk_000000_ids.npy {what}); counting again to rebuild them" in out
+    assert "Reused" not in out and not second.from_cache
+    assert {p.name: p.read_bytes() for p in second.token_ids_path.iterdir()} == intact
+    assert (_cached_entry(isolated_cache) / "chunk_000000_ids.npy").read_bytes() == data  # the entry is whole again
+    third = count_tokens(config, output=tmp_path / "c" / "token_counts.npy")
+    assert third.from_cache and "are damaged" not in capsys.readouterr().out
+
+
+def test_a_truncated_chunk_in_a_run_is_refused_where_it_is_read(project, tmp_path):
+    from wldetect.counting import TokenizedCorpus, load_counts
+
+    config = project / "params" / "training" / "tiny.yaml"
+    result = count_tokens(config, output=tmp_path / "run" / "token_counts.npy", use_cache=False, verbose=False)
+    chunk = result.token_ids_path / "chunk_000000_ids.npy"
+    chunk.write_bytes(chunk.read_bytes()[:-8])
+    expected = rf"^{result.token_ids_path}: damaged token ids: chunk_000000_ids.npy has \d+ bytes, \d+ recorded \(run step 1 again\)$"
+    with pytest.raises(WLDetectError, match=expected):
+        TokenizedCorpus(result.token_ids_path)
+    with pytest.raises(WLDetectError, match=expected):
+        load_counts(tmp_path / "run")  # what create-mask and train read
+
+
+def test_leftover_build_folders_of_dead_processes_are_removed_on_the_next_write(project, isolated_cache, capsys):
+    import subprocess
+
+    tokenized = isolated_cache / "tokenized"
+    tokenized.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)
+    leftovers = {
+        "dead": tokenized / f"0123456789abcdef.tmp{dead_pid}",
+        "dead_aside": tokenized / f"0123456789abcdef.damaged{dead_pid}",
+        "alive": tokenized / f"0123456789abcdef.tmp{os.getpid()}",
+        "other_host": tokenized / f"fedcba9876543210.tmp{dead_pid}",
+        "not_ours": tokenized / f"notes.tmp{dead_pid}",
+    }
+    for path in leftovers.values():
+        (path / "token_counts_token_ids").mkdir(parents=True)
+    (leftovers["other_host"] / ".owner.json").write_text(json.dumps({"host": "elsewhere.example", "pid": dead_pid}))
+    count_tokens(project / "params" / "training" / "tiny.yaml")
+    out = capsys.readouterr().out
+    assert not leftovers["dead"].exists() and not leftovers["dead_aside"].exists()
+    assert leftovers["alive"].exists() and leftovers["other_host"].exists() and leftovers["not_ours"].exists()
+    assert f"Removed 2 unfinished cache folder(s) of processes that no longer run: 0123456789abcdef.damaged{dead_pid}, 0123456789abcdef.tmp{dead_pid}" in out
+    assert [p.name for p in tokenized.iterdir() if ".tmp" in p.name and str(os.getpid()) in p.name] == [leftovers["alive"].name]
+
+
+def test_a_full_disk_names_the_destination_and_leaves_no_staging_folder(project, tmp_path, monkeypatch, capsys):
+    """Publishing a cached count into --output on a full disk (the cache elsewhere: no hard link, a copy
+    that runs out of space): the one-line error names the output, not the cache file it copied from."""
+    import errno
+    import shutil
+
+    from wldetect.cli import main
+
+    config = project / "params" / "training" / "tiny.yaml"
+    count_tokens(config, verbose=False)  # the cache entry
+    capsys.readouterr()
+    real_copy = shutil.copyfile
+
+    def cross_device(src, dst, **kwargs):
+        raise OSError(errno.EXDEV, "Invalid cross-device link", str(src), None, str(dst))
+
+    def out_of_space(src, dst, **kwargs):
+        real_copy(src, dst)
+        raise OSError(errno.ENOSPC, "No space left on device", str(src))  # what sendfile's error names
+
+    monkeypatch.setattr(os, "link", cross_device)
+    monkeypatch.setattr(shutil, "copyfile", out_of_space)
+    out = tmp_path / "full" / "token_counts.npy"
+    monkeypatch.setattr(sys, "argv", ["wldetect", "count-tokens", "--training-config", str(config), "--output", str(out)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code != 0
+    assert err == f"error: {out}: cannot write the token counts there (No space left on device); nothing there was changed\n"
+    assert sorted(p.name for p in out.parent.iterdir()) == []  # no .token_counts_token_ids.tmp<pid>/, no temporary file
+
+
+def test_reused_counts_say_reused_never_saved(project, tmp_path, capsys):
+    """What `train` prints when step 1 is cached: the counts were reused, not saved (#19)."""
+    from wldetect.config import load_training_config
+    from wldetect.training import prepare
+
+    config = project / "params" / "training" / "tiny.yaml"
+    count_tokens(config, verbose=False)
+    prepare(load_training_config(config), verbose=True)
+    out = capsys.readouterr().out
+    assert "Reused the cached token counts" in out and "Saved token counts" not in out
+    count_tokens(config, output=tmp_path / "o" / "token_counts.npy")
+    out = capsys.readouterr().out
+    assert f"Reused the cached token counts, linked to {tmp_path / 'o' / 'token_counts.npy'}" in out and "Saved token counts" not in out

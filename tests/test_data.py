@@ -185,3 +185,63 @@ def test_the_datasets_cache_is_the_tests_own_never_the_users(tmp_path, isolated_
     assert loaded.cache_files and all(Path(f["filename"]).is_relative_to(isolated_cache) for f in loaded.cache_files)
     data = prepare_training_dataset(DatasetConfig(name=str(path)), LANGUAGES, verbose=False)
     assert all(Path(f["filename"]).is_relative_to(isolated_cache) for f in data.dataset.cache_files)
+
+
+def _reference_selection(rows: list[dict], languages: list[str], caps_of, seed: int) -> list[int]:
+    """The selection as it was computed before it was streamed (whole-column arrays, `Generator.permutation`):
+    shuffle the usable rows, keep the first cap of each language in shuffled order."""
+    import numpy as np
+
+    labels = np.array([languages.index(r["language"]) if r["language"] in languages and isinstance(r["text"], str)
+                       and r["text"].strip() else -1 for r in rows])  # fmt: skip
+    candidates = np.flatnonzero(labels >= 0)
+    shuffled = candidates[np.random.default_rng(seed).permutation(len(candidates))]
+    caps = caps_of(np.bincount(labels[candidates], minlength=len(languages)))
+    seen = np.zeros(len(languages), dtype=np.int64)
+    kept = []
+    for row in shuffled:
+        if seen[labels[row]] < caps[labels[row]]:
+            kept.append(int(row))
+            seen[labels[row]] += 1
+    return kept
+
+
+@pytest.mark.parametrize(
+    "settings, caps_of",
+    [
+        ({}, lambda n: n),
+        ({"max_samples_per_language": 7}, lambda n: n.clip(max=7)),
+        ({"balance_languages": True, "min_samples_per_language": 10}, lambda n: (n >= 10) * n[n >= 10].min()),
+    ],
+)
+def test_the_selection_is_the_same_for_any_chunk_size_and_as_before_it_was_streamed(tmp_path, settings, caps_of):
+    """Streaming the filtering, the shuffle and the caps in chunks changes memory only: every chunk size
+    gives the examples, order and labels of one whole-column pass (the pre-streaming algorithm)."""
+    rows = _rows() * 3 + [{"text": 5, "language": "eng_Latn"}]  # a non-string text: a JSON column
+    path = _write_jsonl(tmp_path / "train.jsonl", rows)
+    config = DatasetConfig(name=str(path), shuffle_seed=3, **settings)
+    expected = _reference_selection(rows, LANGUAGES, caps_of, seed=3)
+    results = [prepare_training_dataset(config, LANGUAGES, verbose=False, chunk_rows=size) for size in (1, 7, 64, 10**6)]
+    for data in results:
+        assert data.dataset["text"] == [rows[i]["text"] for i in expected]
+        assert [LANGUAGES[label] for label in data.labels] == [rows[i]["language"] for i in expected]
+        assert data.report == results[-1].report
+    assert results[-1].report.null_texts == 3 and results[-1].report.non_string_texts == 1
+    assert results[-1].report.unknown_languages == ["spa_Latn"] and results[-1].report.unknown_language_rows == 21
+
+
+def test_the_selection_keeps_no_python_object_per_row(tmp_path):
+    """What stays after the selection is one uint64 index per row in Arrow (the indices mapping) and one
+    small integer label per row: `Dataset.select` held a Python list of every index on the way (~40 B/row)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 200_000
+    codes = np.array(LANGUAGES)[np.arange(n) % 3]
+    pq.write_table(pa.table({"text": [f"s {i}" for i in range(n)], "language": codes}), tmp_path / "t.parquet")
+    data = prepare_training_dataset(DatasetConfig(name=str(tmp_path / "t.parquet")), LANGUAGES, verbose=False, chunk_rows=4096)
+    assert data.labels.dtype == np.int8 and len(data) == n
+    assert data.dataset._indices.column(0).type == pa.uint64()
+    assert sorted(data.dataset._indices.column(0).to_numpy()) == list(range(n))  # every row once, shuffled
+    assert data.dataset[:3]["language"] == [LANGUAGES[label] for label in data.labels[:3]]

@@ -308,7 +308,7 @@ def test_training_reads_step_1s_files_and_tokenises_nothing(project_env, tmp_pat
         train(project_env["config"], output_dir=tmp_path / "other", token_ids=wrong, verbose=False)
     (wrong / "chunk_000000_ids.npy").write_bytes(b"\x93NUMPY")  # truncated
     (wrong / "token_ids.json").write_text(json.dumps(record))
-    with pytest.raises(WLDetectError, match="chunk_000000_ids.npy: not a readable .npy file"):
+    with pytest.raises(WLDetectError, match=r"damaged token ids: chunk_000000_ids.npy has 6 bytes, [\d,]+ recorded \(run step 1 again\)"):
         train(project_env["config"], output_dir=tmp_path / "other", token_ids=wrong, verbose=False)
     assert not (tmp_path / "other").exists()
 

@@ -21,7 +21,9 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import socket
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -104,10 +106,13 @@ class TokenCounts:
         return TokenizedCorpus(self.token_ids_path)
 
     def summary(self) -> str:
-        return (
-            f"Saved token counts to {self.counts_path} (shape={self.counts.shape}, dtype={self.counts.dtype}, "
-            f"total_tokens={self.total_tokens:,})"
-        )
+        """One line: where the counts are, and whether this call counted them or reused a cached count."""
+        what = f"(shape={self.counts.shape}, dtype={self.counts.dtype}, total_tokens={self.total_tokens:,})"
+        if not self.from_cache:
+            return f"Saved token counts to {self.counts_path} {what}"
+        if self.cache_path is not None and self.counts_path.parent == self.cache_path:
+            return f"Reused the cached token counts {self.counts_path} {what}"
+        return f"Reused the cached token counts, linked to {self.counts_path} {what}"
 
 
 # ------------------------------------------------------------------------------------- token ids on disk
@@ -132,6 +137,7 @@ class TokenIdsWriter:
         self._ids: list[np.ndarray] = []
         self._lengths: list[np.ndarray] = []
         self._pending = 0
+        self.records: list[dict[str, Any]] = []  # what `finish_token_ids` records of each chunk
 
     def add(self, ids: np.ndarray, lengths: np.ndarray) -> None:
         """Append a batch (ids back to back, `lengths[i]` of example i); full chunks are written at once."""
@@ -151,7 +157,7 @@ class TokenIdsWriter:
         if not self._pending:
             return
         lengths = np.concatenate(self._lengths)
-        write_chunk(self.directory, self.n_chunks, np.concatenate(self._ids), lengths)
+        self.records.append(write_chunk(self.directory, self.n_chunks, np.concatenate(self._ids), lengths))
         self.n_tokens += int(lengths.sum())
         self.n_chunks += 1
         self._ids, self._lengths, self._pending = [], [], 0
@@ -166,8 +172,8 @@ def chunk_paths(directory: Path, chunk: int) -> tuple[Path, Path]:
     return directory / f"chunk_{chunk:06d}_ids.npy", directory / f"chunk_{chunk:06d}_offsets.npy"
 
 
-def write_chunk(directory: Path, chunk: int, ids: np.ndarray, lengths: np.ndarray) -> None:
-    """One chunk's two files, each written to a temporary name and renamed."""
+def write_chunk(directory: Path, chunk: int, ids: np.ndarray, lengths: np.ndarray) -> dict[str, Any]:
+    """One chunk's two files, each written to a temporary name and renamed; returns its record (`chunk_record`)."""
     ids_path, offsets_path = chunk_paths(Path(directory), chunk)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -175,15 +181,51 @@ def write_chunk(directory: Path, chunk: int, ids: np.ndarray, lengths: np.ndarra
         np.save(tmp, np.asarray(ids, dtype=np.int32))
     with atomic_path(offsets_path) as tmp:
         np.save(tmp, offsets)
+    return chunk_record(Path(directory), chunk)
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def chunk_record(directory: Path, chunk: int) -> dict[str, Any]:
+    """What a reader checks a chunk against: its examples and tokens, and the size and sha256 of both files
+    (hashed right after writing, from the page cache: ~1% of tokenising them)."""
+    ids_path, offsets_path = chunk_paths(Path(directory), chunk)
+    offsets = np.load(offsets_path, mmap_mode="r", allow_pickle=False)
+    return {
+        "examples": int(len(offsets) - 1),
+        "tokens": int(offsets[-1]),
+        "ids_bytes": ids_path.stat().st_size,
+        "offsets_bytes": offsets_path.stat().st_size,
+        "ids_sha256": _file_sha256(ids_path),
+        "offsets_sha256": _file_sha256(offsets_path),
+    }
 
 
 def finish_token_ids(
-    directory: Path, labels: np.ndarray, chunk_examples: int, n_chunks: int, n_tokens: int, metadata: dict[str, Any]
+    directory: Path,
+    labels: np.ndarray,
+    chunk_examples: int,
+    n_chunks: int,
+    n_tokens: int,
+    metadata: dict[str, Any],
+    chunks: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """`labels.npy` and the `token_ids.json` that marks the directory complete."""
+    """`labels.npy` and the `token_ids.json` that marks the directory complete. `chunks`: each chunk's
+    `chunk_record` as its writer returned it; None (chunks written by Ray actors) reads them from the files."""
     directory = Path(directory)
-    with atomic_path(directory / "labels.npy") as tmp:
-        np.save(tmp, np.asarray(labels, dtype=np.int64))
+    with atomic_path(directory / "labels.npy") as tmp:  # int64 on disk, written in slices: no int64 copy in memory
+        stored = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int64, shape=(len(labels),))
+        for start in range(0, len(labels), 1 << 20):
+            stored[start : start + (1 << 20)] = labels[start : start + (1 << 20)]
+        stored.flush()
+        del stored
+    if chunks is None:
+        chunks = [chunk_record(directory, c) for c in range(n_chunks)]
+    if len(chunks) != n_chunks:
+        raise WLDetectError(f"{directory}: {len(chunks)} chunk record(s) for {n_chunks} chunks")
     record = {
         "format": "token ids of every training example, in training-data order; chunk_NNNNNN_ids.npy int32, "
         "chunk_NNNNNN_offsets.npy int64 (n+1), labels.npy int64 (index into languages)",
@@ -192,6 +234,9 @@ def finish_token_ids(
         "n_chunks": int(n_chunks),
         "n_tokens": int(n_tokens),
         **metadata,
+        "labels_bytes": (directory / "labels.npy").stat().st_size,
+        "labels_sha256": _file_sha256(directory / "labels.npy"),
+        "chunks": chunks,
     }
     return write_text_atomic(directory / TOKEN_IDS_RECORD, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
 
@@ -202,7 +247,7 @@ class TokenizedCorpus:
     `labels[i]` is example i's index into `languages`; `chunk(c)` is (ids, offsets) of chunk c.
     """
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, check_sizes: bool = True):
         self.directory = Path(directory)
         record_path = self.directory / TOKEN_IDS_RECORD
         if not record_path.is_file():
@@ -223,6 +268,52 @@ class TokenizedCorpus:
         missing = [p.name for c in range(self.n_chunks) for p in chunk_paths(self.directory, c) if not p.is_file()]
         if missing:
             raise WLDetectError(f"{self.directory}: {len(missing)} chunk file(s) missing, e.g. {missing[0]}")
+        problem = self.verify(digests=False) if check_sizes else None
+        if problem:
+            raise WLDetectError(f"{self.directory}: damaged token ids: {problem} (run step 1 again)")
+
+    def verify(self, digests: bool = True) -> str | None:
+        """The first disagreement between the files and what `token_ids.json` recorded of them, or None.
+
+        Always: each chunk's two file sizes and labels.npy's size (one `stat` each: a truncated or replaced
+        file). With `digests`, also every file's sha256 (reads them all: ~3 s per GB here). Directories
+        written before chunks were recorded are checked by their .npy headers and last offsets instead.
+        """
+        chunks = self.record.get("chunks")
+        if not isinstance(chunks, list):
+            return self._verify_unrecorded()
+        if len(chunks) != self.n_chunks:
+            return f"{len(chunks)} chunk records for {self.n_chunks} chunks"
+        labels = self.directory / "labels.npy"
+        if "labels_bytes" in self.record and labels.stat().st_size != self.record["labels_bytes"]:
+            return f"labels.npy has {labels.stat().st_size:,} bytes, {self.record['labels_bytes']:,} recorded"
+        for chunk, recorded in enumerate(chunks):
+            for path, kind in zip(chunk_paths(self.directory, chunk), ("ids", "offsets")):
+                size = path.stat().st_size
+                if size != recorded.get(f"{kind}_bytes"):
+                    return f"{path.name} has {size:,} bytes, {recorded.get(f'{kind}_bytes'):,} recorded"
+        if not digests:
+            return None
+        if "labels_sha256" in self.record and _file_sha256(labels) != self.record["labels_sha256"]:
+            return "labels.npy differs from its recorded sha256"
+        for chunk, recorded in enumerate(chunks):
+            for path, kind in zip(chunk_paths(self.directory, chunk), ("ids", "offsets")):
+                if _file_sha256(path) != recorded.get(f"{kind}_sha256"):
+                    return f"{path.name} differs from its recorded sha256"
+        return None
+
+    def _verify_unrecorded(self) -> str | None:
+        for chunk in range(self.n_chunks):
+            start, stop = self.chunk_bounds(chunk)
+            ids_path, offsets_path = chunk_paths(self.directory, chunk)
+            try:
+                offsets = np.load(offsets_path, mmap_mode="r", allow_pickle=False)
+                ids = np.load(ids_path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as err:
+                return f"{ids_path.name} or {offsets_path.name} is not a readable .npy file ({err})"
+            if offsets.shape != (stop - start + 1,) or ids.shape != (int(offsets[-1]),):
+                return f"chunk {chunk}'s files disagree with each other or with the record (truncated?)"
+        return None
 
     def __len__(self) -> int:
         return self.n_examples
@@ -542,30 +633,81 @@ def load_per_language_counts(counts_path: str | Path) -> tuple[scipy.sparse.csr_
     return matrix, list(languages)
 
 
-def _load_cached(path: Path) -> tuple[np.ndarray, scipy.sparse.csr_matrix, list[str], dict] | None:
-    """A complete cache entry (counts, per-language counts and token ids), or None: a damaged entry is
-    recomputed, never trusted."""
+VERIFY_DIGESTS_BYTES = 1 << 30  # a cached entry up to this size has every file's sha256 checked on reuse
+
+
+def _load_cached(path: Path, digests: bool = True) -> tuple[tuple[np.ndarray, scipy.sparse.csr_matrix, list[str], dict] | None, str | None]:
+    """(a complete, verified cache entry: counts, per-language counts, languages, metadata; or None, and why
+    not where an entry is there but damaged). A damaged entry is recomputed, never trusted: the token ids are
+    checked against the sizes recorded of every file and, for entries up to `VERIFY_DIGESTS_BYTES` (the
+    demo's: a few MB; OpenLID's 13 GB would take a minute), their sha256 digests."""
     counts_path = path / COUNTS_FILE
     _, json_path = per_language_paths(counts_path)
+    if not path.exists():
+        return None, None
     if not json_path.is_file() or not (token_ids_path(counts_path) / TOKEN_IDS_RECORD).is_file():
-        return None
+        return None, "incomplete: no " + (json_path.name if not json_path.is_file() else f"{TOKEN_IDS_RECORD}")
     try:
         counts = np.load(counts_path, allow_pickle=False)
         per_language, languages = load_per_language_counts(counts_path)
         meta = json.loads(json_path.read_text(encoding="utf-8"))
-        TokenizedCorpus(token_ids_path(counts_path))
-    except (OSError, ValueError, WLDetectError):
-        return None
+        corpus = TokenizedCorpus(token_ids_path(counts_path), check_sizes=False)
+        size = sum(int(c.get("ids_bytes", 0)) + int(c.get("offsets_bytes", 0)) for c in corpus.record.get("chunks") or [])
+        problem = corpus.verify(digests=digests and size <= VERIFY_DIGESTS_BYTES)
+    except (OSError, ValueError, WLDetectError) as err:
+        return None, str(err).removeprefix(f"{token_ids_path(counts_path)}: ")
+    if problem:
+        return None, problem
+    if counts.shape != (corpus.vocab_size,) or int(counts.sum()) != int(corpus.record.get("n_tokens", -1)):
+        return None, f"{COUNTS_FILE} does not add up to the {corpus.record.get('n_tokens')} tokens of its token ids"
     if not counts.any():  # never served: every mask built from all-zero counts would remove every token
-        return None
-    return counts, per_language, languages, meta
+        return None, "all counts are zero"
+    return (counts, per_language, languages, meta), None
+
+
+_BUILD_NAME = re.compile(r"^(?P<entry>[0-9a-f]{16})\.(?:tmp|damaged)(?P<pid>\d+)$")
+_OWNER_FILE = ".owner.json"  # in a build folder: which host and process is writing it
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_builds(directory: Path) -> list[Path]:
+    """Remove the `<entry>.tmp<pid>` (and `.damaged<pid>`) folders that a killed process left in the cache's
+    `tokenized/` directory: those whose process is gone from this host. A folder whose owner record names
+    another host (a cache on a shared filesystem) is left to that host. Returns what was removed."""
+    removed = []
+    if not directory.is_dir():
+        return removed
+    host = socket.gethostname()
+    for path in sorted(directory.iterdir()):
+        match = _BUILD_NAME.match(path.name)
+        if match is None or not path.is_dir():
+            continue
+        try:
+            owner = json.loads((path / _OWNER_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            owner = {}  # killed before writing it, or an earlier version's folder: a process of this host
+        if owner.get("host", host) != host or _pid_alive(int(match["pid"])):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(path)
+    return removed
 
 
 def _store_in_cache(build: Path, cache_path: Path) -> None:
     """Make the complete set in `build` the cache entry. A complete entry already there (another process
     counted the same inputs meanwhile, and may be reading it) is kept and `build` dropped; only an
     incomplete or damaged entry is moved aside, then deleted, never removed under a reader."""
-    if _load_cached(cache_path) is not None:
+    if _load_cached(cache_path)[0] is not None:
         shutil.rmtree(build, ignore_errors=True)
         return
     if cache_path.exists():
@@ -595,16 +737,27 @@ def publish_counts(source: Path, destination: Path) -> tuple[Path, Path, Path, P
     destination = Path(destination)
     ids_source, ids_destination = token_ids_path(source), token_ids_path(destination)
     staging = ids_destination.with_name(f".{ids_destination.name}.tmp{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for file in sorted(ids_source.iterdir()):
-        if file.name != TOKEN_IDS_RECORD:
-            _link_or_copy(file, staging / file.name)
-    _link_or_copy(ids_source / TOKEN_IDS_RECORD, staging / TOKEN_IDS_RECORD)  # last: marks it complete
-    shutil.rmtree(ids_destination, ignore_errors=True)
-    os.replace(staging, ids_destination)
-    for src, dst in zip((source, *per_language_paths(source)), (destination, *per_language_paths(destination))):
-        _link_or_copy(src, dst)
+    replaced = False
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        for file in sorted(ids_source.iterdir()):
+            if file.name != TOKEN_IDS_RECORD:
+                _link_or_copy(file, staging / file.name)
+        _link_or_copy(ids_source / TOKEN_IDS_RECORD, staging / TOKEN_IDS_RECORD)  # last: marks it complete
+        shutil.rmtree(ids_destination, ignore_errors=True)
+        os.replace(staging, ids_destination)
+        replaced = True
+        for src, dst in zip((source, *per_language_paths(source)), (destination, *per_language_paths(destination))):
+            _link_or_copy(src, dst)
+    except OSError as err:
+        # A copy's error names the file it copied from (the cache's); the user needs the one being written.
+        shutil.rmtree(staging, ignore_errors=True)
+        state = (
+            f"{ids_destination.name}/ is new but the counts files are not: run count-tokens again"
+            if replaced else "nothing there was changed"
+        )  # fmt: skip
+        raise WLDetectError(f"{destination}: cannot write the token counts there ({err.strerror or err}); {state}") from None
     return (destination, *per_language_paths(destination), ids_destination)  # type: ignore[return-value]
 
 
@@ -646,8 +799,10 @@ def count_tokens(
     vocab_size = model.vocab_size
     key = cache_key(config, model.tokenizer_path, vocab_size)
     cache_path = _cache_path(key)
-    cached = _load_cached(cache_path) if use_cache else None
+    cached, damage = _load_cached(cache_path) if use_cache else (None, None)
     build = None
+    if damage:
+        say(f"The cached token ids and counts in {cache_path} are damaged ({damage}); counting again to rebuild them")
 
     if cached is not None:
         counts, per_language, languages, meta = cached
@@ -658,7 +813,13 @@ def count_tokens(
     else:
         target = cache_path if use_cache else Path(output).with_name(f".{Path(output).stem}.counting")
         build = target.with_name(f"{target.name}.tmp{os.getpid()}")
+        if use_cache:
+            stale = remove_stale_builds(cache_path.parent)
+            if stale:
+                say(f"Removed {len(stale)} unfinished cache folder(s) of processes that no longer run: {', '.join(p.name for p in stale)}")
         shutil.rmtree(build, ignore_errors=True)
+        build.mkdir(parents=True)
+        write_text_atomic(build / _OWNER_FILE, json.dumps({"host": socket.gethostname(), "pid": os.getpid()}) + "\n")
         try:
             counts, per_language, languages, meta = _count_into(
                 build, config, model, key, batch_size, num_workers, executor, address, verbose
@@ -716,10 +877,12 @@ def _count_into(build: Path, config: TrainingConfig, model, key, batch_size, num
             data, tokenizer, model.vocab_size, batch_size, address=address, progress=verbose, model_name=names, ids_dir=ids_dir
         )
         n_chunks = -(-len(data) // CHUNK_EXAMPLES)
+        chunk_records = None  # written by the actors: recorded from the files
     else:
         writer = TokenIdsWriter(ids_dir, CHUNK_EXAMPLES)
         counter = count_dataset(data, tokenizer, model.vocab_size, batch_size, num_workers, progress=verbose, model_name=names, writer=writer)
         n_chunks = writer.close()
+        chunk_records = writer.records
     counts, per_language = counter.counts, counter.per_language()
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     metadata = {
@@ -732,6 +895,7 @@ def _count_into(build: Path, config: TrainingConfig, model, key, batch_size, num
     finish_token_ids(
         ids_dir, data.labels, CHUNK_EXAMPLES, n_chunks, int(counts.sum()),
         {"vocab_size": int(model.vocab_size), "languages": list(data.languages), "digest": digest, "cache_key": key},
+        chunk_records,
     )  # fmt: skip
     corpus = TokenizedCorpus(ids_dir)  # every chunk arrived (a Ray node without the shared filesystem loses them)
     if int(sum(int(corpus.chunk(c)[1][-1]) for c in range(corpus.n_chunks))) != int(counts.sum()):

@@ -1,11 +1,13 @@
 """Training data: a Hugging Face dataset (OpenLID-v2), a local parquet/jsonl/csv file or directory, or the demo.
 
 Everything goes through `datasets`, so a 121M-sentence corpus stays memory-mapped Arrow; filtering, capping
-and balancing are computed on Arrow/NumPy columns and applied with one `select`, never a Python loop over rows.
+and balancing are computed on Arrow/NumPy columns, slice by slice, in a few bytes per row (never a Python
+object per row), and applied as one indices mapping over the memory-mapped table.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +157,7 @@ class TrainingData:
     """
 
     dataset: object  # datasets.Dataset
-    labels: np.ndarray  # int64 (n_examples,)
+    labels: np.ndarray  # (n_examples,) the smallest signed integer type holding the language indices
     languages: list[str]
     report: DatasetReport
 
@@ -166,8 +168,21 @@ class TrainingData:
         return self.dataset[start:stop]["text"]
 
 
-def prepare_training_dataset(config: DatasetConfig, languages: list[str], verbose: bool = True) -> TrainingData:
-    """Exactly the examples training will see: valid text, configured languages, capped, balanced, shuffled."""
+def prepare_training_dataset(
+    config: DatasetConfig, languages: list[str], verbose: bool = True, chunk_rows: int | None = None
+) -> TrainingData:
+    """Exactly the examples training will see: valid text, configured languages, capped, balanced, shuffled.
+
+    In memory that grows with the corpus by a few bytes per row (OpenLID-v2 has 121.8 M rows): the text and
+    language columns are classified `chunk_rows` rows at a time (Arrow compute on a slice, never on the whole
+    column) into one small integer per row; the shuffle, the caps and the selection run on those and on one
+    index array, in place and chunk by chunk; `datasets` gets the result as its indices mapping directly
+    (`Dataset.select` would first make a Python list of the indices, ~40 bytes a row). `chunk_rows` changes
+    memory only: the same examples in the same order for any chunk size.
+    """
+    chunk_rows = CHUNK_ROWS if chunk_rows is None else int(chunk_rows)
+    if chunk_rows <= 0:
+        raise WLDetectError(f"chunk_rows must be positive, got {chunk_rows}")
     raw = load_raw_dataset(config)
     for column in (config.text_column, config.language_column):
         if column not in raw.column_names:
@@ -177,20 +192,16 @@ def prepare_training_dataset(config: DatasetConfig, languages: list[str], verbos
     if raw._indices is not None:  # a dataset that is itself a selection: materialise the view's rows
         raw = raw.flatten_indices()
     table = raw.data.table
-    texts = table.column(config.text_column)
-    codes = table.column(config.language_column)
-
-    valid, null_texts, non_string_texts, empty_texts = _text_validity(texts)
-    labels, codes_text = _language_labels(codes, languages, f"dataset {config.name}: column {config.language_column!r}")
-    unknown_rows = valid & (labels < 0)
-    unknown = _code_names(codes_text, unknown_rows, _json_storage(codes) is not None)
-    if not config.filter_languages and unknown:
+    rows = _classify_rows(
+        table.column(config.text_column), table.column(config.language_column), languages, chunk_rows,
+        f"dataset {config.name}: column {config.language_column!r}",
+    )  # fmt: skip
+    if not config.filter_languages and rows.unknown:
         raise WLDetectError(
-            f"dataset {config.name}: languages not in the model config: {', '.join(unknown[:10])} "
+            f"dataset {config.name}: languages not in the model config: {', '.join(rows.unknown[:10])} "
             "(set dataset.filter_languages: true to drop them)"
         )
-    usable = valid & (labels >= 0)
-    per_language = np.bincount(labels[usable], minlength=len(languages))
+    per_language = rows.per_language
 
     dropped = {languages[i]: int(n) for i, n in enumerate(per_language) if 0 < n < config.min_samples_per_language}
     missing = [languages[i] for i, n in enumerate(per_language) if n == 0]
@@ -201,37 +212,94 @@ def prepare_training_dataset(config: DatasetConfig, languages: list[str], verbos
     if config.max_samples_per_language is not None:
         caps = np.minimum(caps, config.max_samples_per_language)
 
-    indices = _shuffled_capped_indices(np.flatnonzero(usable), labels, caps, config.shuffle_seed)
-    dataset = raw.select(indices)
+    indices = _shuffled_capped_indices(rows.codes, per_language, caps, config.shuffle_seed, chunk_rows)
+    labels = rows.codes[indices]  # the selection's labels, in the codes' small integer type
+    report = DatasetReport(
+        source=config.name,
+        split=config.split,
+        loaded=len(rows.codes),
+        null_texts=rows.null_texts,
+        non_string_texts=rows.non_string_texts,
+        empty_texts=rows.empty_texts,
+        in_languages=int(per_language.sum()),
+        final=len(indices),
+        per_language={languages[i]: int(n) for i, n in enumerate(np.bincount(labels, minlength=len(languages))) if n > 0},
+        dropped_languages=dropped,
+        missing_languages=missing,
+        unknown_language_rows=rows.unknown_rows,
+        unknown_languages=rows.unknown,
+    )
+    del rows  # one small integer per row of the raw data: only the selection's indices and labels stay
+    if report.final == 0:
+        if report.loaded == 0:
+            raise WLDetectError(f"{config.name}: no examples (split {config.split} is empty)")
+        raise WLDetectError(f"{config.name}: no usable examples of {report.loaded:,} rows: {report.dropped()}")
+    dataset = _with_indices(raw, indices, [config.model_dump(mode="json"), languages])
+    del indices
     if config.text_column != "text" or config.language_column != "language":
         dataset = dataset.select_columns([config.text_column, config.language_column]).rename_columns(
             {config.text_column: "text", config.language_column: "language"}
         )
     else:
         dataset = dataset.select_columns(["text", "language"])
-    final = np.bincount(labels[indices], minlength=len(languages))
-    report = DatasetReport(
-        source=config.name,
-        split=config.split,
-        loaded=len(labels),
-        null_texts=null_texts,
-        non_string_texts=non_string_texts,
-        empty_texts=empty_texts,
-        in_languages=int(usable.sum()),
-        final=len(indices),
-        per_language={languages[i]: int(n) for i, n in enumerate(final) if n > 0},
-        dropped_languages=dropped,
-        missing_languages=missing,
-        unknown_language_rows=int(unknown_rows.sum()),
-        unknown_languages=unknown,
-    )
-    if report.final == 0:
-        if report.loaded == 0:
-            raise WLDetectError(f"{config.name}: no examples (split {config.split} is empty)")
-        raise WLDetectError(f"{config.name}: no usable examples of {report.loaded:,} rows: {report.dropped()}")
     if verbose:
         print("\n".join(report.lines()))
-    return TrainingData(dataset=dataset, labels=labels[indices], languages=list(languages), report=report)
+    return TrainingData(dataset=dataset, labels=labels, languages=list(languages), report=report)
+
+
+CHUNK_ROWS = 1 << 20  # rows classified per Arrow slice: a few MB of temporaries whatever the corpus
+UNKNOWN_LANGUAGE = -1  # row code: a usable text in a language that is not configured (or a null code)
+UNUSABLE_TEXT = -2  # row code: null, non-string or blank text
+
+
+@dataclass
+class _RowCodes:
+    """Every raw row reduced to one small integer (its language index, or why it is not usable) and counts."""
+
+    codes: np.ndarray  # int8/int16/int32 (n_rows,): >= 0 the language index; UNKNOWN_LANGUAGE; UNUSABLE_TEXT
+    per_language: np.ndarray  # int64 (n_languages,): usable rows per language
+    null_texts: int
+    non_string_texts: int
+    empty_texts: int
+    unknown_rows: int
+    unknown: list[str]
+
+
+def _classify_rows(texts: pa.ChunkedArray, codes: pa.ChunkedArray, languages: list[str], chunk_rows: int, what: str) -> _RowCodes:
+    """`_text_validity` and `_language_labels` on `chunk_rows` rows at a time, into one code per row."""
+    n = len(texts)
+    dtype = next(t for t in (np.int8, np.int16, np.int32, np.int64) if len(languages) <= np.iinfo(t).max)
+    row_codes = np.empty(n, dtype=dtype)
+    per_language = np.zeros(len(languages), dtype=np.int64)
+    null_texts = non_string_texts = empty_texts = unknown_rows = 0
+    unknown: set[str] = set()
+    is_json = _json_storage(codes) is not None
+    for start in range(0, n, chunk_rows):
+        valid, null, non_string, empty = _text_validity(texts.slice(start, chunk_rows))
+        labels, codes_text = _language_labels(codes.slice(start, chunk_rows), languages, what)
+        unknown_here = valid & (labels < 0)
+        unknown.update(_code_names(codes_text, unknown_here, is_json))
+        labels[~valid] = UNUSABLE_TEXT
+        row_codes[start : start + len(labels)] = labels
+        per_language += np.bincount(labels[labels >= 0], minlength=len(languages))
+        null_texts, non_string_texts, empty_texts = null_texts + null, non_string_texts + non_string, empty_texts + empty
+        unknown_rows += int(unknown_here.sum())
+    return _RowCodes(row_codes, per_language, null_texts, non_string_texts, empty_texts, unknown_rows, sorted(unknown))
+
+
+def _with_indices(raw, indices: np.ndarray, selected_by: object):
+    """`raw.select(indices)` without its Python list of every index: the same dataset (an indices mapping
+    over the memory-mapped table), built from the NumPy array as an Arrow uint64 column. Its `datasets`
+    fingerprint is derived from the raw data's and `selected_by` (what the selection is a function of):
+    left to `datasets`, it would pickle the whole indices table to hash it (two more copies of it)."""
+    from datasets import Dataset
+    from datasets.table import InMemoryTable
+
+    column = pa.array(np.asarray(indices, dtype=np.uint64))
+    mapping = InMemoryTable(pa.table({"indices": column}))
+    key = json.dumps([raw._fingerprint, len(indices), selected_by], sort_keys=True, default=str)
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return Dataset(raw.data, info=raw.info.copy(), split=raw.split, indices_table=mapping, fingerprint=fingerprint)
 
 
 # A JSON string holding only whitespace: RE2's \s ([\t\n\f\r ]) and Unicode spaces (\p{Z}), raw or escaped.
@@ -302,13 +370,45 @@ def _code_names(as_text: pa.ChunkedArray, rows: np.ndarray, is_json: bool) -> li
     return sorted(names)
 
 
-def _shuffled_capped_indices(candidates: np.ndarray, labels: np.ndarray, caps: np.ndarray, seed: int) -> np.ndarray:
-    """Shuffle with the seed, then keep the first `caps[label]` examples of each language, in shuffled order."""
-    rng = np.random.default_rng(seed)
-    shuffled = candidates[rng.permutation(len(candidates))]
-    shuffled_labels = labels[shuffled]
-    order = np.argsort(shuffled_labels, kind="stable")
-    group_start = np.searchsorted(shuffled_labels[order], shuffled_labels[order], side="left")
-    rank = np.empty(len(shuffled), dtype=np.int64)
-    rank[order] = np.arange(len(shuffled)) - group_start
-    return shuffled[rank < caps[shuffled_labels]]
+def _shuffled_capped_indices(
+    codes: np.ndarray, per_language: np.ndarray, caps: np.ndarray, seed: int, chunk_rows: int = CHUNK_ROWS
+) -> np.ndarray:
+    """Shuffle the usable rows (code >= 0) with the seed, then keep the first `caps[label]` of each language,
+    in shuffled order. The same as indexing the usable rows with `default_rng(seed).permutation(n_usable)`
+    and ranking each row within its language, in one index array of 4 bytes a row (8 beyond 2^32 rows): the
+    permutation is built in place (`Generator.shuffle` of `arange(n)` is `Generator.permutation(n)`, for
+    any integer type), turned into row numbers chunk by chunk, and the kept rows are packed to its front."""
+    n_rows, n_usable = len(codes), int(per_language.sum())
+    dtype = np.uint32 if n_rows < 2**32 else np.int64
+    order = np.arange(n_usable, dtype=dtype)
+    np.random.default_rng(seed).shuffle(order)
+    usable = np.empty(n_usable, dtype=dtype)  # row number of the k-th usable row
+    filled = 0
+    for start in range(0, n_rows, chunk_rows):
+        rows = np.flatnonzero(codes[start : start + chunk_rows] >= 0)
+        usable[filled : filled + len(rows)] = rows + start
+        filled += len(rows)
+    for start in range(0, n_usable, chunk_rows):
+        order[start : start + chunk_rows] = usable[order[start : start + chunk_rows]]
+    del usable
+    caps = np.minimum(np.asarray(caps, dtype=np.int64), per_language)
+    if (caps == per_language).all():
+        return order  # no cap binds: every usable row, shuffled
+    seen = np.zeros(len(per_language), dtype=np.int64)
+    kept = 0
+    for start in range(0, n_usable, chunk_rows):
+        rows = order[start : start + chunk_rows]
+        labels = codes[rows].astype(np.int64)
+        by_label = np.argsort(labels, kind="stable")
+        group_start = np.searchsorted(labels[by_label], labels[by_label], side="left")
+        rank = np.empty(len(rows), dtype=np.int64)
+        rank[by_label] = np.arange(len(rows)) - group_start
+        keep = rows[rank + seen[labels] < caps[labels]]  # a copy: safe to write over `order` below
+        order[kept : kept + len(keep)] = keep
+        kept += len(keep)
+        seen += np.bincount(labels, minlength=len(seen))
+        if (seen >= caps).all():
+            break
+    del rows
+    order.resize(kept, refcheck=False)  # shrinks in place; nothing else views `order`
+    return order
