@@ -343,7 +343,7 @@ def sweep_report(training_runs: list[Run], name: str, *, runs_root: Path | None 
     no report is made (whatever `raise_on_failure`): comparing with the first masked run instead would look
     like a normal sweep report and mean something else. The error names the baseline run; the other runs
     have finished by then, so their records are kept."""
-    statuses = [r.manifest().get("status") for r in training_runs]
+    statuses = [r.status() for r in training_runs]  # a run whose processes died is interrupted, never done
     completed = [str(r.path) for r, status in zip(training_runs, statuses) if status == "completed"]
     failed = {r.run_id: r.manifest().get("error") or status for r, status in zip(training_runs, statuses) if status != "completed"}
     if training_runs and statuses[0] != "completed":
