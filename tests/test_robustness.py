@@ -492,3 +492,47 @@ def test_an_evaluations_remains_are_previous_outputs_and_a_users_files_are_not(t
         (tmp_path / name).write_text(text)
     names = sorted(p.name for p in previous_outputs(tmp_path))
     assert names == ["notes_confusion.png", "pud_confusion.png", "pud_predictions.csv"]
+
+
+# ------------------------------------------------------------------------ a killed `wldetect run`
+
+
+@pytest.mark.slow
+def test_a_sigkilled_wldetect_run_shows_as_interrupted_and_the_next_run_proceeds(tmp_path):
+    """`wldetect run 01_count_tokens` killed with SIGKILL once its kernel has reopened the record: the record
+    names both processes, lists as interrupted once both are gone, and the next `wldetect run` completes."""
+    import json
+    import signal
+    import time
+
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WLDETECT_RUNS_DIR": str(runs)}
+    command = [sys.executable, "-c", "from wldetect.cli import main; main()", "run", "01_count_tokens"]
+    cli = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:  # until the kernel has started the notebook and named itself
+            manifests = list(runs.glob("*/manifest.json"))
+            roles = [p["role"] for p in json.loads(manifests[0].read_text())["processes"]] if manifests else []
+            if "kernel" in roles:
+                break
+            assert cli.poll() is None, "wldetect run ended before it could be killed"
+            time.sleep(0.2)
+        else:
+            pytest.fail("the kernel never reopened the run record")
+    finally:
+        cli.send_signal(signal.SIGKILL)
+        cli.wait(timeout=30)
+    run_id = manifests[0].parent.name
+    for _ in range(150):  # the orphaned kernel notices that its parent is gone and exits
+        listed = wldetect("runs", env={"WLDETECT_RUNS_DIR": str(runs)})
+        if b"interrupted" in listed.stdout:
+            break
+        time.sleep(0.2)
+    assert listed.returncode == 0 and f"Run {run_id} was interrupted".encode() in listed.stdout, listed.stdout
+    assert json.loads(manifests[0].read_text())["status"] == "interrupted"
+
+    again = wldetect("run", "01_count_tokens", env={"WLDETECT_RUNS_DIR": str(runs)})
+    assert again.returncode == 0, again.stderr
+    statuses = {m.parent.name: json.loads(m.read_text())["status"] for m in runs.glob("*/manifest.json")}
+    assert statuses.pop(run_id) == "interrupted" and list(statuses.values()) == ["completed"]
