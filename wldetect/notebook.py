@@ -73,7 +73,7 @@ def check_parameter_values(notebook: str, parameters: dict[str, Any]) -> None:
     def refuse(key: str, expected: str) -> None:
         from wldetect.errors import WLDetectError
 
-        raise WLDetectError(f"-p {key} {parameters[key]!r}: expected {expected} ({notebook})")
+        raise WLDetectError(f"-p {key} {parameters[key]!r}: {notebook} expects {expected}")
 
     def whole(value: Any, minimum: int) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
