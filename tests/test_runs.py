@@ -250,6 +250,9 @@ def test_a_sigkilled_run_is_interrupted_its_leftovers_removed_and_the_next_run_p
         owner.stdout.close()
 
     assert list_runs(root).set_index("run_id").loc[run_path.name, "status"] == "interrupted"
+    with pytest.raises(WLDetectError, match="the run is interrupted, not running"):  # not yet marked, not reopened
+        start_run("again", kind="03_train", parameters={}, run_dir=run_path)
+    assert open_run(run_path).manifest()["status"] == "running"
     monkeypatch.setenv("WLDETECT_RUNS_DIR", str(root))
     status, out, err = _cli(monkeypatch, capsys, "runs")
     assert status == 0 and not err

@@ -548,8 +548,14 @@ def start_run(
 
 
 def _refuse_finished(run: Run) -> None:
-    """A run record that is not `running` (or whose manifest cannot be read) is not reopened (`start_run`)."""
+    """A run record that is not `running` (or whose manifest cannot be read) is not reopened (`start_run`);
+    nor is an interrupted one, whose processes are gone though no command has marked it yet."""
     status = run_record_status(run.manifest_path)
+    if status == "running":
+        try:
+            status = run_status(run.manifest())
+        except WLDetectError:
+            status = None
     if status != "running":
         raise WLDetectError(
             f"run_dir {run.path}: the run is {status or 'unreadable (damaged manifest.json)'}, not running; a finished "
