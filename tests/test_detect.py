@@ -597,3 +597,86 @@ def test_from_pretrained_local_directories_and_one_line_errors(trained, tmp_path
     with pytest.raises(WLDetectError) as error:
         WLDetect.from_pretrained("owner/name")
     assert_one_line(error, "owner/name: loading from the hub needs huggingface_hub: pip install 'wldetect[hub]'")
+
+
+# ------------------------------------------------------------- what people pass to predict, and how long
+
+
+def test_predict_takes_any_iterable_of_texts_in_its_order(trained):
+    import pandas as pd
+
+    detector = WLDetect.load(trained["artifacts"])
+    texts = held_out_texts()[:12]
+    expected = detector.predict(texts)
+    assert detector.predict(tuple(texts)) == expected
+    assert detector.predict(text for text in texts) == expected  # a generator
+    assert detector.predict(np.array(texts)) == expected  # numpy str_ entries
+    assert detector.predict(np.array(texts, dtype=object)) == expected
+    series = pd.Series(texts, index=range(100, 112), name="text")  # an index that is not 0..n-1
+    assert detector.predict(series) == expected
+    assert detector.predict(pd.DataFrame({"text": texts})["text"]) == expected
+    assert detector.predict(series, top_k=2) == detector.predict(texts, top_k=2)
+
+
+def test_predict_refuses_a_mapping_or_a_dataframe_in_one_line_naming_what_to_pass(trained):
+    """Iterating a dict gives its keys and a DataFrame its column names: both used to be classified."""
+    from collections import OrderedDict, UserDict
+
+    import pandas as pd
+
+    from wldetect.detect import InputTypeError
+
+    detector = WLDetect.load(trained["artifacts"])
+    for mapping in ({"a": "le chat est sur la table"}, OrderedDict(a="der Hund"), UserDict(a="the cat")):
+        with pytest.raises(TypeError) as error:
+            detector.predict(mapping)
+        assert isinstance(error.value, WLDetectError) and isinstance(error.value, InputTypeError)
+        assert_one_line(
+            error,
+            f"predict got a {type(mapping).__name__}: iterating it gives its keys, not texts; pass its texts, e.g. list(d.values())",
+        )
+    frame = pd.DataFrame({"text": ["le chat est sur la table", "der Hund ist im Haus"]})
+    with pytest.raises(TypeError) as error:
+        detector.predict(frame)
+    assert_one_line(error, 'predict got a DataFrame: iterating it gives its column names; pass one column, e.g. df["text"]')
+    with pytest.raises(TypeError, match="no order"):
+        detector.predict({"le chat", "der Hund"})
+    with pytest.raises(TypeError, match="2-dimensional ndarray: pass a 1-D array"):
+        detector.predict(np.array([["le chat", "der Hund"]]))
+    with pytest.raises(TypeError, match="0-dimensional ndarray"):
+        detector.predict(np.array(["le chat"])[0, ...])
+
+
+def test_a_20_mb_line_is_detected_as_its_prefix_quickly(trained):
+    """The model reads `max_sequence_length` (32) tokens; a 20 MB line used to be tokenised whole first. Now
+    it is cut at `max_characters` before tokenising: the answer is the prefix's, the same as truncating the
+    tokens of the whole text, and it takes milliseconds."""
+    import time
+
+    detector = WLDetect.load(trained["artifacts"])
+    french = " ".join(tiny_sentences("fra_Latn", 20, seed=3))  # well over 32 tokens of French
+    german = " " + " ".join(tiny_sentences("deu_Latn", 200, seed=4))
+    line = french + german * (20_000_000 // len(german))
+    assert len(line) > 19_000_000 and 0 < detector.max_characters < 100_000
+    prefix = line[: detector.max_characters]
+    started = time.perf_counter()
+    result = detector.predict(line)
+    in_a_list = detector.predict([line, "der Hund ist im Haus"])
+    seconds = time.perf_counter() - started
+    assert result == detector.predict(prefix) and result[0] == "fra_Latn"
+    assert in_a_list == detector.predict([prefix, "der Hund ist im Haus"])
+    assert detector.predict(line, top_k=2) == detector.predict(prefix, top_k=2)
+    assert seconds < 5.0, f"{seconds:.1f} s for a 20 MB line"
+    # the tokens the model reads are those of the whole text, as the training's truncation gives them
+    full = detector.tokenizer.encode(line[:1_000_000], add_special_tokens=False).ids
+    assert detector.tokenizer.encode(prefix, add_special_tokens=False).ids == full[:32]
+
+
+def test_a_model_that_reads_every_token_reads_every_character(trained):
+    from wldetect.detect import character_bound
+
+    detector = WLDetect.load(trained["artifacts"])
+    unbounded = WLDetect(
+        detector.pooler.source, detector.languages, detector.tokenizer, max_sequence_length=None, table_format="e3m4"
+    )
+    assert unbounded.max_characters == sys.maxsize and character_bound(512, 31) == 512 * 31 * 2

@@ -113,3 +113,104 @@ def test_zeroing_token_rows_is_the_formula_with_zero_weights():
     np.testing.assert_array_equal(filtered[2], bias)
     with pytest.raises(WLDetectError, match="Token mask shape doesn't match vocab_size"):
         lookup.zero_token_rows(table, bias, mask[:-1])
+
+
+# ------------------------------------------------------------------- scale and damage, never defaulted
+
+
+def _seed_file(path, table, scale=2.0, with_scale=True):
+    """A table in the seed's layout (no header metadata): raw E3M4 bytes, dtype/shape tensors, and `scale`."""
+    tensors = {
+        "lookup_table": (np.asarray(table, np.float32) / (scale or 1.0)).astype(ml_dtypes.float8_e3m4).view(np.uint8),
+        "dtype": np.array([26], np.uint8),
+        "shape": np.array(np.shape(table), np.int64),
+    }
+    if with_scale:
+        tensors["scale"] = np.array([scale], np.float32)
+    save_file(tensors, str(path))
+    return path
+
+
+def _one_line(error) -> str:
+    assert "\n" not in str(error.value)
+    return str(error.value)
+
+
+@pytest.mark.parametrize("scale", [0.0, -2.0, float("nan"), float("inf")])
+def test_a_seed_format_table_with_a_scale_of_zero_negative_or_non_finite_is_refused(tmp_path, scale):
+    """`seed_scale or 1.0` read a scale of 0 as 1: a damaged table detected quietly wrong languages."""
+    table = np.arange(12, dtype=np.float32).reshape(4, 3) - 5
+    path = _seed_file(tmp_path / "seed.safetensors", table, scale=scale)
+    with pytest.raises(WLDetectError) as error:
+        lookup.load_lookup_table(path)
+    assert _one_line(error) == f"{path}: scale {np.float32(scale)}: expected a finite number > 0 (the stored values are table / scale)"
+
+
+def test_a_seed_format_table_without_a_scale_is_refused(tmp_path):
+    path = _seed_file(tmp_path / "seed.safetensors", np.eye(3, dtype=np.float32), with_scale=False)
+    with pytest.raises(WLDetectError) as error:
+        lookup.load_lookup_table(path)
+    assert _one_line(error) == f"{path}: seed-format table without a 'scale' tensor (or 'scale' metadata)"
+
+
+@pytest.mark.parametrize("scale", ["0", "0.0", "-1", "nan", "inf"])
+def test_a_table_whose_scale_metadata_is_zero_negative_or_non_finite_is_refused(tmp_path, scale):
+    quantized = lookup.quantize(np.eye(3, dtype=np.float32) * 3, "e3m4")
+    path = lookup.save_lookup_table(quantized, tmp_path / "t.safetensors", extra_metadata={"scale": scale})
+    with pytest.raises(WLDetectError, match="expected a finite number > 0"):
+        lookup.load_lookup_table(path)
+
+
+def test_an_fp8_table_without_scale_metadata_is_refused_an_fp32_one_is_its_values(tmp_path):
+    table = np.eye(3, dtype=np.float32) * 3
+    for fmt in ("e3m4", "fp32"):
+        quantized = lookup.quantize(table, fmt)
+        path = tmp_path / f"{fmt}.safetensors"
+        save_file({"lookup_table": quantized.stored}, str(path), metadata={"format": lookup._FORMAT_NAMES[fmt], "shape": "[3, 3]"})
+        if fmt == "fp32":
+            np.testing.assert_array_equal(lookup.load_lookup_table(path).values, table)
+        else:
+            with pytest.raises(WLDetectError, match="e3m4 table without 'scale' metadata"):
+                lookup.load_lookup_table(path)
+
+
+@pytest.mark.parametrize("fmt", ["e3m4", "e4m3fn", "fp32"])
+@pytest.mark.parametrize(
+    "damage", ["all-zero", "every-row-the-bias", "one-value-per-row"],
+)
+def test_a_table_that_cannot_tell_languages_apart_is_refused_as_damaged(tmp_path, monkeypatch, fmt, damage):
+    """An all-zero E3M4 table answered `arb_Arab 0.0244` for every text, exit 0; every row equal (each token's
+    weight 0: the bias alone) answers one language for everything; a row with one value for all languages
+    says nothing either. Checked in the one pass that finds each column's maximum, across row blocks."""
+    monkeypatch.setattr(lookup, "_ROWS_PER_BLOCK", 7)
+    rows = 40
+    if damage == "all-zero":
+        table = np.zeros((rows, 5), np.float32)
+    elif damage == "every-row-the-bias":
+        table = np.tile(np.array([0.5, -1.0, 2.0, 0.0, 1.5], np.float32), (rows, 1))
+    else:
+        table = np.repeat(np.linspace(-3, 3, rows, dtype=np.float32)[:, None], 5, axis=1)
+    path = lookup.save_lookup_table(lookup.quantize(table, fmt), tmp_path / "t.safetensors", languages=list("abcde"))
+    loaded = lookup.load_lookup_table(path)  # opening maps the file; the check reads it
+    with pytest.raises(WLDetectError) as error:
+        loaded.column_max()
+    assert _one_line(error).startswith(f"{path}: damaged lookup table: ")
+    with pytest.raises(WLDetectError, match="damaged lookup table"):
+        _ = loaded.values
+    healthy = table.copy()
+    healthy[rows - 1, 2] += 1.0  # one entry in the last block is enough to tell languages apart
+    path = lookup.save_lookup_table(lookup.quantize(healthy, fmt), tmp_path / "ok.safetensors", languages=list("abcde"))
+    assert lookup.load_lookup_table(path).column_max().shape == (5,)
+
+
+def test_a_damaged_table_is_refused_when_the_detector_loads_it(tmp_path):
+    """Through `WLDetect` (the pooler's column maximum), not only when read directly."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+
+    from wldetect.detect import WLDetect
+
+    tokenizer = Tokenizer(WordLevel({"[UNK]": 0, "chat": 1, "hund": 2}, unk_token="[UNK]"))
+    with pytest.raises(WLDetectError, match="damaged lookup table: every row is the same"):
+        WLDetect(np.zeros((3, 2), np.float32), ["fra_Latn", "deu_Latn"], tokenizer)
+    assert WLDetect(np.eye(3, 2, dtype=np.float32), ["fra_Latn", "deu_Latn"], tokenizer).languages == ["fra_Latn", "deu_Latn"]

@@ -492,3 +492,140 @@ def test_an_evaluations_remains_are_previous_outputs_and_a_users_files_are_not(t
         (tmp_path / name).write_text(text)
     names = sorted(p.name for p in previous_outputs(tmp_path))
     assert names == ["notes_confusion.png", "pud_confusion.png", "pud_predictions.csv"]
+
+
+# ------------------------------------------------------------------------ a killed `wldetect run`
+
+
+@pytest.mark.slow
+def test_a_sigkilled_wldetect_run_shows_as_interrupted_and_the_next_run_proceeds(tmp_path):
+    """`wldetect run 01_count_tokens` killed with SIGKILL once its kernel has reopened the record: the record
+    names both processes, lists as interrupted once both are gone, and the next `wldetect run` completes."""
+    import json
+    import signal
+    import time
+
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WLDETECT_RUNS_DIR": str(runs)}
+    command = [sys.executable, "-c", "from wldetect.cli import main; main()", "run", "01_count_tokens"]
+    cli = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:  # until the kernel has started the notebook and named itself
+            manifests = list(runs.glob("*/manifest.json"))
+            roles = [p["role"] for p in json.loads(manifests[0].read_text())["processes"]] if manifests else []
+            if "kernel" in roles:
+                break
+            assert cli.poll() is None, "wldetect run ended before it could be killed"
+            time.sleep(0.2)
+        else:
+            pytest.fail("the kernel never reopened the run record")
+    finally:
+        cli.send_signal(signal.SIGKILL)
+        cli.wait(timeout=30)
+    run_id = manifests[0].parent.name
+    for _ in range(150):  # the orphaned kernel notices that its parent is gone and exits
+        listed = wldetect("runs", env={"WLDETECT_RUNS_DIR": str(runs)})
+        if b"interrupted" in listed.stdout:
+            break
+        time.sleep(0.2)
+    assert listed.returncode == 0 and f"Run {run_id} was interrupted".encode() in listed.stdout, listed.stdout
+    assert json.loads(manifests[0].read_text())["status"] == "interrupted"
+
+    again = wldetect("run", "01_count_tokens", env={"WLDETECT_RUNS_DIR": str(runs)})
+    assert again.returncode == 0, again.stderr
+    statuses = {m.parent.name: json.loads(m.read_text())["status"] for m in runs.glob("*/manifest.json")}
+    assert statuses.pop(run_id) == "interrupted" and list(statuses.values()) == ["completed"]
+
+
+# ------------------------------------------------------- notebook parameters: applied or refused, first
+
+
+PARAMETER_CASES = {
+    "batch-size-0": ("01_count_tokens", {"batch_size": 0}, "-p batch_size 0: 01_count_tokens expects a whole number >= 1"),
+    "batch-size-negative": ("01_count_tokens", {"batch_size": -1}, "-p batch_size -1: 01_count_tokens expects a whole number >= 1"),
+    "num-workers-negative": ("01_count_tokens", {"num_workers": -3}, "-p num_workers -3: 01_count_tokens expects a whole number >= 0"),
+    "epochs-0": ("03_train", {"epochs": 0}, "-p epochs 0: 03_train expects a whole number >= 1, or null for the config's training.epochs"),
+    "epochs-and-overrides-disagree": (
+        "03_train", {"epochs": 2, "overrides": {"training.epochs": 3}}, "-p epochs 2: 03_train expects one number of epochs",
+    ),
+    "token-mask-a-number": ("03_train", {"token_mask": 5}, "-p token_mask 5: 03_train expects a path or name"),
+    "count-run-a-list": ("03_train", {"count_run": [1]}, "-p count_run [1]: 03_train expects a path or name"),
+    "model-path-a-number": ("06_weight_analysis", {"model_path": 5}, "-p model_path 5: 06_weight_analysis expects a path or name"),
+    "sample-size-negative": ("02_create_mask", {"sample_size": -1}, "-p sample_size -1: 02_create_mask expects a whole number >= 0"),
+    "unknown-table": ("04_evaluate", {"tables": ["fp16"]}, "-p tables ['fp16']: 04_evaluate expects a list of distinct table names"),
+    "run-dir": ("03_train", {"run_dir": "elsewhere"}, "-p run_dir 'elsewhere': `wldetect run` makes the run record itself"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(PARAMETER_CASES))
+def test_a_notebook_parameter_the_step_cannot_use_is_refused_in_one_line(case):
+    from wldetect import workflow
+
+    notebook, parameters, message = PARAMETER_CASES[case]
+    with pytest.raises(WLDetectError) as error:
+        workflow.check_parameters(notebook, parameters)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_wldetect_run_refuses_batch_size_0_before_any_run_record_exists(tmp_path):
+    """`count-tokens --batch-size 0` was refused, `wldetect run 01 -p batch_size 0` exited 0 and recorded it."""
+    runs = tmp_path / "runs"
+    done = wldetect("run", "01_count_tokens", "-p", "batch_size", "0", env={"WLDETECT_RUNS_DIR": str(runs)})
+    assert done.returncode == 2 and done.stdout == b""
+    assert done.stderr.decode().startswith("error: -p batch_size 0: 01_count_tokens expects a whole number >= 1")
+    assert done.stderr.count(b"\n") == 1
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def _setup_cell(notebook: str) -> str:
+    """The code of a step notebook's setup cell (the one calling notebook_run), without its line magics."""
+    import nbformat
+
+    book = nbformat.read(str(REPO / "notebooks" / f"{notebook}.ipynb"), as_version=4)
+    cell = next(c.source for c in book.cells if c.cell_type == "code" and "notebook_run(" in c.source)
+    return "\n".join(line for line in cell.splitlines() if not line.startswith("%"))
+
+
+def _parameters_cell(notebook: str) -> dict:
+    import nbformat
+
+    book = nbformat.read(str(REPO / "notebooks" / f"{notebook}.ipynb"), as_version=4)
+    namespace: dict = {}
+    exec(next(c.source for c in book.cells if "parameters" in c.metadata.get("tags", [])), namespace)
+    return {k: v for k, v in namespace.items() if not k.startswith("__")}
+
+
+def test_the_training_notebook_applies_and_records_epochs_and_refuses_0_before_a_record(tmp_path, monkeypatch):
+    """03_train's setup cell as papermill runs it: `epochs 2` is the config's training.epochs and is in the
+    manifest (it used to be left out); `epochs 0` (which used to train the config's epochs) is refused before
+    any run record exists."""
+    monkeypatch.chdir(REPO)  # notebook_run moves to the project root; restored after the test
+    monkeypatch.setenv("WLDETECT_RUNS_DIR", str(tmp_path / "runs"))
+    namespace = {**_parameters_cell("03_train"), "epochs": 2, "overrides": {"training.seed": 7}}
+    exec(_setup_cell("03_train"), namespace)
+    manifest = namespace["run"].manifest()
+    assert manifest["parameters"]["epochs"] == 2 and manifest["parameters"]["overrides"] == {"training.seed": 7}
+    assert namespace["training_config"].training.epochs == 2 and namespace["training_config"].training.seed == 7
+    namespace["run"].finish()
+
+    before = sorted((tmp_path / "runs").iterdir())
+    for bad in ({"epochs": 0}, {"epochs": -1}, {"token_mask": 5}, {"run_dir": 5}):
+        namespace = {**_parameters_cell("03_train"), **bad}
+        with pytest.raises(WLDetectError, match=f"-p {next(iter(bad))} "):
+            exec(_setup_cell("03_train"), namespace)
+        assert sorted((tmp_path / "runs").iterdir()) == before  # no record made
+
+
+def test_the_mask_notebook_records_its_sample_size_and_refuses_a_negative_one_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("WLDETECT_RUNS_DIR", str(tmp_path / "runs"))
+    namespace = {**_parameters_cell("02_create_mask"), "sample_size": -1}
+    cell = _setup_cell("02_create_mask").split("training_config =")[0]  # the record, not the counting
+    with pytest.raises(WLDetectError, match="-p sample_size -1: 02_create_mask expects"):
+        exec(cell, namespace)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    namespace = {**_parameters_cell("02_create_mask"), "sample_size": 0}
+    exec(cell, namespace)
+    assert namespace["run"].manifest()["parameters"]["sample_size"] == 0
+    namespace["run"].finish()

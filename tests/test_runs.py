@@ -204,3 +204,132 @@ def test_lineage_skips_input_entries_of_the_wrong_shape(tmp_path):
     text = lineage_text(run.path)
     assert text.splitlines()[0] == f"{run.run_id}  [03_train, running]"
     assert "  odd: a string" in text and "  file: x.npy  sha256 5" in text
+
+
+# ------------------------------------------------------------------ runs whose processes were killed
+
+
+_OWNER = r"""
+import sys, time
+from wldetect.io import directory_lock
+from wldetect.runs import create_run
+
+run = create_run("killed", kind="03_train", parameters={"threshold": 0}, root=sys.argv[1])
+staging = run.path / ".artifacts.staging" / "checkpoints"
+staging.mkdir(parents=True)
+(staging / "checkpoint_step_00000010.pt").write_bytes(b"half a training run")
+with directory_lock(run.artifacts_dir, "model directory"):
+    print(run.path, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_sigkilled_run_is_interrupted_its_leftovers_removed_and_the_next_run_proceeds(tmp_path, monkeypatch, capsys):
+    """A process that makes a run record and holds its artifacts lock (as training does) is SIGKILLed: the
+    record then lists as interrupted, `wldetect runs` marks it so and removes `.artifacts.staging/` and
+    `.artifacts.lock` in one line, the record is never reopened, and the next run is made as usual."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER, str(root)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        run_path = Path(owner.stdout.readline().strip())
+        assert (run_path.parent / ".artifacts.lock").is_file() is False  # the lock is the record's own
+        assert (run_path / ".artifacts.lock").is_file() and (run_path / ".artifacts.staging").is_dir()
+        manifest = open_run(run_path).manifest()
+        assert [(p["role"], p["pid"]) for p in manifest["processes"]] == [("created", owner.pid)]
+        assert list_runs(root).set_index("run_id").loc[run_path.name, "status"] == "running"  # alive: running
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(timeout=30)
+        owner.stdout.close()
+
+    assert list_runs(root).set_index("run_id").loc[run_path.name, "status"] == "interrupted"
+    with pytest.raises(WLDetectError, match="the run is interrupted, not running"):  # not yet marked, not reopened
+        start_run("again", kind="03_train", parameters={}, run_dir=run_path)
+    assert open_run(run_path).manifest()["status"] == "running"
+    monkeypatch.setenv("WLDETECT_RUNS_DIR", str(root))
+    status, out, err = _cli(monkeypatch, capsys, "runs")
+    assert status == 0 and not err
+    reaped = [line for line in out.splitlines() if line.startswith(f"Run {run_path.name} was interrupted")]
+    assert len(reaped) == 1 and ".artifacts.staging/" in reaped[0] and ".artifacts.lock" in reaped[0]
+    assert "interrupted" in out.splitlines()[-1]  # the table row
+    assert not (run_path / ".artifacts.staging").exists() and not (run_path / ".artifacts.lock").exists()
+    manifest = open_run(run_path).manifest()
+    assert manifest["status"] == "interrupted" and f"pid {owner.pid}" in manifest["error"]
+    with pytest.raises(WLDetectError, match="interrupted, not running"):
+        start_run("again", kind="03_train", parameters={}, run_dir=run_path)
+
+    following = create_run("killed", kind="03_train", parameters={"threshold": 0}, root=root)
+    assert following.manifest()["status"] == "running" and following.status() == "running"
+    assert capsys.readouterr().out == ""  # reaped once: nothing more to say
+
+
+def test_a_reused_pid_or_a_zombie_is_not_the_runs_process_and_another_hosts_is_left_alone(tmp_path):
+    import os
+    import socket
+
+    from wldetect.runs import process_alive, run_status, this_process
+
+    me = this_process("created")
+    assert process_alive(me) is True and me["start"]
+    assert process_alive({**me, "start": me["start"] + "0"}) is False  # same pid, another process's start
+    assert process_alive({**me, "host": socket.gethostname() + "-other"}) is None  # cannot be told here
+    assert process_alive({**me, "pid": "x"}) is None
+    manifest = {"status": "running", "processes": [{**me, "start": "linux:old-boot:1"}]}
+    assert run_status(manifest) == "interrupted"
+    manifest["processes"].append({**me, "host": "elsewhere"})  # a Ray task on another node may still run
+    assert run_status(manifest) == "running"
+    assert run_status({"status": "running"}) == "running"  # an older record names no process: as recorded
+    assert run_status({"status": "running", "processes": [me]}) == "running"
+    child = os.fork()
+    if child == 0:
+        os._exit(0)
+    try:  # exited but not yet waited for: a zombie never finishes a run
+        import time
+
+        entry = {"role": "kernel", "pid": child, "host": socket.gethostname(), "start": None}
+        for _ in range(100):
+            if process_alive(entry) is False:
+                break
+            time.sleep(0.02)
+        assert process_alive(entry) is False
+    finally:
+        os.waitpid(child, 0)
+
+
+def test_a_sweep_report_never_counts_an_interrupted_run_as_done(tmp_path):
+    from wldetect.workflow import sweep_report
+
+    baseline = create_run("sweep", kind="03_train", parameters={"threshold": 0}, threshold=0, root=tmp_path)
+    manifest = baseline.manifest()
+    dead = {**manifest["processes"][0], "start": "linux:another-boot:1"}
+    baseline._update(processes=[dead])
+    assert baseline.manifest()["status"] == "running" and baseline.status() == "interrupted"
+    with pytest.raises(WLDetectError, match=f"baseline run {baseline.run_id} .* is interrupted, so no comparison"):
+        sweep_report([baseline], "sweep", runs_root=tmp_path)
+
+
+def test_a_kernel_that_reopens_a_run_records_its_own_process(tmp_path):
+    """`wldetect run` makes the record, the notebook's kernel (another process) reopens it: both are named,
+    and the run lives while either does."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = create_run("x", kind="01_count_tokens", parameters={}, root=tmp_path)
+    kernel = (
+        "import sys; from wldetect.runs import start_run; "
+        "start_run('x', kind='01_count_tokens', parameters={'config': 'c.yaml'}, run_dir=sys.argv[1])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    subprocess.run([sys.executable, "-c", kernel, str(run.path)], check=True, env=env)
+    processes = run.manifest()["processes"]
+    assert [p["role"] for p in processes] == ["created", "kernel"] and processes[0]["pid"] == os.getpid()
+    assert run.status() == "running"  # the kernel has exited, this process (which made it) lives

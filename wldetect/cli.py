@@ -354,11 +354,13 @@ def runs_command(
     lineage: str | None = typer.Option(None, "--lineage", help="a run id or directory: the runs and files it consumed"),
 ) -> None:
     """List past runs: id, step, status, threshold and key metrics; or one run's lineage."""
-    from wldetect.runs import lineage_text, list_runs, runs_dir
+    from wldetect.runs import lineage_text, list_runs, reap_interrupted, runs_dir
 
     if lineage is not None:
         print(lineage_text(lineage))
         return
+    if runs_dir().is_dir():
+        reap_interrupted()  # runs whose processes were killed: marked interrupted, their leftovers removed
     table = list_runs()
     if table.empty:
         print(f"No runs under {runs_dir()}")

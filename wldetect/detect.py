@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -48,6 +50,16 @@ _MIN_TEXTS_PER_THREAD = 64  # below this a chunk costs more to hand to a thread 
 _LETTER = re.compile(r"[^\W\d_]")  # a letter of any script: a word character that is not a digit or "_"
 _TOKENS_PER_EVIDENCE_BLOCK = 1 << 16  # token strings held at once while computing the evidence mask
 _UNICODE_SIZE = 0x110000
+# Characters per token kept before tokenising, as a multiple of the vocabulary's longest token: 2, because a
+# normaliser that composes characters (NFKC: "e" + U+0301 -> "é") can shrink the text before tokens are cut
+_CHARACTER_BOUND_MARGIN = 2
+
+
+class InputTypeError(WLDetectError, TypeError):
+    """`predict` was given something that is not a text or texts (a dict, a DataFrame, bytes, a number).
+
+    A `TypeError`, as Python code expects of a wrong argument type, and a `WLDetectError`, so the CLI prints
+    it in one line like every other user error."""
 
 
 def available_cores() -> int:
@@ -73,6 +85,12 @@ def evidence_tokens(tokenizer: Tokenizer, n_rows: int) -> np.ndarray:
     says which strings hold one (~0.04 s for 262k tokens, where a regular-expression search per token took
     ~0.06-0.2 s).
     """
+    return _scan_vocabulary(tokenizer, n_rows)[0]
+
+
+def _scan_vocabulary(tokenizer: Tokenizer, n_rows: int) -> tuple[np.ndarray, int]:
+    """`evidence_tokens`, and the length in characters of the longest token string (the one pass over the
+    vocabulary's strings gives both; the detector bounds the characters of a text it tokenises by it)."""
     added = tokenizer.get_added_tokens_decoder()  # id -> AddedToken
     n_ids = max(tokenizer.get_vocab_size(with_added_tokens=False), max(added, default=-1) + 1)
     if n_ids > n_rows:
@@ -90,7 +108,7 @@ def evidence_tokens(tokenizer: Tokenizer, n_rows: int) -> np.ndarray:
         if token is not None and tokenizer.token_to_id(token) is not None:
             evidence[tokenizer.token_to_id(token)] = False
     evidence[[i for i, token in added.items() if token.special]] = False
-    return evidence
+    return evidence, letters.longest
 
 
 class _LetterTest:
@@ -99,9 +117,11 @@ class _LetterTest:
     def __init__(self):
         self.tested = np.zeros(_UNICODE_SIZE, dtype=bool)
         self.is_letter = np.zeros(_UNICODE_SIZE, dtype=bool)
+        self.longest = 0  # code points of the longest string seen
 
     def any_in(self, strings: list[str]) -> np.ndarray:
         lengths = np.fromiter(map(len, strings), dtype=np.intp, count=len(strings))  # in code points
+        self.longest = max(self.longest, int(lengths.max(initial=0)))
         codes = np.frombuffer("".join(strings).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         new = np.unique(codes[~self.tested[codes]])
         if len(new):
@@ -169,7 +189,9 @@ class WLDetect:
         if num_threads is not None and not positive:
             raise WLDetectError(f"num_threads must be a positive integer, got {num_threads!r}")
         self.num_threads = num_threads or available_cores()
-        self.pooler = TablePooler(table, pooling, evidence_tokens(tokenizer, table.shape[0]), self.num_threads)
+        evidence, longest_token = _scan_vocabulary(tokenizer, table.shape[0])
+        self.pooler = TablePooler(table, pooling, evidence, self.num_threads)
+        self.max_characters = character_bound(max_sequence_length, longest_token)
         self.languages = list(languages)
         self.tokenizer = configure(tokenizer, max_sequence_length)
         self._encode_batch = self.tokenizer.encode_batch_fast  # bound once each: the single-text path calls
@@ -270,12 +292,16 @@ class WLDetect:
 
     def pooled_logits(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(n_texts, n_languages) pooled logits, and a bool array: True where the text has language evidence
-        (logits of texts without are left at 0)."""
+        (logits of texts without are left at 0). Each text is read up to `max_characters` (see
+        `character_bound`)."""
         logits = np.zeros((len(texts), len(self.languages)), dtype=np.float32)
         has_evidence = np.zeros(len(texts), dtype=bool)
 
         def pool_chunk(start: int) -> None:
-            chunk = texts[start : start + texts_per_chunk]
+            chunk = [
+                text[:limit] if isinstance(text, str) and len(text) > limit else text
+                for text in texts[start : start + texts_per_chunk]
+            ]
             try:
                 encoded = encode_texts(self.tokenizer, chunk)
             except Exception as err:  # a non-string or a lone surrogate: the tokenizer refuses the whole chunk
@@ -290,6 +316,7 @@ class WLDetect:
                 logits[found] = pooled[with_evidence]
                 has_evidence[found] = True
 
+        limit = self.max_characters
         threads = min(self.num_threads, max(1, len(texts) // _MIN_TEXTS_PER_THREAD))
         per_chunk = -(-len(texts) // (threads * _CHUNKS_PER_THREAD)) if threads > 1 else len(texts)
         texts_per_chunk = max(1, min(_TEXTS_PER_CHUNK, max(_MIN_TEXTS_PER_THREAD, per_chunk)))
@@ -316,8 +343,15 @@ class WLDetect:
         without language evidence (empty, or only symbols, digits, punctuation, emoji or unknown tokens).
 
         With `top_k`, each result is instead a list of the k best `(language, probability)` pairs.
+
+        Texts: a str, or any iterable of str (list, tuple, generator, 1-D NumPy array, pandas Series), whose
+        results come back as a list in its order. A mapping (dict) or a DataFrame is refused
+        (`InputTypeError`, a TypeError): iterating one gives its keys or column names, not its texts. A text
+        is read up to `max_characters` characters, enough for the model's `max_sequence_length` tokens.
         """
         if top_k is None and isinstance(text, str):  # one text: inline, one Python frame (pool_one) below this
+            if len(text) > self.max_characters:  # a 20 MB line: only the tokens the model reads are made
+                text = text[: self.max_characters]
             try:
                 ids = self._encode_batch([text], False, False)[0].ids  # (is_pretokenized, add_special_tokens)
             except Exception as err:  # a lone surrogate: the tokenizer cannot take the string at all
@@ -336,15 +370,15 @@ class WLDetect:
             return None if logits is None else self._results(logits[None], [True], top_k)[0]
         if top_k is not None:
             _check_top_k(top_k)
-        if isinstance(text, (bytes, bytearray)) or not hasattr(text, "__iter__"):
-            raise WLDetectError(f"predict expects a str or a list of str, got {type(text).__name__}")
-        texts = list(text)
+        texts = texts_of(text)
         logits, has_evidence = self.pooled_logits(texts)
         return self._results(logits, has_evidence.tolist(), top_k)
 
     def _pooled_logits_of_one(self, text: str) -> np.ndarray | None:
         """(n_languages,) logits of one text, or None without evidence: what `pooled_logits` gives it in any
         batch, minus everything a batch needs (chunks, threads, flat ids, offsets, result arrays)."""
+        if len(text) > self.max_characters:
+            text = text[: self.max_characters]
         try:
             ids = self._encode_batch([text], False, False)[0].ids  # (is_pretokenized, add_special_tokens)
         except Exception as err:  # a lone surrogate: the tokenizer cannot take the string at all
@@ -372,6 +406,41 @@ class WLDetect:
             f"WLDetect({len(self.languages)} languages, vocab {self.pooler.source.shape[0]:,}, {self.table_format} "
             f"table, {self.pooling} pooling, num_threads={self.num_threads})"
         )
+
+
+def character_bound(max_sequence_length: int | None, longest_token: int) -> int:
+    """How many characters of a text the detector tokenises: `max_sequence_length` tokens of at most
+    `longest_token` characters each, times `_CHARACTER_BOUND_MARGIN`; unbounded (sys.maxsize) when the model
+    reads every token (`max_sequence_length: null`).
+
+    The tokenizer truncates to `max_sequence_length` tokens only after tokenising the whole text, so a 20 MB
+    line cost ~20 s and ~1.4 GB before its first 512 tokens were kept. Cut to this many characters first, a
+    text still yields at least `max_sequence_length` tokens (no token covers more characters than the longest
+    token string), and the tokens the cut changes, at its end, are beyond those the model reads. Whatever the
+    tokenizer, the result is that of the text's prefix: `predict(text) == predict(text[:max_characters])`."""
+    if max_sequence_length is None:
+        return sys.maxsize
+    return max_sequence_length * max(longest_token, 1) * _CHARACTER_BOUND_MARGIN
+
+
+def texts_of(texts) -> list:
+    """The texts of `predict`'s argument as a list: any iterable of them, in its order. Mappings, DataFrames,
+    sets, bytes, arrays of more than one dimension and non-iterables are refused in one line naming what to
+    pass instead (duck-typed: the core imports no pandas)."""
+    kind = type(texts).__name__
+    if isinstance(texts, Mapping):  # iterating gives the keys: `predict({"a": "Bonjour"})` classified "a"
+        raise InputTypeError(
+            f"predict got a {kind}: iterating it gives its keys, not texts; pass its texts, e.g. list(d.values())"
+        )
+    if hasattr(texts, "columns"):  # a pandas (or polars) DataFrame: iterating gives the column names
+        raise InputTypeError(f'predict got a {kind}: iterating it gives its column names; pass one column, e.g. df["text"]')
+    if isinstance(texts, (set, frozenset)):
+        raise InputTypeError(f"predict got a {kind}: it has no order for the results to follow; pass a list, e.g. sorted(s)")
+    if isinstance(texts, (bytes, bytearray, memoryview)) or not hasattr(texts, "__iter__"):
+        raise InputTypeError(f"predict expects a str or a list of str, got {kind}")
+    if getattr(texts, "ndim", 1) != 1:  # a 2-D array iterates over rows, a 0-d one not at all
+        raise InputTypeError(f"predict got a {texts.ndim}-dimensional {kind}: pass a 1-D array of texts, e.g. array.ravel()")
+    return list(texts)
 
 
 def _check_top_k(top_k) -> None:

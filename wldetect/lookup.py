@@ -241,7 +241,12 @@ class LookupTable:
 
     def column_max(self) -> np.ndarray:
         """Each language column's largest value, float32 (n_languages,), after checking that every entry is
-        finite; one pass over the stored table that dequantises nothing.
+        finite and that the table can tell languages apart; one pass over the stored table that dequantises
+        nothing.
+
+        A table whose rows are all equal (all-zero, a file of zeros, every token masked to the bias) or whose
+        every row gives all languages one value is refused as damaged: it would answer the same language, or
+        column 0 by a tie, for every text, and exit 0 doing so.
 
         FP8 bytes are sign-magnitude, so `byte ^ (0xFF if negative else 0x80)` orders them as their values
         are ordered, and their non-finite codes are the largest magnitudes: the table is finite exactly when
@@ -249,6 +254,7 @@ class LookupTable:
         dequantisation. A float32 table's max and min propagate NaN and show any infinity the same way.
         """
         n_languages = self.shape[1]
+        varies_across_languages = n_languages < 2  # one language: nothing to vary across
         if self.format == "fp32":
             high = np.full(n_languages, -np.inf, dtype=np.float32)
             low = np.full(n_languages, np.inf, dtype=np.float32)
@@ -261,11 +267,20 @@ class LookupTable:
                 block = _fp8_order_keys(block)
             np.maximum(high, block.max(axis=0), out=high)
             np.minimum(low, block.min(axis=0), out=low)
+            if not varies_across_languages:  # a healthy table shows it in its first block: one compare
+                varies_across_languages = bool((block != block[:, :1]).any())
+        rows_all_equal = self.shape[0] > 1 and bool((high == low).all())
         if self.format != "fp32":
             high, low = _FP8_BYTE_OF_KEY[high], _FP8_BYTE_OF_KEY[low]
         high, low = (dequantize(extreme, self.format, self.scale) for extreme in (high, low))
         if not (np.isfinite(high).all() and np.isfinite(low).all()):
             raise WLDetectError(f"{self.path}: the table contains inf or NaN")
+        if rows_all_equal or (self.shape[0] and not varies_across_languages):
+            how = "every row is the same" if rows_all_equal else "every row holds one value for all languages"
+            raise WLDetectError(
+                f"{self.path}: damaged lookup table: {how} ({self.format}, scale {self.scale:g}), so every text "
+                "would get the same answer; re-export the model (or check that not every token was masked)"
+            )
         return high
 
 
@@ -330,7 +345,7 @@ def load_lookup_table(path: str | Path) -> LookupTable:
         raise WLDetectError(f"{path}: no 'lookup_table' tensor (found {', '.join(sorted(tensors)) or 'none'})")
     stored = tensors["lookup_table"]
     seed_dtype = int(tensors["dtype"][0]) if "dtype" in tensors else None
-    seed_scale = float(tensors["scale"][0]) if "scale" in tensors else None
+    seed_scale = float(tensors["scale"].reshape(-1)[0]) if "scale" in tensors and tensors["scale"].size else None
     seed_shape = [int(x) for x in tensors["shape"]] if "shape" in tensors else None
 
     names = {v: k for k, v in _FORMAT_NAMES.items()}
@@ -338,6 +353,8 @@ def load_lookup_table(path: str | Path) -> LookupTable:
         if metadata["format"] not in names:
             raise WLDetectError(f"{path}: unknown format {metadata['format']!r}")
         fmt = names[metadata["format"]]
+        if "scale" not in metadata and fmt != "fp32":  # an fp32 file stores the values themselves: scale 1
+            raise WLDetectError(f"{path}: {fmt} table without 'scale' metadata: cannot tell what its bytes are worth")
         try:
             scale = float(metadata.get("scale", "1.0"))
             shape = json.loads(metadata["shape"]) if "shape" in metadata else list(stored.shape)
@@ -347,7 +364,9 @@ def load_lookup_table(path: str | Path) -> LookupTable:
         by_id = {v: k for k, v in _SEED_DTYPE_IDS.items()}
         if seed_dtype not in by_id:
             raise WLDetectError(f"{path}: unknown dtype id {seed_dtype} (expected 0 = E4M3FN or 26 = E3M4)")
-        fmt, scale, shape = by_id[seed_dtype], seed_scale or 1.0, seed_shape or list(stored.shape)
+        if seed_scale is None:  # the seed's format has no default scale: its reader multiplies by this tensor
+            raise WLDetectError(f"{path}: seed-format table without a 'scale' tensor (or 'scale' metadata)")
+        fmt, scale, shape = by_id[seed_dtype], seed_scale, seed_shape or list(stored.shape)
     elif stored.dtype == np.float32:
         fmt, scale, shape = "fp32", 1.0, list(stored.shape)
     else:
@@ -355,8 +374,10 @@ def load_lookup_table(path: str | Path) -> LookupTable:
     expected = np.uint8 if fmt != "fp32" else np.float32
     if stored.dtype != expected:
         raise WLDetectError(f"{path}: {fmt} table stored as {stored.dtype}, expected {np.dtype(expected).name}")
-    if len(shape) != 2 or math.prod(shape) != stored.size or not math.isfinite(scale) or scale <= 0:
-        raise WLDetectError(f"{path}: shape {shape} and scale {scale} do not describe its {stored.size} entries")
+    if not math.isfinite(scale) or scale <= 0:
+        raise WLDetectError(f"{path}: scale {scale}: expected a finite number > 0 (the stored values are table / scale)")
+    if len(shape) != 2 or math.prod(shape) != stored.size:
+        raise WLDetectError(f"{path}: shape {shape} does not describe its {stored.size} entries")
     return LookupTable(stored=stored.reshape(shape), format=fmt, scale=scale, path=path, metadata=metadata)
 
 

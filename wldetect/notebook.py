@@ -36,15 +36,79 @@ def notebook_run(
 ) -> Run:
     """The setup of a step notebook, in one call: work from the project root (so relative paths mean the same
     from notebooks/ in JupyterLab and from the root under papermill), silence tqdm's "no ipywidgets" warning
-    (text progress bars suffice), start the run record (`runs.start_run`: reuse `run_dir`, made by
+    (text progress bars suffice), check the parameters' values (`check_parameter_values`: a bad one leaves no
+    run record behind), start the run record (`runs.start_run`: reuse `run_dir`, made by
     `wldetect run`, or make a new `runs/<run-id>/`) and print where it is."""
     from tqdm import TqdmWarning
 
+    check_parameter_values(kind, {**parameters, "run_dir": run_dir})  # raw papermill / JupyterLab: before any record
     os.chdir(project_root())
     warnings.filterwarnings("ignore", category=TqdmWarning)
     run = start_run(name, kind=kind, parameters=parameters, threshold=threshold, run_dir=run_dir)
     print(f"Run record: {run.path}")
     return run
+
+
+# Parameters whose value is a path or a name when given (None: the notebook's default applies).
+_PATHS_OR_NAMES = {
+    "config", "token_mask", "count_run", "model_path", "baseline_path", "token_counts", "compare_with", "dataset",
+    "split", "name", "results", "run_dir",
+}  # fmt: skip
+
+
+def check_parameter_values(notebook: str, parameters: dict[str, Any]) -> None:
+    """Refuse a notebook parameter whose value the step cannot use, in one line naming it, before a run record
+    is made: `wldetect run` calls it (through `workflow.check_parameters`) before it makes the record, and
+    `notebook_run` before the notebook makes or reopens one, so raw papermill and JupyterLab are held to the
+    same rules.
+
+    The rules are the CLI's: `batch_size` a whole number >= 1 (`count-tokens --batch-size`), `num_workers`
+    None or >= 0, `epochs` None (the config's `training.epochs`) or >= 1 and not contradicting
+    `overrides['training.epochs']`, `sample_size` >= 0, `tables` distinct table names, `overrides` and
+    `failed_runs` mappings, `runs_to_compare` a list of paths, and the paths and names (`_PATHS_OR_NAMES`)
+    strings. Every value is thus used as given or refused here: none is silently replaced by a default.
+    (`threshold` is `masking.parse_threshold`'s to read.) `notebook` (e.g. `03_train`) names the step."""
+    from wldetect.lookup import FORMATS
+
+    def refuse(key: str, expected: str) -> None:
+        from wldetect.errors import WLDetectError
+
+        raise WLDetectError(f"-p {key} {parameters[key]!r}: {notebook} expects {expected}")
+
+    def whole(value: Any, minimum: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+    for key, value in parameters.items():
+        if key == "batch_size" and not whole(value, 1):
+            refuse(key, "a whole number >= 1 (texts per encode_batch call)")
+        elif key == "num_workers" and value is not None and not whole(value, 0):
+            refuse(key, "a whole number >= 0 (0: tokenise on the calling thread), or null for the default")
+        elif key == "epochs" and value is not None and not whole(value, 1):
+            refuse(key, "a whole number >= 1, or null for the config's training.epochs")
+        elif key == "sample_size" and not whole(value, 0):
+            refuse(key, "a whole number >= 0 (masked tokens shown decoded)")
+        elif key in ("overrides", "failed_runs") and not isinstance(value, dict):
+            refuse(key, "a mapping like {training.seed: 1}" if key == "overrides" else "a mapping of run id to error")
+        elif key == "runs_to_compare" and not (
+            isinstance(value, list) and all(isinstance(v, (str, os.PathLike)) for v in value)
+        ):
+            refuse(key, "a list of run or artifacts directories")
+        elif key == "tables" and not (
+            isinstance(value, list) and value and all(v in FORMATS for v in value) and len(set(value)) == len(value)
+        ):
+            refuse(key, f"a list of distinct table names from {', '.join(FORMATS)}, e.g. [fp32, e3m4]")
+        elif key in _PATHS_OR_NAMES and value is not None and not isinstance(value, (str, os.PathLike)):
+            refuse(key, "a path or name (a string), or null for the default")
+    overrides = parameters.get("overrides")
+    epochs = parameters.get("epochs")
+    if epochs is not None and isinstance(overrides, dict) and overrides.get("training.epochs", epochs) != epochs:
+        refuse("epochs", f"one number of epochs: -p overrides gives training.epochs {overrides['training.epochs']!r}")
+
+
+def training_overrides(overrides: dict[str, Any], epochs: int | None) -> dict[str, Any]:
+    """Step 3's config overrides with its `epochs` parameter applied (`training.epochs`); None leaves the
+    config's. (`epochs` is checked first by `check_parameter_values`: 0 is refused, never read as "unset".)"""
+    return dict(overrides, **({"training.epochs": epochs} if epochs is not None else {}))
 
 
 def compared_inputs(paths: list[str | Path], results: str | None = None) -> dict[str, Path]:

@@ -6,6 +6,13 @@ machine and device) and, for training runs, `artifacts/`. The layout is describe
 
 Runs are created with an exclusive `mkdir`, so two processes (a sweep with --jobs) never share or overwrite
 one; a run is `running` until `finish()` marks it `completed` or `failed`.
+
+A process killed with SIGKILL (or a machine that lost power) never gets to `finish()`. So the manifest's
+`processes` names every process that works on the run (the one that made the record, the notebook's kernel,
+a Ray task): pid, host and an identity of the process's start that a reused pid does not share. A `running`
+run none of whose processes lives any more is `interrupted`: `list_runs` shows it so, and the next command
+that makes a run record (or `wldetect runs`) marks it so and removes its leftover staging folders and lock
+files (`reap_interrupted`), saying so in one line.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,7 +36,7 @@ from typing import Any
 import yaml
 
 from wldetect.errors import WLDetectError
-from wldetect.io import run_record_status, write_text_atomic
+from wldetect.io import lock_holder, run_record_status, write_text_atomic
 
 MANIFEST = "manifest.json"
 PARAMS = "params.yaml"
@@ -207,6 +215,130 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+# ----------------------------------------------------------------------------- which process owns a run
+
+
+def process_start(pid: int) -> str | None:
+    """An identity of the start of process `pid` that a later process given the same pid does not share:
+    on Linux, the boot's id and the start time in clock ticks after boot (`/proc`, exact and cheap); elsewhere
+    psutil's creation time where psutil is installed (a Jupyter dependency); None where neither can say."""
+    try:
+        ticks = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        return f"linux:{Path('/proc/sys/kernel/random/boot_id').read_text().strip()}:{ticks}"
+    except (OSError, IndexError):
+        pass
+    try:
+        import psutil
+
+        return f"psutil:{psutil.Process(pid).create_time():.2f}"
+    except Exception:  # not installed, no such process, access denied
+        return None
+
+
+def this_process(role: str) -> dict[str, Any]:
+    """The manifest's entry for this process working on a run (`role`: created, kernel, ray task)."""
+    pid = os.getpid()
+    return {"role": role, "pid": pid, "host": socket.gethostname(), "start": process_start(pid)}
+
+
+def process_alive(entry: Any) -> bool | None:
+    """Whether the process of a manifest's `processes` entry still runs: True, False (gone, a zombie, or its
+    pid now another process's), or None where this machine cannot tell (another host, a malformed entry)."""
+    if not isinstance(entry, dict) or entry.get("host") != socket.gethostname():
+        return None
+    pid = entry.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        pass
+    except (OverflowError, ValueError):
+        return None
+    try:
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return False  # killed, not yet reaped by its parent: it will never write again
+    except (OSError, IndexError):
+        pass
+    recorded = entry.get("start")
+    if recorded is None:
+        return True
+    current = process_start(pid)
+    return current is None or current == recorded
+
+
+def run_status(manifest: dict[str, Any]) -> str | None:
+    """A run's status as it is: the manifest's, except that a `running` run whose every recorded process is
+    gone (on this host) is `interrupted`. A run whose processes cannot be checked here (none recorded, by an
+    older version; another host) stays as recorded."""
+    status = manifest.get("status")
+    if status != "running":
+        return status
+    processes = manifest.get("processes")
+    if not isinstance(processes, list) or not processes:
+        return status
+    return "interrupted" if all(process_alive(p) is False for p in processes) else status
+
+
+def _leftovers(run_path: Path) -> list[Path]:
+    """What an interrupted run's writers leave in its record: staging folders (`.artifacts.staging`,
+    `.staging-<pid>`) and lock files (`.artifacts.lock`, `.wldetect-outputs.lock`) whose holder is gone. A
+    lock of a live process, or of another host, is kept."""
+    found = []
+    for directory in (run_path, run_path / ARTIFACTS):
+        if not directory.is_dir():
+            continue
+        for entry in sorted(directory.iterdir()):
+            name = entry.name
+            if entry.is_dir() and (name.startswith(".staging-") or (name.startswith(".") and name.endswith(".staging"))):
+                found.append(entry)
+            elif entry.is_file() and name.startswith(".") and name.endswith(".lock") and lock_holder(entry) is None:
+                found.append(entry)
+    return found
+
+
+def reap_interrupted(root: Path | None = None, say=print) -> list[Run]:
+    """Mark every `running` run under `root` whose processes are all gone (`run_status`) as `interrupted` and
+    remove its leftover staging folders and stale locks; one line each through `say`. Returns those runs.
+
+    Called by `create_run` (any new run: `wldetect run`, a sweep, a notebook) and `wldetect runs`, so a run
+    killed with SIGKILL is never listed as running, compared as done or reopened, and a rerun starts clean."""
+    reaped = []
+    for run_path, manifest in _manifests(Path(root) if root else runs_dir()):
+        if manifest is None or run_status(manifest) != "interrupted":
+            continue
+        run = Run(run_path)
+        gone = ", ".join(
+            f"{p.get('role', 'process')} pid {p.get('pid')}" for p in manifest["processes"] if isinstance(p, dict)
+        )
+        try:
+            if run_record_status(run.manifest_path) != "running":  # another command reaped it meanwhile
+                continue
+            run._update(  # no `finished` or duration: when it stopped is not known, only when it was found
+                status="interrupted",
+                error=f"interrupted: its processes ended without finishing it ({gone})",
+                interrupted_found=utc_now(),
+            )
+            removed = []
+            for leftover in _leftovers(run_path):
+                name = str(leftover.relative_to(run_path))
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                    name += "/"
+                else:
+                    leftover.unlink(missing_ok=True)
+                removed.append(name)
+        except OSError as err:  # a read-only runs directory: still listed as interrupted, nothing changed
+            say(f"Run {run.run_id} was interrupted ({gone} gone); could not mark it: {err}")
+            continue
+        cleaned = f"; removed {', '.join(removed)}" if removed else ""
+        say(f"Run {run.run_id} was interrupted ({gone} gone): marked interrupted{cleaned}")
+        reaped.append(run)
+    return reaped
+
+
 def _mapping(value: Any) -> dict[str, Any]:
     """A manifest field that should be a mapping (`parameters`, `metrics`, `inputs`, an input entry), or {}
     where a damaged or hand-edited manifest holds something else: listing runs must not stop at one."""
@@ -233,6 +365,17 @@ class Run:
 
     def manifest(self) -> dict[str, Any]:
         return read_manifest(self.manifest_path)
+
+    def status(self) -> str | None:
+        """`running`, `completed`, `failed`, or `interrupted` (see `run_status`)."""
+        return run_status(self.manifest())
+
+    def record_process(self, role: str) -> None:
+        """Add this process to the manifest's `processes` (see the module docstring), once."""
+        entry = this_process(role)
+        processes = [p for p in self.manifest().get("processes") or [] if isinstance(p, dict)]
+        if not any(p.get("pid") == entry["pid"] and p.get("host") == entry["host"] for p in processes):
+            self._update(processes=[*processes, entry])
 
     def _update(self, **fields: Any) -> dict[str, Any]:
         manifest = self.manifest()
@@ -283,6 +426,8 @@ class Run:
         if machine:
             fields["machine"] = environment_facts()["machine"]
         self._update(**fields)
+        if machine:
+            self.record_process("ray task")
 
     def record_timing(self, step: str, seconds: float) -> None:
         timings = self.manifest().get("timings_s", {})
@@ -342,9 +487,11 @@ def create_run(
     root: Path | None = None,
     run_id: str | None = None,
 ) -> Run:
-    """Make a new run directory (never reusing one) with its resolved parameters and an initial manifest."""
+    """Make a new run directory (never reusing one) with its resolved parameters and an initial manifest that
+    names this process as its owner; runs of dead processes under `root` are reaped first (`reap_interrupted`)."""
     root = Path(root) if root else runs_dir()
     root.mkdir(parents=True, exist_ok=True)
+    reap_interrupted(root)
     base = run_id or make_run_id(name, threshold)
     for attempt in range(1000):
         path = root / (base if attempt == 0 else f"{base}-{attempt + 1}")
@@ -365,6 +512,7 @@ def create_run(
         "status": "running",
         "started": utc_now(),
         "started_unix": time.time(),
+        "processes": [this_process("created")],
         "parameters": _plain(parameters),
         "git": git_state(project_root()),
         **environment_facts(),
@@ -391,6 +539,7 @@ def start_run(
         run = open_run(run_dir)
         _refuse_finished(run)
         run._update(parameters=_plain(parameters), threshold=threshold)
+        run.record_process("kernel")
         write_text_atomic(run.path / PARAMS, yaml.safe_dump(_plain(parameters), sort_keys=False))
     else:
         run = create_run(name, kind=kind, parameters=parameters, threshold=threshold)
@@ -399,8 +548,14 @@ def start_run(
 
 
 def _refuse_finished(run: Run) -> None:
-    """A run record that is not `running` (or whose manifest cannot be read) is not reopened (`start_run`)."""
+    """A run record that is not `running` (or whose manifest cannot be read) is not reopened (`start_run`);
+    nor is an interrupted one, whose processes are gone though no command has marked it yet."""
     status = run_record_status(run.manifest_path)
+    if status == "running":
+        try:
+            status = run_status(run.manifest())
+        except WLDetectError:
+            status = None
     if status != "running":
         raise WLDetectError(
             f"run_dir {run.path}: the run is {status or 'unreadable (damaged manifest.json)'}, not running; a finished "
@@ -476,7 +631,7 @@ def _whole_number(value: Any) -> int | None:
 def list_runs(root: Path | None = None):
     """Past runs as a pandas table: id, kind, status, parameters and key metrics, newest first. A run whose
     manifest is damaged is listed with status `damaged` (and its fields that are no mapping read as empty),
-    so one bad file never hides the others."""
+    so one bad file never hides the others; a `running` run whose processes are gone, `interrupted`."""
     import pandas as pd
 
     rows = []
@@ -488,7 +643,7 @@ def list_runs(root: Path | None = None):
             {
                 "run_id": manifest.get("run_id", run_path.name),
                 "kind": manifest.get("kind"),
-                "status": manifest.get("status"),
+                "status": run_status(manifest),
                 "threshold": manifest.get("threshold"),
                 "config": _mapping(manifest.get("parameters")).get("config"),
                 "accuracy": metrics.get("accuracy"),

@@ -91,6 +91,8 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
     between 'str' and 'int'") and leave a failed run behind; here it is one line naming the parameter. The
     expected type is the type of the notebook's default (None: any value, except the optional integers and
     strings). `-p config` on a step that takes none (`_NO_CONFIG`) says why rather than only that it is unknown.
+    The values are then held to the rules the notebooks apply themselves (`notebook.check_parameter_values`),
+    and `-p run_dir`, which the record made here would replace, is refused.
     """
     import ast
 
@@ -121,6 +123,14 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
             raise WLDetectError(f"-p {key} {value!r}: expected {_TYPE_WORDS.get(expected, expected.__name__)}")
         if expected is int and key == "threshold" and value < 0:
             raise WLDetectError(f"-p threshold {value}: expected a whole number >= 0 (0: no mask)")
+    if "run_dir" in parameters:  # it would be replaced by the record made here: refused rather than dropped
+        raise WLDetectError(
+            f"-p run_dir {parameters['run_dir']!r}: `wldetect run` makes the run record itself (under "
+            "$WLDETECT_RUNS_DIR, default runs/); to fill a record made elsewhere, run the notebook with papermill"
+        )
+    from wldetect.notebook import check_parameter_values
+
+    check_parameter_values(stem, parameters)  # values (batch_size >= 1, epochs >= 1, paths): notebook_run's rules
 
 
 _TYPE_WORDS = {int: "a whole number", str: "a string", list: "a list like [1, 2]", dict: "a mapping like {a: 1}", bool: "true or false"}
@@ -333,7 +343,7 @@ def sweep_report(training_runs: list[Run], name: str, *, runs_root: Path | None 
     no report is made (whatever `raise_on_failure`): comparing with the first masked run instead would look
     like a normal sweep report and mean something else. The error names the baseline run; the other runs
     have finished by then, so their records are kept."""
-    statuses = [r.manifest().get("status") for r in training_runs]
+    statuses = [r.status() for r in training_runs]  # a run whose processes died is interrupted, never done
     completed = [str(r.path) for r, status in zip(training_runs, statuses) if status == "completed"]
     failed = {r.run_id: r.manifest().get("error") or status for r, status in zip(training_runs, statuses) if status != "completed"}
     if training_runs and statuses[0] != "completed":
