@@ -225,6 +225,42 @@ def test_a_damaged_exp_table_fails_at_load_in_one_line(tmp_path, damage, message
         WLDetect.load(directory)
 
 
+def test_a_published_layout_from_the_hub_cache_offline(trained, tmp_path):
+    """`from_pretrained` of a hub repo in the published layout, and a published directory without
+    tokenizer.json whose `inference.tokenizer` repo is in the hub cache: both load offline through
+    huggingface_hub (a fresh process, so that HF_HUB_CACHE takes effect)."""
+    from wldetect.artifacts import export_wordllamadetect
+
+    export_wordllamadetect(trained, tmp_path / "exported", tokenizer_repo="someone/tok")
+    cache = tmp_path / "hub"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    for repo, names in (("someone/model", ["model_config.yaml", "lookup_table_exp.safetensors", "tokenizer.json"]), ("someone/tok", ["tokenizer.json"])):
+        root = cache / ("models--" + repo.replace("/", "--"))
+        (root / "snapshots" / revision).mkdir(parents=True)
+        for name in names:
+            shutil.copy(tmp_path / "exported" / name, root / "snapshots" / revision / name)
+        (root / "refs").mkdir()
+        (root / "refs" / "main").write_text(revision)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("model_config.yaml", "lookup_table_exp.safetensors"):
+        shutil.copy(tmp_path / "exported" / name, bare / name)
+    texts = held_out()[::10]
+    code = (
+        "import json, sys\n"
+        "from wldetect import WLDetect\n"
+        "texts = json.loads(sys.argv[2])\n"
+        "print(json.dumps([WLDetect.from_pretrained('someone/model').predict(texts), WLDetect.load(sys.argv[1]).predict(texts)]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(bare), json.dumps(texts)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    expected = [list(r) if r else None for r in WLDetect.load(tmp_path / "exported").predict(texts)]
+    assert json.loads(result.stdout) == [expected, expected]
+
+
 # ---------------------------------------------------------------------------------- the published model
 
 

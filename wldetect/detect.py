@@ -275,7 +275,8 @@ class WLDetect:
         """Load a model from a local artifacts directory (as `load`) or from a Hugging Face hub repository.
 
         A repo id (`owner/name`) is fetched with `huggingface_hub.snapshot_download`, the model's files only
-        (`model_config.yaml`, `tokenizer.json` and the `table` asked for, at `revision`), into the hub cache;
+        (`model_config.yaml`, `tokenizer.json` and the `table` asked for, or the published layout's
+        `lookup_table_exp.safetensors`, at `revision`), into the hub cache;
         offline (`HF_HUB_OFFLINE=1`) the cached snapshot is used. Needs `huggingface_hub`
         (`pip install 'wldetect[hub]'`); a local directory does not.
         """
@@ -293,7 +294,7 @@ class WLDetect:
             raise WLDetectError(
                 f"{name}: loading from the hub needs huggingface_hub: pip install 'wldetect[hub]'"
             ) from None
-        files = [MODEL_CONFIG_FILE, TOKENIZER_FILE, FILE_NAMES[table]]
+        files = [MODEL_CONFIG_FILE, TOKENIZER_FILE, FILE_NAMES[table], EXP_TABLE_FILE]  # exp: the published layout
         try:
             directory = snapshot_download(name, revision=revision, allow_patterns=files)
         except Exception as err:  # offline and not cached, unknown repo or revision, network, gated repo
