@@ -156,6 +156,7 @@ class ExpTablePooler(TablePooler):
         self.rows[:-1, :-1] = table.exp
         supported = np.logical_or.reduce(table.exp > 0, axis=1)
         self.rows[:-1, -1] = supported if evidence is None else supported & evidence
+        table.exp = self.rows[:-1, :-1]  # a view: the detector holds one float32 copy of the table, not two
         self._rows_per_gather = max(1, GATHER_BYTES // self.rows[0].nbytes)
 
     def pool_one(self, ids: list[int]) -> np.ndarray | None:
