@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -49,7 +48,6 @@ PUBLISHED_WHEEL = f"wldetect-{PUBLISHED_VERSION}-py3-none-any.whl"
 PUBLISHED_WHEEL_SHA256 = "ff61b7db47c877d910034709a430b0b08e0c7fcfea8f0e0b433c48c90ef85492"
 PUBLISHED_MODEL_FILES = ("model_config.yaml", EXP_TABLE_FILE)  # inside the wheel under wldetect/models/
 _PUBLISHED_SUBDIR = "published"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class ExpTable:
