@@ -148,13 +148,18 @@ def texts_for_tiny(n_per_language: int = 40) -> list[str]:
 def test_a_constructed_published_directory_gives_the_published_loaders_answers(tmp_path, sparse_threshold, multi):
     """Dense and sparse COO tables, one model or a `models:` list: the published loader's languages,
     confidences and pooled logits, bit for bit; truncation at max_sequence_length (6 here) included."""
-    directory = write_published_dir(tmp_path / "published", tiny_exp_table(1), sparse_threshold=sparse_threshold, multi=multi)
+    exp_table = tiny_exp_table(1)
+    directory = write_published_dir(tmp_path / "published", exp_table, sparse_threshold=sparse_threshold, multi=multi)
     tokenizer = plain_tokenizer(directory / "tokenizer.json")
     texts = texts_for_tiny()
     detector = WLDetect.load(directory)
     assert detector.table_format == ("exp" if sparse_threshold is None else "exp-sparse")
     assert detector.languages == TINY_LANGUAGES
     assert detector.max_sequence_length == 6
+    expanded = exp_table if sparse_threshold is None else np.where(exp_table >= sparse_threshold, exp_table, 0)
+    np.testing.assert_array_equal(detector.pooler.source.exp, expanded.astype(np.float32))
+    with np.errstate(divide="ignore"):
+        np.testing.assert_array_equal(detector.table, np.log(expanded.astype(np.float32)))
     with_evidence = assert_same_as_published(detector, published_reference(directory, tokenizer, texts), texts)
     assert with_evidence >= len(texts) - 3
     # an empty text, and one of punctuation or unknown words only, has no language here

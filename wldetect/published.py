@@ -51,24 +51,57 @@ _PUBLISHED_SUBDIR = "published"
 
 
 class ExpTable:
-    """A published exp table opened for inference: `exp` (vocab_size, n_languages) float32, dense in memory.
+    """A published exp table opened for inference, (vocab_size, n_languages) float32 values.
 
-    A sparse file is expanded as the published loader expands it (zeros, then the stored entries), so both
-    pool the same numbers. `format` is `exp` or `exp-sparse`; `threshold` the sparse file's T (None: dense).
+    Dense: the stored array. Sparse: its COO entries, which `fill` scatters into zeros as the published
+    loader expands them (zeros, then the stored entries), so both pool the same numbers; the dense `exp`
+    is built only when asked for. `format` is `exp` or `exp-sparse`; `threshold` the sparse file's T.
     """
 
     languages = None  # the file does not name its columns; model_config.yaml does
 
-    def __init__(self, exp: np.ndarray, path: Path, threshold: float | None = None, stored_entries: int | None = None):
-        self.exp = exp
+    def __init__(
+        self,
+        path: Path,
+        shape: tuple[int, int],
+        *,
+        dense: np.ndarray | None = None,
+        sparse: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        threshold: float | None = None,
+    ):
         self.path = path
+        self.shape = shape
+        self._exp = dense
+        self.sparse = sparse  # (row, col, data)
         self.threshold = threshold
-        self.format = "exp" if threshold is None else "exp-sparse"
-        self.stored_entries = exp.size if stored_entries is None else stored_entries
+        self.format = "exp" if sparse is None else "exp-sparse"
+        self.stored_entries = shape[0] * shape[1] if sparse is None else len(sparse[2])
 
     @property
-    def shape(self) -> tuple[int, int]:
-        return self.exp.shape
+    def exp(self) -> np.ndarray:
+        if self._exp is None:
+            self._exp = np.zeros(self.shape, dtype=np.float32)
+            self.fill(self._exp)
+        return self._exp
+
+    def fill(self, zeros: np.ndarray) -> None:
+        """Write the table into `zeros`, an all-zero float32 array of its shape (or a view of one)."""
+        if self.sparse is None:
+            zeros[...] = self._exp
+        else:
+            row, col, data = self.sparse
+            zeros[row, col] = data
+
+    def supported(self) -> np.ndarray:
+        """bool (vocab_size,): the tokens with at least one entry above zero."""
+        if self.sparse is None:
+            return np.logical_or.reduce(self._exp > 0, axis=1)
+        row, _, data = self.sparse
+        return np.bincount(row[data > 0], minlength=self.shape[0]) > 0
+
+    def keep_view(self, exp: np.ndarray) -> None:
+        """From now on `exp` is a view of the caller's array (the pooler's rows): one float32 copy, not two."""
+        self._exp, self.sparse = exp, None  # the entries are in it now
 
     @property
     def values(self) -> np.ndarray:
@@ -102,7 +135,7 @@ def load_exp_table(path: str | Path) -> ExpTable:
             raise WLDetectError(f"{path}: lookup_table of shape {table.shape}, expected (vocab_size, n_languages)")
         exp = np.ascontiguousarray(table, dtype=np.float32)
         _check_exp_values(exp, path)
-        return ExpTable(exp, path)
+        return ExpTable(path, exp.shape, dense=exp)
     if dtype_id != SPARSE_DTYPE_ID:
         raise WLDetectError(f"{path}: dtype {dtype_id}, expected 32 (dense) or 33 (sparse COO)")
     data, row, col, shape = (_tensor(tensors, name, path).reshape(-1) for name in ("data", "row", "col", "shape"))
@@ -116,9 +149,8 @@ def load_exp_table(path: str | Path) -> ExpTable:
         raise WLDetectError(f"{path}: sparse row/col indices outside the shape {n_rows} x {n_columns}")
     values = data.astype(np.float32)
     _check_exp_values(values, path)
-    exp = np.zeros((n_rows, n_columns), dtype=np.float32)
-    exp[row.astype(np.intp), col.astype(np.intp)] = values
-    return ExpTable(exp, path, threshold=float(threshold[0]), stored_entries=len(data))
+    entries = (row.astype(np.intp), col.astype(np.intp), values)
+    return ExpTable(path, (n_rows, n_columns), sparse=entries, threshold=float(threshold[0]))
 
 
 def _tensor(tensors: dict[str, np.ndarray], name: str, path: Path) -> np.ndarray:
@@ -151,10 +183,14 @@ class ExpTablePooler(TablePooler):
         self.n_languages = table.shape[1]
         self.pad_id = table.shape[0]
         self.rows = np.zeros((table.shape[0] + 1, self.n_languages + 1), dtype=np.float32)
-        self.rows[:-1, :-1] = table.exp
-        supported = np.logical_or.reduce(table.exp > 0, axis=1)
+        if table.sparse is not None:  # scattered at flat positions: several times faster than into a 2-D view
+            row, col, data = table.sparse
+            self.rows.reshape(-1)[row * (self.n_languages + 1) + col] = data
+        else:
+            table.fill(self.rows[:-1, :-1])
+        supported = table.supported()
         self.rows[:-1, -1] = supported if evidence is None else supported & evidence
-        table.exp = self.rows[:-1, :-1]  # a view: the detector holds one float32 copy of the table, not two
+        table.keep_view(self.rows[:-1, :-1])
         self._rows_per_gather = max(1, GATHER_BYTES // self.rows[0].nbytes)
 
     def pool_one(self, ids: list[int]) -> np.ndarray | None:
