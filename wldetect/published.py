@@ -240,7 +240,8 @@ def hub_tokenizer_file(repo_id: str, config_path: Path, pooled_dir: Path) -> Pat
     try:
         return Path(hf_hub_download(repo_id, "tokenizer.json"))
     except Exception as err:  # offline and not cached, unknown or gated repo, network
-        first_line = (str(err).strip().splitlines() or [""])[0][:160]
+        first_line = (str(err).strip().splitlines() or [""])[0]
+        first_line = first_line.split(". ")[0][:200]  # its first sentence: the rest is advice for hub users
         raise WLDetectError(
             f"{config_path}: could not fetch the tokenizer of hub repo {repo_id!r} ({type(err).__name__}: "
             f"{first_line}); {advice}"
