@@ -17,7 +17,14 @@ import numpy as np
 import yaml
 
 from wldetect.errors import WLDetectError
-from wldetect.io import atomic_path, is_wldetect_internal, model_origin, write_safetensors, write_text_atomic
+from wldetect.io import (
+    StagedDirectory,
+    atomic_path,
+    is_wldetect_internal,
+    model_origin,
+    write_safetensors,
+    write_text_atomic,
+)
 from wldetect.lookup import FILE_NAMES as LOOKUP_FILES
 from wldetect.lookup import compute_lookup_table, write_lookup_tables
 
@@ -221,3 +228,117 @@ def write_artifacts(
         record = no_mask_record(int(np.asarray(token_weights).shape[0]))
     files["mask_record"] = write_text_atomic(directory / MASK_RECORD_FILE, json.dumps(record, indent=2) + "\n")
     return files, record
+
+
+# ------------------------------------------------------------------------- the published WordLlamaDetect layout
+
+EXPORT_FORMATS = ("wordllamadetect",)
+
+
+def export_wordllamadetect(
+    model_dir: str | Path,
+    output: str | Path,
+    *,
+    sparse_threshold: float | None = None,
+    table: str = "fp32",
+    tokenizer_repo: str | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write a trained model in the published WordLlamaDetect layout, for users of its runtime
+    (`pip install wldetect==0.1.2`, `WLDetect("OUT")`): `model_config.yaml`, `lookup_table_exp.safetensors`
+    (exp of the `table` asked for: dense, or with `sparse_threshold` T the entries >= T as sparse COO, as the
+    published trainer writes them) and `tokenizer.json` (padding off, truncation at max_sequence_length, so
+    the published loader, which only sets truncation, tokenises as this detector does).
+
+    The published runtime fetches its tokenizer from the hub repo `inference.tokenizer` names:
+    `tokenizer_repo`, by default the model's own name when that is a hub repo id. Only logsumexp pooling has
+    an exp table (a sum of exp rows is logsumexp); a model pooled otherwise is refused. Written into a staged
+    sibling and swapped in, so a crash leaves no half-written directory. Returns what was written, with the
+    table's entry counts.
+    """
+    from tokenizers import Tokenizer
+
+    from wldetect.lookup import FILE_NAMES, load_lookup_table
+    from wldetect.published import EXP_TABLE_FILE, exp_table_tensors
+    from wldetect.tokenization import configure
+
+    model_dir, output = Path(model_dir), Path(output)
+    config_path = model_dir / MODEL_CONFIG_FILE
+    if not config_path.is_file():
+        raise WLDetectError(f"--model-path {model_dir}: no {MODEL_CONFIG_FILE} (not a trained artifacts directory)")
+    if table not in FILE_NAMES:
+        raise WLDetectError(f"--table {table!r}: expected one of {', '.join(FILE_NAMES)}")
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        languages = dict(config["languages"])
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        raise WLDetectError(f"{config_path}: expected a model config with a 'languages' mapping") from None
+    inference = config.get("inference") or {}
+    pooling = inference.get("pooling", "logsumexp")
+    if pooling != "logsumexp":
+        raise WLDetectError(
+            f"{config_path}: inference.pooling {pooling!r}: the published format stores exp(logits) and sums them, "
+            "which is logsumexp pooling only"
+        )
+    max_length = inference.get("max_sequence_length", 512)
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise WLDetectError(
+            f"{config_path}: inference.max_sequence_length {max_length!r}: the published format needs a positive integer"
+        )
+    models = [config["model"]] if config.get("model") is not None else list(config.get("models") or [])
+    if not models or not all(isinstance(m, dict) and {"name", "type", "hidden_dim"} <= set(m) for m in models):
+        raise WLDetectError(f"{config_path}: expected 'model' or 'models' with name, type and hidden_dim")
+    if tokenizer_repo is None:
+        name = str(models[0]["name"])
+        if name.count("/") == 1 and not name.startswith((".", "/", "~")) and not (model_dir / name).exists():
+            tokenizer_repo = name
+        else:
+            raise WLDetectError(
+                f"{config_path}: model {name!r} is not a hub repo; give --tokenizer-repo OWNER/NAME, the hub repo the "
+                "published runtime fetches tokenizer.json from (Gemma3 models: the published model's "
+                "dleemiller/WordLlamaDetect); tokenizer.json is written beside the table either way"
+            )
+    tokenizer_file = model_dir / TOKENIZER_FILE
+    try:
+        tokenizer = configure(Tokenizer.from_file(str(tokenizer_file)), max_length)
+    except Exception as err:  # a missing or malformed file: the Rust side raises plain Exception
+        raise WLDetectError(f"{tokenizer_file}: not a readable tokenizer ({str(err).splitlines()[0]})") from None
+    lookup = load_lookup_table(model_dir / FILE_NAMES[table])
+    if lookup.languages is not None and lookup.languages != sorted(languages, key=languages.__getitem__):
+        raise WLDetectError(f"{lookup.path}: its languages differ from those of {config_path}")
+    tensors = exp_table_tensors(lookup.values, sparse_threshold)
+
+    published_config = {
+        **({"model": models[0]} if config.get("model") is not None else {"models": models}),
+        "languages": languages,
+        "inference": {"tokenizer": tokenizer_repo, "max_sequence_length": max_length, "pooling": "logsumexp"},
+    }
+    files = (MODEL_CONFIG_FILE, EXP_TABLE_FILE, TOKENIZER_FILE)
+    if output.resolve() == model_dir.resolve():
+        raise WLDetectError(f"--output {output}: that is the model's own directory; export into another one")
+    existing = [e.name for e in output.iterdir() if not is_wldetect_internal(e)] if output.is_dir() else []
+    if existing and not overwrite:
+        raise WLDetectError(
+            f"--output {output} is not empty ({', '.join(sorted(existing)[:4])}); give --overwrite to replace "
+            f"{', '.join(files)} there, or choose a new directory"
+        )
+    with StagedDirectory(output, swap=True, what="--output") as staged:
+        write_safetensors(staged.staging / EXP_TABLE_FILE, tensors)
+        write_text_atomic(staged.staging / TOKENIZER_FILE, tokenizer.to_str(pretty=True))
+        write_text_atomic(
+            staged.staging / MODEL_CONFIG_FILE,
+            yaml.safe_dump(published_config, sort_keys=False, allow_unicode=True),
+        )
+        staged.commit(replaced=set(files))
+    n_entries = int(np.prod(lookup.shape))
+    stored = int(len(tensors["data"])) if "data" in tensors else n_entries
+    return {
+        "output": output,
+        "files": {name: output / name for name in files},
+        "table": table,
+        "sparse_threshold": sparse_threshold,
+        "stored_entries": stored,
+        "entries": n_entries,
+        "size_bytes": (output / EXP_TABLE_FILE).stat().st_size,
+        "tokenizer_repo": tokenizer_repo,
+    }

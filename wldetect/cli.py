@@ -220,12 +220,49 @@ def filter_lookup_command(
 
 
 @app.command()
+def export(
+    model_path: Path = typer.Option(..., "--model-path", help="trained artifacts directory"),
+    export_format: str = typer.Option(..., "--format", help="wordllamadetect: the layout of the published wldetect 0.1.2"),
+    output: Path = typer.Option(..., "--output", help="directory to write (model_config.yaml, exp table, tokenizer.json)"),
+    sparse_threshold: float | None = typer.Option(
+        None, "--sparse-threshold", help="store only exp(logit) >= T, as sparse COO (default: dense)"
+    ),
+    table: str = typer.Option("fp32", "--table", help="which lookup table to export: fp32, e3m4 or e4m3fn"),
+    tokenizer_repo: str | None = typer.Option(
+        None, "--tokenizer-repo", help="hub repo the published runtime loads the tokenizer from (default: the model's)"
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace the export's files in a non-empty --output"),
+) -> None:
+    """Write a trained model for users of the published WordLlamaDetect runtime (`WLDetect("OUT")`)."""
+    from wldetect.artifacts import EXPORT_FORMATS, export_wordllamadetect
+
+    if export_format not in EXPORT_FORMATS:
+        raise WLDetectError(f"--format {export_format!r}: expected {', '.join(EXPORT_FORMATS)}")
+    result = export_wordllamadetect(
+        model_path,
+        output,
+        sparse_threshold=sparse_threshold,
+        table=table,
+        tokenizer_repo=tokenizer_repo,
+        overwrite=overwrite,
+    )
+    kept = f"{result['stored_entries']:,} of {result['entries']:,} entries" if sparse_threshold is not None else "dense"
+    print(
+        f"Exported {model_path} ({table} table) to {output}: lookup_table_exp.safetensors "
+        f"{result['size_bytes'] / 1024**2:.1f} MB ({kept}), tokenizer repo {result['tokenizer_repo']}"
+    )
+
+
+@app.command()
 def detect(
     model_path: Path = typer.Option(..., "--model-path", help="artifacts directory"),
     text: str | None = typer.Option(None, "--text", help="one text to identify"),
     file: Path | None = typer.Option(None, "--file", help="one text per line; '-' reads stdin"),
     table: str = typer.Option("e3m4", "--table", help="lookup table: e3m4, e4m3fn or fp32"),
     top_k: int | None = typer.Option(None, "--top-k", help="print the k best languages of each text"),
+    tokenizer: Path | None = typer.Option(
+        None, "--tokenizer", help="tokenizer.json to use (a published WordLlamaDetect directory names a hub repo instead)"
+    ),
 ) -> None:
     """Identify languages with NumPy only: one result line (language<TAB>confidence) per input line.
 
@@ -244,7 +281,7 @@ def detect(
         raise WLDetectError(f"--file {file}: file not found")
     else:
         lines = read_lines(file, "--file")
-    detector = WLDetect.load(model_path, table=table)
+    detector = WLDetect.load(model_path, table=table, tokenizer=tokenizer)
     out = sys.stdout
     for start in range(0, len(lines), 8192):
         for result in detector.predict(lines[start : start + 8192], top_k=top_k):

@@ -42,6 +42,15 @@ from wldetect.artifacts import MODEL_CONFIG_FILE, TOKENIZER_FILE
 from wldetect.errors import WLDetectError
 from wldetect.lookup import FILE_NAMES, FORMATS, LookupTable, load_lookup_table
 from wldetect.pooling import POOLINGS, TablePooler
+from wldetect.published import (
+    EXP_TABLE_FILE,
+    ExpTable,
+    ExpTablePooler,
+    hub_tokenizer_file,
+    is_published_layout,
+    load_exp_table,
+    published_settings,
+)
 from wldetect.tokenization import configure, encode_texts, tokenizer_parallelism_off
 
 _TEXTS_PER_CHUNK = 2048  # texts per encode_batch_fast call at most
@@ -173,7 +182,7 @@ class WLDetect:
 
     def __init__(
         self,
-        table: np.ndarray | LookupTable,
+        table: np.ndarray | LookupTable | ExpTable,
         languages: list[str],
         tokenizer: Tokenizer,
         *,
@@ -190,7 +199,8 @@ class WLDetect:
             raise WLDetectError(f"num_threads must be a positive integer, got {num_threads!r}")
         self.num_threads = num_threads or available_cores()
         evidence, longest_token = _scan_vocabulary(tokenizer, table.shape[0])
-        self.pooler = TablePooler(table, pooling, evidence, self.num_threads)
+        pooler = ExpTablePooler if isinstance(table, ExpTable) else TablePooler  # exp table: the published layout
+        self.pooler = pooler(table, pooling, evidence, self.num_threads)
         self.max_characters = character_bound(max_sequence_length, longest_token)
         self.languages = list(languages)
         self.tokenizer = configure(tokenizer, max_sequence_length)
@@ -208,12 +218,22 @@ class WLDetect:
         return self.pooler.source.values
 
     @classmethod
-    def load(cls, path: str | Path, table: str = "e3m4", num_threads: int | None = None) -> WLDetect:
-        """Load an artifacts directory: `model_config.yaml`, `tokenizer.json` and one lookup table.
+    def load(
+        cls,
+        path: str | Path,
+        table: str = "e3m4",
+        num_threads: int | None = None,
+        tokenizer: str | Path | None = None,
+    ) -> WLDetect:
+        """Load a model directory: this project's artifacts (`model_config.yaml`, `tokenizer.json`, one lookup
+        table) or the published WordLlamaDetect layout (`model_config.yaml`, `lookup_table_exp.safetensors`).
 
-        `table` is `e3m4` (default), `e4m3fn` or `fp32`; `num_threads`: see the class. Every file is checked
-        here, so a damaged directory fails at load in one line rather than on the first text that reaches the
-        damage.
+        `table` is `e3m4` (default), `e4m3fn` or `fp32`; a published-layout directory has its one exp table,
+        dense or sparse (see `wldetect.published`). `tokenizer`: a `tokenizer.json` to use instead of the
+        directory's; a published directory without one falls back to the hub repo its `inference.tokenizer`
+        names (needs huggingface_hub and network or its cache). `num_threads`: see the class. Every file is
+        checked here, so a damaged directory fails at load in one line rather than on the first text that
+        reaches the damage.
         """
         path = Path(path)
         if table not in FORMATS:
@@ -230,14 +250,29 @@ class WLDetect:
         except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, AttributeError):
             raise WLDetectError(f"{config_path}: expected a model config with a 'languages' mapping") from None
         pooling, max_sequence_length = _inference_settings(config, config_path)
-        tokenizer_path = path / TOKENIZER_FILE
+        published = is_published_layout(path, tuple(FILE_NAMES.values()))
+        tokenizer_path = Path(tokenizer) if tokenizer is not None else path / TOKENIZER_FILE
+        if tokenizer is not None and not tokenizer_path.is_file():
+            raise WLDetectError(f"tokenizer {tokenizer_path}: file not found")
+        if published:
+            hub_repo = published_settings(config, config_path)
+            if not tokenizer_path.is_file():
+                tokenizer_path = hub_tokenizer_file(hub_repo, config_path, path)
         if not tokenizer_path.is_file():
             raise WLDetectError(f"{path}: {TOKENIZER_FILE} not found")
         try:
             tokenizer = Tokenizer.from_file(str(tokenizer_path))
         except Exception as err:  # the Rust side raises plain Exception for any malformed file
             raise WLDetectError(f"{tokenizer_path}: not a readable tokenizer ({str(err).splitlines()[0]})") from None
-        lookup = load_lookup_table(path / FILE_NAMES[table])
+        if published:
+            if pooling != "logsumexp":
+                raise WLDetectError(
+                    f"{config_path}: inference.pooling {pooling!r}: an exp table is pooled with logsumexp"
+                )
+            lookup = load_exp_table(path / EXP_TABLE_FILE)
+            table = lookup.format
+        else:
+            lookup = load_lookup_table(path / FILE_NAMES[table])
         if lookup.languages is not None and lookup.languages != languages:
             raise WLDetectError(f"{lookup.path}: its languages differ from those of {config_path}")
         return cls(
@@ -262,7 +297,8 @@ class WLDetect:
         """Load a model from a local artifacts directory (as `load`) or from a Hugging Face hub repository.
 
         A repo id (`owner/name`) is fetched with `huggingface_hub.snapshot_download`, the model's files only
-        (`model_config.yaml`, `tokenizer.json` and the `table` asked for, at `revision`), into the hub cache;
+        (`model_config.yaml`, `tokenizer.json` and the `table` asked for, or the published layout's
+        `lookup_table_exp.safetensors`, at `revision`), into the hub cache;
         offline (`HF_HUB_OFFLINE=1`) the cached snapshot is used. Needs `huggingface_hub`
         (`pip install 'wldetect[hub]'`); a local directory does not.
         """
@@ -280,7 +316,7 @@ class WLDetect:
             raise WLDetectError(
                 f"{name}: loading from the hub needs huggingface_hub: pip install 'wldetect[hub]'"
             ) from None
-        files = [MODEL_CONFIG_FILE, TOKENIZER_FILE, FILE_NAMES[table]]
+        files = [MODEL_CONFIG_FILE, TOKENIZER_FILE, FILE_NAMES[table], EXP_TABLE_FILE]  # exp: the published layout
         try:
             directory = snapshot_download(name, revision=revision, allow_patterns=files)
         except Exception as err:  # offline and not cached, unknown repo or revision, network, gated repo
