@@ -30,6 +30,7 @@ languages (the fair line against a smaller model): fastText's full ranking (k=-1
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -247,7 +248,7 @@ class Py3LangidReference(ReferenceDetector):
         allowed = self.allowed_labels(languages)
         if not allowed:
             return [None] * len(texts)
-        identifier = self._identifier()
+        identifier = copy.copy(self._open)  # set_languages rebinds the copy's arrays; the open model stays whole
         identifier.set_languages(allowed)
         classify = identifier.classify
         return [self._code.get(classify(text)[0]) for text in texts]
