@@ -43,12 +43,18 @@ Results JSON schema (`schema_version` 1; every rate is a fraction in [0, 1])
       "mask": null | {"threshold", "vocab_size", "tokens_masked", "vocab_masked_fraction",
                       "occurrences_masked_fraction", ...} (see `mask_statistics`),
       "timing": {"seconds": float, "sentences_per_second": float},
-      "files": {"predictions": filename, "heatmap": filename}
+      "by_length": {"1" | "2" | "3" | "5" | "full": {"accuracy": float, "sentences": int, "correct": int}},
+      "files": {"predictions": filename, "heatmap": filename, "by_length": filename, "references": filename}
     }
+    (`by_length`, `files.by_length`: absent from results written before the by-length view; they still load.)
 
 Predictions CSV: one row per sentence of the set, in its order: `id, language, predicted, confidence,
 correct, in_model` (`language` is the gold code; `(language, id)` is unique; `in_model` is false for languages
 the model does not know, whose rows are not scored). The text is not copied: FLORES+ asks not to re-host it.
+
+By-length CSV (`<set>_by_length.csv`): `id, language, length, predicted, confidence, correct, in_model`, the
+scored sentences cut to their first 1, 2, 3, 5 words (`length_cuts`), paired with other runs by
+`(language, id, length)`. References JSON (`<set>_references.json`): see `score_references`.
 """
 
 from __future__ import annotations
