@@ -148,3 +148,15 @@ def test_wordllamadetect_reference_on_the_shipped_pud(tmp_path, embedded_default
     assert entry["open_set"]["accuracy"] > 0.95 and entry["closed_set"]["accuracy"] >= entry["open_set"]["accuracy"] - 0.01
     assert entry["closed_set"]["languages"]["count"] == len(MODEL_LANGUAGES)
     assert np.isfinite(entry["texts_per_s"])
+
+
+def test_the_training_configs_evaluation_names_its_references():
+    from pydantic import ValidationError
+
+    from wldetect.config import EvaluationConfig
+
+    assert EvaluationConfig().references == []
+    assert EvaluationConfig(references="fasttext, py3langid").references == ["fasttext", "py3langid"]
+    assert EvaluationConfig(references="all").references == ["wordllamadetect", "fasttext", "py3langid"]
+    with pytest.raises(ValidationError, match="references"):
+        EvaluationConfig(references=["fastext"])
