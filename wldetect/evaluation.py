@@ -1075,10 +1075,10 @@ def evaluate(
     results_dir = _resolve_outputs(model_path, "results", output_dir, output).parent
     check_output_directory(results_dir, "--output" if output is not None else "evaluation output directory")
     refuse_finished_run_record(results_dir, "evaluation output directory")
+    reference_names = _parse_references(references)  # a misspelt name fails before any work
     languages = model_languages(model_path)
     if evaluation_set is None:
         evaluation_set = load_evaluation_set(dataset if dataset is not None else configured_dataset(model_path), split)
-    reference_names = _parse_references(references)  # a misspelt name fails before any work
     detector = load_detector(model_path, table)
     texts = evaluation_set.sentences["text"].tolist()
     start = time.perf_counter()
