@@ -59,6 +59,7 @@ scored sentences cut to their first 1, 2, 3, 5 words (`length_cuts`), paired wit
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import io
 import json
@@ -1102,7 +1103,7 @@ def evaluate(
         fragment_predicted, fragment_confidence = predict_all(detector, cuts["text"].tolist())
         result.by_length = score_fragments(cuts, fragment_predicted, fragment_confidence, languages)
     if reference_names:
-        result.references = score_references(reference_names, evaluation_set, result, cuts, verbose=verbose)
+        result.references = score_references(reference_names, evaluation_set, result, cuts, verbose=verbose, detector=detector)
     results_path = _resolve_outputs(model_path, result.stem, output_dir, output)
     with StagedDirectory(results_path.parent, swap=False, what="evaluation output directory") as staged:
         paths = result.save(staged.staging / results_path.name, heatmap=heatmap)
@@ -1141,7 +1142,13 @@ def _parse_references(references: str | Sequence[str] | None) -> list[str]:
     return parse_references(references)
 
 
+_WARM_UP_TEXTS = 256
+
+
 def _texts_per_second(predict, texts: list[str]) -> tuple[Any, float | None]:
+    """`predict(texts)` and its texts/s, after an untimed warm-up on the first texts (first-call costs such as
+    allocating buffers are not throughput)."""
+    predict(texts[:_WARM_UP_TEXTS])
     start = time.perf_counter()
     answers = predict(texts)
     seconds = time.perf_counter() - start
@@ -1154,6 +1161,7 @@ def score_references(
     result: EvaluationResult,
     cuts: pd.DataFrame,
     verbose: bool = True,
+    detector: WLDetect | None = None,
 ) -> dict[str, Any]:
     """Score reference detectors on exactly the sentences `result` scored (and their `cuts`): the
     `<set>_references.json` record.
@@ -1169,7 +1177,8 @@ def score_references(
     Open set: every language the reference knows; closed set: restricted to the model's languages.
     `languages.count` is how many set codes it can answer in that setting, `missing` the evaluated languages
     it cannot name (their sentences count as wrong). Throughput is measured here, in the same process and on
-    one thread, for the model too (`WLDetect(num_threads=1)`).
+    one thread, for the model too (`detector`, the evaluated `WLDetect`, run with `num_threads=1`), each after
+    an untimed warm-up on the first 256 texts.
     """
     from wldetect.references import ReferenceUnavailable, load_reference
 
@@ -1183,7 +1192,11 @@ def score_references(
     model_languages = list(result.model_languages)
     targets = set(evaluated) | set(model_languages)
 
-    single = WLDetect.load(result.model_path, table=result.table, num_threads=1)
+    if detector is None:
+        single = WLDetect.load(result.model_path, table=result.table, num_threads=1)
+    else:  # the same loaded model on one thread: num_threads is all the parallelism WLDetect uses
+        single = copy.copy(detector)
+        single.num_threads = 1
     _, model_rate = _texts_per_second(single.predict_indices, full_texts)
     fragments = result.by_length
     if fragments is None:  # evaluated without the by-length view: the model's fragments are scored here
