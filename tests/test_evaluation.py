@@ -268,3 +268,14 @@ def test_results_without_the_by_length_view_still_load_and_a_tampered_one_is_ref
     csv.write_text(csv.read_text().replace(",1,", ",4,", 1))
     with pytest.raises(WLDetectError, match="column 'length', line 2: expected one of 1, 2, 3, 5"):
         EvaluationResult.load(path)
+
+
+def test_a_retrained_directory_clears_the_by_length_and_references_files_of_its_evaluation(tmp_path):
+    from wldetect.artifacts import previous_outputs
+
+    model = write_tiny_artifacts(tmp_path / "model")
+    result = evaluate(model, dataset=str(write_tiny_evalset(tmp_path / "set", per_language=3)), verbose=False, heatmap=False)
+    result.references = {"references": {}}  # as `--references` leaves it, written beside the results
+    result.save(result.paths["results"], heatmap=False)
+    listed = {path.name for path in previous_outputs(model)}
+    assert {"set_results.json", "set_predictions.csv", "set_by_length.csv", "set_references.json"} <= listed
