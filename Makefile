@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed-stamp
 
 install: $(STAMP)
 
-# Everything: the core (detection), [train] (the steps), [workflow] (the notebooks) and [dev] (tests, Ray).
+# Everything: the core (detection), [train] (the steps), [workflow] (the notebooks), [references] (the reference
+# detectors of `eval --references`) and [dev] (tests, Ray).
 # torch is pinned to 2.13.0; every other version comes from requirements.lock. Which build of 2.13.0 pip
 # takes is the package index's choice: here pip's configuration offers the CPU wheel; elsewhere PyPI's
 # Linux wheel is the CUDA build. TORCH_INDEX_URL picks another, e.g. on a CPU-only machine:
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c requirements.lock torch==2.13.0 $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
-	$(PY) -m pip install -q -c requirements.lock -e '.[train,workflow,dev]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[train,workflow,references,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

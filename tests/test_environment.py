@@ -49,5 +49,5 @@ def test_the_core_is_what_detection_needs():
 
 def test_make_install_installs_every_extra_the_workflow_and_tests_need():
     makefile = (ROOT / "Makefile").read_text()
-    assert "-e '.[train,workflow,dev]'" in makefile
+    assert "-e '.[train,workflow,references,dev]'" in makefile
     assert "torch==2.13.0" in makefile and "-c requirements.lock" in makefile

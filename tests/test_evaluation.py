@@ -17,7 +17,9 @@ from wldetect.evaluation import (
     EvaluationResult,
     compute_metrics,
     confusion_table,
+    cut_text,
     evaluate,
+    length_cuts,
     score_predictions,
 )
 from wldetect.lookup import FILE_NAMES, quantize, save_lookup_table
@@ -130,7 +132,7 @@ def test_evaluate_writes_results_predictions_and_heatmap(tmp_path):
     evalset = write_tiny_evalset(tmp_path / "tiny-set")
     result = evaluate(model, dataset=str(evalset), verbose=False)
 
-    assert set(result.paths) == {"results", "predictions", "heatmap"}
+    assert set(result.paths) == {"results", "predictions", "heatmap", "by_length"}
     assert result.paths["results"] == model / "tiny-set_results.json"
     assert all(path.is_file() for path in result.paths.values())
     data = json.loads(result.paths["results"].read_text())
@@ -200,3 +202,80 @@ def test_bad_inputs_are_one_line_errors(tmp_path, kwargs, message):
     with pytest.raises(WLDetectError, match=message) as info:
         evaluate(**arguments)
     assert "\n" not in str(info.value)
+
+
+# -------------------------------------------------------------------------------------------- by length
+
+
+def test_sentences_are_cut_to_their_first_words_or_two_characters_a_word_without_spaces():
+    assert cut_text("  The cat sat\non the mat. ", 2, unspaced=False) == "The cat"
+    assert cut_text("Short.", 5, unspaced=False) == "Short."  # a shorter sentence stays whole
+    sentences = pd.DataFrame(
+        {"id": [4, 9], "language": ["eng_Latn", "cmn_Hant"], "text": ["one two three four five six", "我們今天去了台北的市場"]}
+    )
+    cuts = length_cuts(sentences)
+    assert list(cuts.columns) == ["id", "language", "length", "text"]
+    assert cuts["length"].tolist() == [1, 1, 2, 2, 3, 3, 5, 5]
+    assert cuts["id"].tolist() == [4, 9] * 4  # the sentences' own ids at every length
+    assert cuts["text"].tolist() == [
+        "one", "我們", "one two", "我們今天", "one two three", "我們今天去了", "one two three four five", "我們今天去了台北的市",
+    ]  # fmt: skip
+
+
+def test_length_cut_evaluation_keeps_sentence_ids_paired_across_runs(tmp_path):
+    evalset = write_tiny_evalset(tmp_path / "tiny-set")
+    good = evaluate(write_tiny_artifacts(tmp_path / "good"), dataset=str(evalset), verbose=False, heatmap=False)
+    worse = evaluate(
+        write_tiny_artifacts(tmp_path / "worse", misattributed={"the": "fra_Latn"}), dataset=str(evalset), verbose=False, heatmap=False
+    )
+    keys = ["language", "id", "length"]
+    for result in (good, worse):
+        frame = EvaluationResult.load(result.paths["results"]).by_length
+        assert result.paths["by_length"].name == "tiny-set_by_length.csv"
+        assert list(frame.columns) == ["id", "language", "length", "predicted", "confidence", "correct", "in_model"]
+        assert not frame.duplicated(keys).any() and frame["in_model"].all()
+        for length in (1, 2, 3, 5):  # every scored sentence once at every length, under its own id
+            at = frame[frame["length"] == length][["language", "id"]].reset_index(drop=True)
+            pd.testing.assert_frame_equal(at, result.scored[["language", "id"]].reset_index(drop=True))
+    pd.testing.assert_frame_equal(good.by_length[keys], worse.by_length[keys])
+    summary = json.loads(worse.paths["results"].read_text())["by_length"]
+    assert list(summary) == ["1", "2", "3", "5", "full"]
+    assert summary["full"]["correct"] == worse.overall["n_correct"]
+    one_word = worse.by_length[worse.by_length["length"] == 1]
+    assert summary["1"] == {"accuracy": pytest.approx(one_word["correct"].mean()), "sentences": 60, "correct": int(one_word["correct"].sum())}
+    # "the" now votes French: English one-word fragments starting with it are wrong in the worse run only
+    assert summary["1"]["correct"] < json.loads(good.paths["results"].read_text())["by_length"]["1"]["correct"]
+
+
+def test_results_without_the_by_length_view_still_load_and_a_tampered_one_is_refused(tmp_path):
+    model = write_tiny_artifacts(tmp_path / "model")
+    result = evaluate(model, dataset=str(write_tiny_evalset(tmp_path / "set", per_language=6)), verbose=False, heatmap=False)
+    path = result.paths["results"]
+    data = json.loads(path.read_text())
+
+    old = {key: value for key, value in data.items() if key != "by_length"}  # as written before the view existed
+    old["files"] = {"predictions": data["files"]["predictions"]}
+    path.write_text(json.dumps(old))
+    assert EvaluationResult.load(path).by_length is None
+
+    data["by_length"]["2"]["correct"] += 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(WLDetectError, match="fragments of length 2 correct"):
+        EvaluationResult.load(path)
+    data["by_length"]["2"]["correct"] -= 1
+    path.write_text(json.dumps(data))
+    csv = result.paths["by_length"]
+    csv.write_text(csv.read_text().replace(",1,", ",4,", 1))
+    with pytest.raises(WLDetectError, match="column 'length', line 2: expected one of 1, 2, 3, 5"):
+        EvaluationResult.load(path)
+
+
+def test_a_retrained_directory_clears_the_by_length_and_references_files_of_its_evaluation(tmp_path):
+    from wldetect.artifacts import previous_outputs
+
+    model = write_tiny_artifacts(tmp_path / "model")
+    result = evaluate(model, dataset=str(write_tiny_evalset(tmp_path / "set", per_language=3)), verbose=False, heatmap=False)
+    result.references = {"references": {}}  # as `--references` leaves it, written beside the results
+    result.save(result.paths["results"], heatmap=False)
+    listed = {path.name for path in previous_outputs(model)}
+    assert {"set_results.json", "set_predictions.csv", "set_by_length.csv", "set_references.json"} <= listed

@@ -126,7 +126,8 @@ def executed(tmp_path_factory):
         with ThreadPoolExecutor(max_workers=2) as pool:
             evaluated = pool.submit(
                 workflow.run_notebook, "04_evaluate",
-                {"model_path": str(trained.artifacts_dir), "config": config, "compare_with": str(baseline.artifacts_dir)},
+                {"model_path": str(trained.artifacts_dir), "config": config, "compare_with": str(baseline.artifacts_dir),
+                 "references": "fasttext,py3langid"},
             )  # fmt: skip
             weights = pool.submit(
                 workflow.run_notebook, "06_weight_analysis",
@@ -250,6 +251,9 @@ def test_step_4_evaluates_each_table_against_another_model(executed):
     names = {p.name for p in evaluated.path.glob("*_results.json")}
     assert names == {"evalset_results.json", "evalset_fp32_results.json", "evalset_e4m3fn_results.json"}
     assert (evaluated.path / "this_model" / "evalset_results.json").is_file()
+    references = json.loads((evaluated.path / "evalset_references.json").read_text())["references"]
+    assert set(references) == {"fasttext", "py3langid"} and (evaluated.path / "evalset_by_length.csv").is_file()
+    assert 0.0 <= evaluated.manifest()["metrics"]["fasttext_closed_accuracy"] <= 1.0
     assert 0.0 <= evaluated.manifest()["metrics"]["accuracy"] <= 1.0
 
 

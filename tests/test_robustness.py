@@ -327,6 +327,7 @@ BAD_INPUTS = {
     "a boolean for an integer": (["train", "--config", "{boolean}"], "training.batch_size: Input should be a valid integer"),
     "output directory is a file": (["train", "--config", "{config}", "--output-dir", "{a_file}"], "is a file, not a directory"),
     "unwritable eval output": (["eval", "--model-path", "{model}", "--output", "{a_file}/x.json"], "is a file, not a directory"),
+    "eval --references misspelt": (["eval", "--model-path", "{model}", "--references", "fasttxt"], "reference 'fasttxt': expected one of"),
     "run -f with a list": (["run", "03", "-f", "{a_list}"], "expected a mapping of keys at the top level, got a list"),
     "run -f invalid YAML": (["run", "03", "-f", "{invalid}"], "not valid YAML (line"),
     "run -p threshold abc": (["run", "03", "-p", "threshold", "abc"], "-p threshold 'abc': expected a whole number"),

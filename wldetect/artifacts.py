@@ -41,7 +41,7 @@ MASK_RECORD_FILE = "mask_stats.json"
 QUANTIZATION_FILE = "quantization.json"
 CHECKPOINT_DIR = "checkpoints"
 # What evaluation writes next to the artifacts (`<set>_results.json`, ...; see wldetect.evaluation).
-EVALUATION_SUFFIXES = ("_results.json", "_predictions.csv", "_confusion.png")
+EVALUATION_SUFFIXES = ("_results.json", "_predictions.csv", "_confusion.png", "_by_length.csv", "_references.json")
 MODEL_FILES = (PROJECTION_FILE, *LOOKUP_FILES.values(), MODEL_CONFIG_FILE, TOKENIZER_FILE)
 # Every top-level file that describes the model of the directory: what its readers take for part of it.
 MODEL_RECORD_FILES = (*MODEL_FILES, HISTORY_FILE, SUMMARY_FILE, MASK_FILE, MASK_RECORD_FILE, QUANTIZATION_FILE)
@@ -91,7 +91,7 @@ def _evaluation_outputs(directory: Path) -> list[Path]:
             continue
         stem = results.name.removesuffix(EVALUATION_SUFFIXES[0])
         named = data.get("files") if isinstance(data.get("files"), dict) else {}
-        others = [named.get("predictions"), named.get("heatmap")]
+        others = [named.get(key) for key in ("predictions", "heatmap", "by_length", "references")]
         others += [stem + suffix for suffix in EVALUATION_SUFFIXES[1:]]
         found.append(results)
         for name in others:

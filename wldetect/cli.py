@@ -305,17 +305,26 @@ def eval_command(
     ),
     table: str = typer.Option("e3m4", "--table", help="lookup table: e3m4, e4m3fn, fp32, or all (side by side)"),
     output: Path | None = typer.Option(None, "--output", help="results JSON path (default: in the model directory)"),
+    references: str | None = typer.Option(
+        None,
+        "--references",
+        help="reference detectors scored on the same sentences, e.g. wordllamadetect,fasttext,py3langid (or all): "
+        "<set>_references.json, open and closed set, by length, texts/s",
+    ),
 ) -> None:
-    """Step 4: evaluate a trained model; save <set>_results.json (pud, devset, flores_dev, ...), predictions and a confusion heatmap."""
+    """Step 4: evaluate a trained model; save <set>_results.json (pud, devset, flores_dev, ...), predictions, accuracy
+    by length (<set>_by_length.csv) and a confusion heatmap."""
     from wldetect.comparison import evaluate_tables
     from wldetect.evaluation import evaluate
 
     if table == "all":
         if output is not None:
             raise WLDetectError("--output names one results file; with --table all each table writes its own")
+        if references:
+            raise WLDetectError("--references scores the references beside one table; give --table e3m4 (or another)")
         evaluate_tables(model_path, dataset=dataset, split=split)
     else:
-        evaluate(model_path, dataset=dataset, split=split, table=table, output=output)
+        evaluate(model_path, dataset=dataset, split=split, table=table, output=output, references=references)
 
 
 @app.command()

@@ -27,6 +27,9 @@ Tables (pandas; rates are fractions, deltas are run minus baseline, also fractio
   "Significant Accuracy Drop >1%").
 - `significance` (index run, non-baseline): n, both_correct, baseline_only, run_only, both_wrong,
   accuracy_baseline, accuracy, accuracy_delta, ci_low, ci_high, test, statistic, p_value, significant.
+- `by_length` (one row per non-baseline run and length 1, 2, 3, 5, full; empty when a run's results have no
+  by-length view): run, length, n, accuracy_baseline, accuracy, accuracy_delta, ci_low, ci_high, worsened,
+  improved, p_mcnemar: the same paired statistics on each sentence's first K words (`by_length_effect`).
 """
 
 from __future__ import annotations
@@ -132,6 +135,88 @@ def paired_bootstrap_ci(
     tail = (1 - confidence) / 2
     low, high = np.quantile(differences, [tail, 1 - tail])
     return (improved - worsened) / n, float(low), float(high)
+
+
+# ------------------------------------------------------------------------------------------- by length
+
+BY_LENGTH_COLUMNS = (
+    "run", "length", "n", "accuracy_baseline", "accuracy", "accuracy_delta", "ci_low", "ci_high", "worsened",
+    "improved", "p_mcnemar",
+)  # fmt: skip
+
+
+def by_length_effect(
+    baseline: EvaluationResult,
+    run: EvaluationResult,
+    n_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    label: str = "run",
+) -> pd.DataFrame:
+    """The run's accuracy against the baseline's at each text length (first 1, 2, 3, 5 words, then full
+    sentences): McNemar's test and the paired bootstrap interval on the fragments, paired by
+    `(language, id, length)`. Masking may leave full sentences alone and still cost short texts, where a few
+    rare tokens carry the whole decision. Empty (with the columns) when either result has no by-length view."""
+    if baseline.by_length is None or run.by_length is None:
+        return pd.DataFrame(columns=list(BY_LENGTH_COLUMNS))
+    keys = ["language", "id", "length"]
+    full = {"length": "full"}
+    base = pd.concat(
+        [baseline.by_length[baseline.by_length["in_model"]], baseline.scored.assign(**full)], ignore_index=True
+    ).astype({"length": str})
+    other = pd.concat([run.by_length[run.by_length["in_model"]], run.scored.assign(**full)], ignore_index=True).astype(
+        {"length": str}
+    )
+    paired = base[keys + ["correct"]].merge(other[keys + ["correct"]], on=keys, how="outer", suffixes=("_base", "_run"), indicator=True)
+    unpaired = paired["_merge"] != "both"
+    if unpaired.any():
+        row = paired[unpaired].iloc[0]
+        raise WLDetectError(
+            f"by length: {int(unpaired.sum())} fragments are not in both evaluations (first: {row['language']} "
+            f"{row['id']} at length {row['length']}); evaluate both on the same set"
+        )
+    rows = []
+    order = sorted({k for k in paired["length"] if k != "full"}, key=int) + ["full"]
+    for length in order:
+        group = paired[paired["length"] == length]
+        base_correct = group["correct_base"].to_numpy(bool)
+        correct = group["correct_run"].to_numpy(bool)
+        test = mcnemar_test(base_correct, correct)
+        difference, low, high = paired_bootstrap_ci(base_correct, correct, n_resamples, confidence, seed)
+        rows.append(
+            {
+                "run": label, "length": length, "n": len(group), "accuracy_baseline": float(base_correct.mean()),
+                "accuracy": float(correct.mean()), "accuracy_delta": difference, "ci_low": low, "ci_high": high,
+                "worsened": test.baseline_only, "improved": test.run_only, "p_mcnemar": test.p_value,
+            }
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=list(BY_LENGTH_COLUMNS))
+
+
+def by_length_table(
+    baseline: ComparedRun, runs: Sequence[ComparedRun], n_resamples: int, confidence: float, seed: int
+) -> pd.DataFrame:
+    """`by_length_effect` of every run against the baseline, one table (empty without by-length views)."""
+    frames = [by_length_effect(baseline.result, run.result, n_resamples, confidence, seed, run.label) for run in runs]
+    frames = [frame for frame in frames if not frame.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(BY_LENGTH_COLUMNS))
+
+
+def describe_by_length(table: pd.DataFrame, confidence: float = 0.95) -> str:
+    """The by-length table in words and figures, one line per run and length, for the summary."""
+    if table.empty:
+        return ""
+    lines = [
+        "Accuracy by text length (first K words; CJK/Thai 2K characters), paired on the same fragments:",
+        f"  {'run':<28} {'length':>6} {'n':>7} {'acc base':>9} {'acc':>8} {'Δ pp':>7} {f'{confidence:.0%} CI (pp)':>16} {'McNemar p':>10}",
+    ]
+    for r in table.itertuples():
+        ci = f"[{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}]"
+        lines.append(
+            f"  {str(r.run)[:28]:<28} {r.length:>6} {r.n:>7,} {r.accuracy_baseline:>9.2%} {r.accuracy:>8.2%} "
+            f"{100 * r.accuracy_delta:>+7.2f} {ci:>16} {r.p_mcnemar:>10.3g}"
+        )
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -269,6 +354,7 @@ class Comparison:
     drop_threshold: float
     confidence: float
     paths: dict[str, Path] = field(default_factory=dict)
+    by_length: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(BY_LENGTH_COLUMNS)))
 
     @property
     def baseline(self) -> str:
@@ -322,6 +408,8 @@ class Comparison:
                         f"  {r.language:<10} {r.support:>7} {r.accuracy_baseline:>9.2%} {r.accuracy:>8.2%} "
                         f"{100 * r.accuracy_delta:>+7.2f} {r.f1_delta:>+8.4f} {r.p_mcnemar:>7.3g}{mark}"
                     )
+        if not self.by_length.empty:
+            lines.extend(["", describe_by_length(self.by_length, self.confidence)])
         for key, path in self.paths.items():
             lines.append(f"{key}: {path}")
         return "\n".join(lines)
@@ -373,7 +461,8 @@ class Comparison:
         return "\n".join(lines)
 
     def save(self, output_dir: str | Path, figures: bool = True) -> dict[str, Path]:
-        """Write overall.csv, per_language.csv, significance.csv, summary.txt and the two figures.
+        """Write overall.csv, per_language.csv, significance.csv, by_length.csv (when the runs have the view),
+        summary.txt and the two figures.
 
         Staged (`wldetect.io.StagedDirectory`): all files are written first and moved in together, so a
         failure (full disk, unwritable directory) leaves no mix of an old and a new comparison.
@@ -393,6 +482,10 @@ class Comparison:
             with atomic_path(path) as tmp:
                 table.to_csv(tmp, index=name != "per_language", float_format="%.6g")
             paths[name] = path
+        if not self.by_length.empty:
+            with atomic_path(output_dir / "by_length.csv") as tmp:
+                self.by_length.to_csv(tmp, index=False, float_format="%.6g")
+            paths["by_length"] = output_dir / "by_length.csv"
         if figures:
             paths["threshold_figure"] = plots.threshold_curves(
                 self.overall, output_dir / "accuracy_vs_threshold.png", baseline=self.baseline, confidence=self.confidence
@@ -479,6 +572,7 @@ def compare_runs(
     significance = pd.DataFrame(significance_rows).set_index("run")
     per_language = pd.concat(language_frames, ignore_index=True)
     comparison = Comparison(loaded, overall, per_language, significance, drop_threshold, confidence)
+    comparison.by_length = by_length_table(baseline, loaded[1:], n_resamples, confidence, seed)
     if output_dir is not None:
         comparison.save(output_dir)
     if verbose:

@@ -177,6 +177,21 @@ class EvaluationConfig(_Strict):
     dataset: str = Field(default="demo", description="flores_plus, openlanguagedata/flores_plus, a directory, or demo")
     split: Literal["dev", "devtest"] = "dev"
     table: Literal["e3m4", "e4m3fn", "fp32"] = "e3m4"
+    references: list[Literal["wordllamadetect", "fasttext", "py3langid"]] = Field(
+        default_factory=list,
+        description="reference detectors scored on the same sentences (<set>_references.json); [] for none",
+    )
+
+    @field_validator("references", mode="before")
+    @classmethod
+    def _reference_list(cls, value):
+        """`fasttext,py3langid` (as on the command line), `all` or `none` read as the list they name."""
+        if value is None:
+            return []
+        if isinstance(value, str):
+            names = [item.strip() for item in value.split(",") if item.strip() and item.strip() != "none"]
+            return ["wordllamadetect", "fasttext", "py3langid"] if names == ["all"] else names
+        return value
 
 
 class TrainingConfig(_Strict):

@@ -43,16 +43,23 @@ Results JSON schema (`schema_version` 1; every rate is a fraction in [0, 1])
       "mask": null | {"threshold", "vocab_size", "tokens_masked", "vocab_masked_fraction",
                       "occurrences_masked_fraction", ...} (see `mask_statistics`),
       "timing": {"seconds": float, "sentences_per_second": float},
-      "files": {"predictions": filename, "heatmap": filename}
+      "by_length": {"1" | "2" | "3" | "5" | "full": {"accuracy": float, "sentences": int, "correct": int}},
+      "files": {"predictions": filename, "heatmap": filename, "by_length": filename, "references": filename}
     }
+    (`by_length`, `files.by_length`: absent from results written before the by-length view; they still load.)
 
 Predictions CSV: one row per sentence of the set, in its order: `id, language, predicted, confidence,
 correct, in_model` (`language` is the gold code; `(language, id)` is unique; `in_model` is false for languages
 the model does not know, whose rows are not scored). The text is not copied: FLORES+ asks not to re-host it.
+
+By-length CSV (`<set>_by_length.csv`): `id, language, length, predicted, confidence, correct, in_model`, the
+scored sentences cut to their first 1, 2, 3, 5 words (`length_cuts`), paired with other runs by
+`(language, id, length)`. References JSON (`<set>_references.json`): see `score_references`.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import io
 import json
@@ -88,6 +95,12 @@ NO_PREDICTION = "<none>"
 RESULTS_SUFFIX = "_results.json"
 PREDICTIONS_SUFFIX = "_predictions.csv"
 HEATMAP_SUFFIX = "_confusion.png"
+BY_LENGTH_SUFFIX = "_by_length.csv"
+REFERENCES_SUFFIX = "_references.json"
+LENGTHS = (1, 2, 3, 5)  # first K words of each sentence, scored as the same sentence (`by_length`)
+CHARACTERS_PER_WORD = 2  # scripts written without spaces are cut at 2K characters
+# Scripts written without spaces between words (CJK, Thai, Lao, Khmer): "the first K words" is 2K characters.
+UNSPACED_SCRIPTS = frozenset({"Hans", "Hant", "Hani", "Jpan", "Thai", "Laoo", "Khmr"})
 TOP_CONFUSIONS = 50
 _PREDICT_BATCH = 4096
 OVERALL_METRICS = (
@@ -170,6 +183,88 @@ def top_confusions(confusion: pd.DataFrame, n: int = TOP_CONFUSIONS) -> pd.DataF
     long["share_of_gold"] = long["count"].to_numpy(np.float64) / totals.reindex(long["gold"]).to_numpy(np.float64)
     long = long.sort_values(["count", "gold", "predicted"], ascending=[False, True, True]).head(n)
     return long.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------- by length
+
+
+def is_unspaced(language: str) -> bool:
+    """Whether a code's script is written without spaces between words (`cmn_Hant`, `tha_Thai`, `jpn_Jpan`)."""
+    return language.rpartition("_")[2] in UNSPACED_SCRIPTS
+
+
+def cut_text(text: str, words: int, unspaced: bool) -> str:
+    """The first `words` whitespace-separated words of `text`, or its first 2 x `words` characters in a script
+    written without spaces. A sentence shorter than that is kept whole."""
+    if unspaced:
+        return text.strip()[: CHARACTERS_PER_WORD * words]
+    return " ".join(text.split()[:words])
+
+
+def length_cuts(sentences: pd.DataFrame, lengths: Sequence[int] = LENGTHS) -> pd.DataFrame:
+    """`id, language, length, text`: every sentence cut to each length, length by length in the sentences'
+    order. The ids are the sentences' own, so a fragment pairs with the same fragment of another run (and of
+    a reference) by `(language, id, length)`: short texts are where a few rare tokens carry the decision."""
+    languages = sentences["language"].astype(str).tolist()
+    texts = sentences["text"].astype(str).tolist()
+    unspaced = [is_unspaced(code) for code in languages]
+    frames = [
+        pd.DataFrame(
+            {
+                "id": sentences["id"].to_numpy(np.int64),
+                "language": languages,
+                "length": np.full(len(texts), k, dtype=np.int64),
+                "text": [cut_text(text, k, flag) for text, flag in zip(texts, unspaced)],
+            }
+        )
+        for k in lengths
+    ]
+    if not frames:
+        return pd.DataFrame({"id": [], "language": [], "length": [], "text": []})
+    return pd.concat(frames, ignore_index=True)
+
+
+def score_fragments(
+    cuts: pd.DataFrame, predicted: Sequence[str | None], confidence: Sequence[float], model_languages: Sequence[str]
+) -> pd.DataFrame:
+    """The by-length table `id, language, length, predicted, confidence, correct, in_model` of `length_cuts`."""
+    labels = np.asarray([NO_PREDICTION if p is None else str(p) for p in predicted], dtype=object)
+    gold = cuts["language"].to_numpy(dtype=object)
+    known = set(model_languages)
+    return pd.DataFrame(
+        {
+            "id": cuts["id"].to_numpy(np.int64),
+            "language": gold,
+            "length": cuts["length"].to_numpy(np.int64),
+            "predicted": labels,
+            "confidence": np.asarray(confidence, dtype=np.float64),
+            "correct": gold == labels,
+            "in_model": np.fromiter((g in known for g in gold), dtype=bool, count=len(gold)),
+        }
+    )
+
+
+def by_length_summary(by_length: pd.DataFrame, n_sentences: int, n_correct: int) -> dict[str, dict[str, Any]]:
+    """`{"1": {"accuracy", "sentences", "correct"}, ..., "full": {...}}` over the scored rows."""
+    scored = by_length[by_length["in_model"]]
+    summary: dict[str, dict[str, Any]] = {}
+    for length, group in scored.groupby("length", sort=True):
+        correct = int(group["correct"].sum())
+        summary[str(int(length))] = {"accuracy": correct / len(group), "sentences": int(len(group)), "correct": correct}
+    summary["full"] = {"accuracy": n_correct / n_sentences if n_sentences else 0.0, "sentences": int(n_sentences), "correct": int(n_correct)}
+    return summary
+
+
+def length_accuracy(gold: np.ndarray, predicted: Sequence[str | None], lengths: np.ndarray) -> dict[str, dict[str, Any]]:
+    """`by_length_summary` of plain arrays (references: gold codes, answers, the length of each fragment;
+    length 0 marks a full sentence)."""
+    correct = np.asarray(gold, dtype=object) == np.asarray([NO_PREDICTION if p is None else p for p in predicted], dtype=object)
+    summary: dict[str, dict[str, Any]] = {}
+    for length in sorted(set(lengths.tolist()) - {0}) + [0]:
+        chosen = lengths == length
+        n, right = int(chosen.sum()), int(correct[chosen].sum())
+        summary["full" if length == 0 else str(length)] = {"accuracy": right / n if n else 0.0, "sentences": n, "correct": right}
+    return summary
 
 
 # ------------------------------------------------------------------------------------------ mask stats
@@ -300,7 +395,11 @@ class EvaluationResult:
     mask: dict[str, Any] | None = None
     seconds: float = 0.0
     evaluated_at: str = ""
-    paths: dict[str, Path] = field(default_factory=dict)  # results, predictions, heatmap
+    paths: dict[str, Path] = field(default_factory=dict)  # results, predictions, heatmap, by_length, references
+    # id, language, length, predicted, confidence, correct, in_model: the scored sentences' first 1, 2, 3, 5
+    # words (`length_cuts`); None for results written before the by-length view (or evaluated without it)
+    by_length: pd.DataFrame | None = None
+    references: dict[str, Any] | None = None  # the `<set>_references.json` record (`score_references`)
 
     @property
     def accuracy(self) -> float:
@@ -354,8 +453,16 @@ class EvaluationResult:
                 "seconds": round(self.seconds, 3),
                 "sentences_per_second": round(len(self.predictions) / self.seconds, 1) if self.seconds > 0 else None,
             },
+            **({"by_length": self.by_length_summary} if self.by_length is not None else {}),
             "files": {k: Path(v).name for k, v in self.paths.items() if k != "results"},
         }
+
+    @property
+    def by_length_summary(self) -> dict[str, dict[str, Any]] | None:
+        """`{"1": {"accuracy", "sentences", "correct"}, "2", "3", "5", "full"}`; None without the view."""
+        if self.by_length is None:
+            return None
+        return by_length_summary(self.by_length, int(self.overall["n_sentences"]), int(self.overall["n_correct"]))
 
     def save(self, results_path: str | Path, heatmap: bool = True) -> dict[str, Path]:
         """Write `<stem>_results.json`, `<stem>_predictions.csv` and (optionally) `<stem>_confusion.png`."""
@@ -367,9 +474,19 @@ class EvaluationResult:
         }
         if heatmap:
             paths["heatmap"] = results_path.with_name(base + HEATMAP_SUFFIX)
+        if self.by_length is not None:
+            paths["by_length"] = results_path.with_name(base + BY_LENGTH_SUFFIX)
+        if self.references is not None:
+            paths["references"] = results_path.with_name(base + REFERENCES_SUFFIX)
         self.paths = paths
         with atomic_path(paths["predictions"]) as tmp:
             self.predictions.to_csv(tmp, index=False, float_format="%.6g")
+        if self.by_length is not None:
+            with atomic_path(paths["by_length"]) as tmp:
+                self.by_length.to_csv(tmp, index=False, float_format="%.6g")
+        if self.references is not None:
+            text = json.dumps(self.references, indent=2, ensure_ascii=False) + "\n"
+            write_text_atomic(paths["references"], text)
         if heatmap:
             title = (
                 f"{_model_label(self.model_path)} ({self.table} table) on {_dataset_label(self.dataset)}: "
@@ -415,6 +532,15 @@ class EvaluationResult:
         paths = {"results": results_path, "predictions": predictions_path}
         if data.get("files", {}).get("heatmap"):
             paths["heatmap"] = results_path.with_name(data["files"]["heatmap"])
+        by_length = None
+        if data.get("files", {}).get("by_length"):  # results written before the by-length view have none
+            paths["by_length"] = results_path.with_name(data["files"]["by_length"])
+            by_length = read_by_length(paths["by_length"], languages["model"])
+            _check_by_length(data, predictions, by_length, results_path, paths["by_length"])
+        references = None
+        if data.get("files", {}).get("references"):
+            paths["references"] = results_path.with_name(data["files"]["references"])
+            references = read_references(paths["references"])
         return cls(
             model_path=Path(data["model_path"]),
             table=data["table"],
@@ -431,6 +557,8 @@ class EvaluationResult:
             seconds=float(data.get("timing", {}).get("seconds") or 0.0),
             evaluated_at=data.get("evaluated_at", ""),
             paths=paths,
+            by_length=by_length,
+            references=references,
         )
 
     def summary(self, worst: int = 5, confusions: int = 5) -> str:
@@ -445,6 +573,13 @@ class EvaluationResult:
         ]
         if self.mask:
             lines.append("  Mask: " + describe_mask(self.mask))
+        if self.by_length is not None:
+            lines.append(
+                "  Accuracy by length (first K words; CJK/Thai 2K characters): "
+                + "   ".join(f"{k}: {v['accuracy']:.2%}" for k, v in self.by_length_summary.items())
+            )
+        if self.references is not None:
+            lines.extend("  " + line for line in describe_references(self.references).splitlines())
         if o.get("n_no_prediction"):
             lines.append(f"  {o['n_no_prediction']} sentences got no prediction (counted as wrong)")
         for note in self.dataset.get("notes") or []:
@@ -488,6 +623,7 @@ _LISTED = 12  # languages named in a printed summary; the JSON lists all
 # ------------------------------------------------------------------------- reading results back, checked
 
 PREDICTION_COLUMNS = ("id", "language", "predicted", "confidence", "correct", "in_model")
+BY_LENGTH_COLUMNS = ("id", "language", "length", "predicted", "confidence", "correct", "in_model")
 
 
 def read_predictions(path: str | Path, model_languages: Sequence[str]) -> pd.DataFrame:
@@ -498,22 +634,31 @@ def read_predictions(path: str | Path, model_languages: Sequence[str]) -> pd.Dat
     `predicted` is `language`, `in_model` whether the model knows `language`, and no sentence may appear
     twice. Anything else is a one-line error naming the file, the column and the line.
     """
-    path = Path(path)
-    text = read_text(path, "predictions file")
+    return _read_prediction_rows(Path(path), model_languages, PREDICTION_COLUMNS, "predictions")
+
+
+def read_by_length(path: str | Path, model_languages: Sequence[str]) -> pd.DataFrame:
+    """A `*_by_length.csv` file, checked as `read_predictions` checks predictions, plus a `length` column
+    holding one of `LENGTHS`; `(language, id, length)` is unique."""
+    return _read_prediction_rows(Path(path), model_languages, BY_LENGTH_COLUMNS, "by-length")
+
+
+def _read_prediction_rows(path: Path, model_languages: Sequence[str], columns: tuple[str, ...], what: str) -> pd.DataFrame:
+    text = read_text(path, f"{what} file")
     try:
         raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
         first = (split_lines(str(err).strip()) or [type(err).__name__])[0]
-        raise WLDetectError(f"{path}: not a predictions CSV ({first})") from None
-    missing = [column for column in PREDICTION_COLUMNS if column not in raw.columns]
+        raise WLDetectError(f"{path}: not a {what} CSV ({first})") from None
+    missing = [column for column in columns if column not in raw.columns]
     if missing:
         raise WLDetectError(
             f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"(a predictions file has {', '.join(PREDICTION_COLUMNS)})"
+            f"(a {what} file has {', '.join(columns)})"
         )
     if raw.empty:
         raise WLDetectError(f"{path}: no predictions (header only)")
-    raw = raw[list(PREDICTION_COLUMNS)].fillna("")  # a short row's missing fields are empty
+    raw = raw[list(columns)].fillna("")  # a short row's missing fields are empty
 
     def refuse(column: str, bad: np.ndarray, expected: str) -> None:
         if bad.any():
@@ -523,6 +668,10 @@ def read_predictions(path: str | Path, model_languages: Sequence[str]) -> pd.Dat
             )
 
     refuse("id", ~raw["id"].str.fullmatch(r"[+-]?\d{1,18}").to_numpy(bool), "a whole number")
+    keys = ["language", "id"]
+    if "length" in columns:
+        refuse("length", ~raw["length"].isin([str(k) for k in LENGTHS]).to_numpy(bool), f"one of {', '.join(map(str, LENGTHS))}")
+        keys.append("length")
     for column in ("language", "predicted"):
         refuse(column, ~raw[column].str.fullmatch(r"[^\s,]+").to_numpy(bool), "a language code")
     empty = raw["confidence"].isin(["", "nan", "NaN"]).to_numpy(bool)
@@ -542,20 +691,68 @@ def read_predictions(path: str | Path, model_languages: Sequence[str]) -> pd.Dat
         {
             "id": raw["id"].astype(np.int64),
             "language": raw["language"],
+            **({"length": raw["length"].astype(np.int64)} if "length" in columns else {}),
             "predicted": raw["predicted"],
             "confidence": confidence,
             "correct": flags["correct"],
             "in_model": flags["in_model"],
         }
     )
-    repeated = predictions.duplicated(["language", "id"]).to_numpy(bool)
+    repeated = predictions.duplicated(keys).to_numpy(bool)
     if repeated.any():
         row = int(np.flatnonzero(repeated)[0])
+        at_length = f" at length {raw['length'].iloc[row]}" if "length" in columns else ""
         raise WLDetectError(
-            f"{path}: columns 'language', 'id', line {row + 2}: sentence {raw['language'].iloc[row]} "
-            f"{raw['id'].iloc[row]} appears twice"
+            f"{path}: columns {', '.join(repr(k) for k in keys)}, line {row + 2}: sentence {raw['language'].iloc[row]} "
+            f"{raw['id'].iloc[row]}{at_length} appears twice"
         )
     return predictions
+
+
+def _check_by_length(data: dict[str, Any], predictions: pd.DataFrame, by_length: pd.DataFrame, results_path: Path, path: Path) -> None:
+    """The by-length rows must be fragments of the scored sentences, and agree with the JSON's counts."""
+    scored = predictions.loc[predictions["in_model"], ["language", "id"]]
+    sentences = pd.MultiIndex.from_frame(scored)
+    rows = by_length[by_length["in_model"]]
+    stray = ~pd.MultiIndex.from_frame(rows[["language", "id"]]).isin(sentences)
+    if stray.any():
+        row = rows.iloc[int(np.flatnonzero(stray)[0])]
+        raise WLDetectError(
+            f"{path}: sentence {row['language']} {row['id']} is not a scored sentence of {results_path.name}'s predictions"
+        )
+    recorded = data.get("by_length")
+    if not isinstance(recorded, dict):
+        raise WLDetectError(f"{results_path}: 'by_length' is missing though files.by_length names {path.name}")
+    found = by_length_summary(by_length, int(data["overall"]["n_sentences"]), int(data["overall"]["n_correct"]))
+    for length, values in found.items():
+        entry = recorded.get(length)
+        if not isinstance(entry, dict) or entry.get("sentences") != values["sentences"] or entry.get("correct") != values["correct"]:
+            raise WLDetectError(
+                f"{path}: {values['correct']:,} of {values['sentences']:,} fragments of length {length} correct, but "
+                f"{results_path.name} says by_length.{length} {json.dumps(entry)[:60]}: the two files do not belong together"
+            )
+
+
+def read_references(path: str | Path) -> dict[str, Any]:
+    """A `<set>_references.json` record, checked for what the reports read: each reference's open and closed
+    set with accuracy, f1_macro, per_language and by_length, and its texts_per_s."""
+    path = Path(path)
+    try:
+        data = json.loads(read_text(path, "references file"))
+    except ValueError:
+        raise WLDetectError(f"{path}: not valid JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("references"), dict):
+        raise WLDetectError(f"{path}: expected a JSON object with a 'references' mapping")
+    for name, entry in data["references"].items():
+        for side in ("open_set", "closed_set"):
+            scores = entry.get(side) if isinstance(entry, dict) else None
+            if not isinstance(scores, dict) or not all(
+                _is_number(scores.get(key)) and 0 <= scores[key] <= 1 for key in ("accuracy", "f1_macro")
+            ) or not isinstance(scores.get("per_language"), dict) or not isinstance(scores.get("by_length", {}), dict):
+                raise WLDetectError(f"{path}: 'references.{name}.{side}': expected accuracy, f1_macro and per_language")
+        if not (entry.get("texts_per_s") is None or _is_number(entry["texts_per_s"])):
+            raise WLDetectError(f"{path}: 'references.{name}.texts_per_s': expected a number")
+    return data
 
 
 def _is_number(value: Any) -> bool:
@@ -854,6 +1051,8 @@ def evaluate(
     output: str | Path | None = None,
     evaluation_set: EvaluationSet | None = None,
     heatmap: bool = True,
+    by_length: bool = True,
+    references: str | Sequence[str] | None = None,
 ) -> EvaluationResult:
     """Evaluate the artifacts in `model_path` on an evaluation set and save results, predictions and heatmap.
 
@@ -861,6 +1060,11 @@ def evaluate(
     files, or `demo`; None means the set recorded in the model's training_summary.json, else `demo` (the
     shipped development set). `output` overrides the results JSON path (its
     predictions and heatmap go next to it). Pass an already loaded `evaluation_set` to skip loading.
+
+    `by_length` (default on) also scores each scored sentence's first 1, 2, 3 and 5 words (`length_cuts`)
+    into `<set>_by_length.csv` and the results' `by_length`. `references` (`"fasttext,py3langid"`, a list,
+    `"all"`) scores reference detectors on the same sentences and fragments into `<set>_references.json`
+    (`score_references`); one that cannot run here is reported in one line and left out.
 
     The three files are written to a staging directory and moved into place together when all are complete
     (`wldetect.io.StagedDirectory`), so a failure (full disk, unwritable directory) leaves no mix of old and
@@ -872,6 +1076,7 @@ def evaluate(
     results_dir = _resolve_outputs(model_path, "results", output_dir, output).parent
     check_output_directory(results_dir, "--output" if output is not None else "evaluation output directory")
     refuse_finished_run_record(results_dir, "evaluation output directory")
+    reference_names = _parse_references(references)  # a misspelt name fails before any work
     languages = model_languages(model_path)
     if evaluation_set is None:
         evaluation_set = load_evaluation_set(dataset if dataset is not None else configured_dataset(model_path), split)
@@ -890,6 +1095,15 @@ def evaluate(
         mask=mask_statistics(model_path),
         seconds=seconds,
     )
+    cuts = None
+    if by_length or reference_names:
+        in_model = result.predictions["in_model"].to_numpy(bool)
+        cuts = length_cuts(evaluation_set.sentences[in_model])
+    if by_length:
+        fragment_predicted, fragment_confidence = predict_all(detector, cuts["text"].tolist())
+        result.by_length = score_fragments(cuts, fragment_predicted, fragment_confidence, languages)
+    if reference_names:
+        result.references = score_references(reference_names, evaluation_set, result, cuts, verbose=verbose, detector=detector)
     results_path = _resolve_outputs(model_path, result.stem, output_dir, output)
     with StagedDirectory(results_path.parent, swap=False, what="evaluation output directory") as staged:
         paths = result.save(staged.staging / results_path.name, heatmap=heatmap)
@@ -901,13 +1115,176 @@ def evaluate(
 
 
 def evaluate_configured(model_path: str | Path, config, verbose: bool = True) -> EvaluationResult | None:
-    """Step 4 as training's parameter file configures it (`evaluation.dataset`, `.split`, `.table`), on the
-    artifacts training just wrote. Where the set cannot be loaded here (FLORES+ offline, gated), None and one
-    line saying how to run it later: the model is complete without its evaluation."""
+    """Step 4 as training's parameter file configures it (`evaluation.dataset`, `.split`, `.table`,
+    `.references`), on the artifacts training just wrote. Where the set cannot be loaded here (FLORES+
+    offline, gated), None and one line saying how to run it later: the model is complete without its
+    evaluation."""
     section = config.evaluation
     try:
         evaluation_set = load_evaluation_set(section.dataset, section.split)
     except WLDetectError as err:
         print(f"Evaluation skipped ({err}); run `wldetect eval --model-path {model_path}` where the set is available")
         return None
-    return evaluate(model_path, section.dataset, section.split, section.table, verbose=verbose, evaluation_set=evaluation_set)
+    return evaluate(
+        model_path, section.dataset, section.split, section.table, verbose=verbose, evaluation_set=evaluation_set,
+        references=section.references or None,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------ references
+
+
+def _parse_references(references: str | Sequence[str] | None) -> list[str]:
+    if not references:
+        return []
+    from wldetect.references import parse_references
+
+    return parse_references(references)
+
+
+_WARM_UP_TEXTS = 256
+
+
+def _texts_per_second(predict, texts: list[str]) -> tuple[Any, float | None]:
+    """`predict(texts)` and its texts/s, after an untimed warm-up on the first texts (first-call costs such as
+    allocating buffers are not throughput)."""
+    predict(texts[:_WARM_UP_TEXTS])
+    start = time.perf_counter()
+    answers = predict(texts)
+    seconds = time.perf_counter() - start
+    return answers, (round(len(texts) / seconds, 1) if seconds > 0 else None)
+
+
+def score_references(
+    names: Sequence[str],
+    evaluation_set: EvaluationSet,
+    result: EvaluationResult,
+    cuts: pd.DataFrame,
+    verbose: bool = True,
+    detector: WLDetect | None = None,
+) -> dict[str, Any]:
+    """Score reference detectors on exactly the sentences `result` scored (and their `cuts`): the
+    `<set>_references.json` record.
+
+    {"schema_version": 1, "dataset": {...}, "lengths": [1, 2, 3, 5], "n_sentences": int,
+     "model": {"path", "table", "languages": [evaluated], "texts_per_s" (one thread), "by_length"},
+     "references": {name: {"description", "texts_per_s" (one thread, open set, full sentences),
+                           "open_set" | "closed_set": {"accuracy", "f1_macro", "n_correct", "per_language":
+                               {code: {"accuracy", "f1", "support"}}, "languages": {"count", "missing"},
+                               "by_length": {"1" .. "5", "full": {"accuracy", "sentences", "correct"}}}}},
+     "unavailable": {name: "one line"}}
+
+    Open set: every language the reference knows; closed set: restricted to the model's languages.
+    `languages.count` is how many set codes it can answer in that setting, `missing` the evaluated languages
+    it cannot name (their sentences count as wrong). Throughput is measured here, in the same process and on
+    one thread, for the model too (`detector`, the evaluated `WLDetect`, run with `num_threads=1`), each after
+    an untimed warm-up on the first 256 texts.
+    """
+    from wldetect.references import ReferenceUnavailable, load_reference
+
+    in_model = result.predictions["in_model"].to_numpy(bool)
+    full = evaluation_set.sentences[in_model]
+    full_texts = full["text"].astype(str).tolist()
+    texts = full_texts + cuts["text"].tolist()
+    gold = np.concatenate([full["language"].to_numpy(dtype=object), cuts["language"].to_numpy(dtype=object)])
+    lengths = np.concatenate([np.zeros(len(full), dtype=np.int64), cuts["length"].to_numpy(np.int64)])
+    evaluated = list(result.per_language.index)
+    model_languages = list(result.model_languages)
+    targets = set(evaluated) | set(model_languages)
+
+    if detector is None:
+        single = WLDetect.load(result.model_path, table=result.table, num_threads=1)
+    else:  # the same loaded model on one thread: num_threads is all the parallelism WLDetect uses
+        single = copy.copy(detector)
+        single.num_threads = 1
+    _, model_rate = _texts_per_second(single.predict_indices, full_texts)
+    fragments = result.by_length
+    if fragments is None:  # evaluated without the by-length view: the model's fragments are scored here
+        predicted, confidence = predict_all(single, cuts["text"].tolist())
+        fragments = score_fragments(cuts, predicted, confidence, model_languages)
+    model_by_length = by_length_summary(fragments, int(result.overall["n_sentences"]), int(result.overall["n_correct"]))
+    record: dict[str, Any] = {
+        "schema_version": 1,
+        "dataset": dict(result.dataset),
+        "lengths": list(LENGTHS),
+        "n_sentences": len(full),
+        "model": {
+            "path": str(result.model_path), "table": result.table, "languages": evaluated, "texts_per_s": model_rate,
+            "accuracy": result.accuracy, "f1_macro": float(result.overall["f1_macro"]), "by_length": model_by_length,
+        },  # fmt: skip
+        "references": {},
+        "unavailable": {},
+    }
+    say = print if verbose else (lambda *a, **k: None)
+    for name in names:
+        try:
+            reference = load_reference(name, targets, result.model_path)
+        except ReferenceUnavailable as err:
+            record["unavailable"][name] = str(err)
+            say(f"Reference {name} skipped: {err}")
+            continue
+        open_answers, rate = _texts_per_second(reference.predict, full_texts)
+        open_answers = open_answers + reference.predict(texts[len(full_texts) :])
+        closed_answers = reference.predict_closed(texts, model_languages)
+        known = set(reference.known_languages)
+        entry: dict[str, Any] = {"description": reference.description, "texts_per_s": rate}
+        for side, answers, count in (
+            ("open_set", open_answers, len(known)),
+            ("closed_set", closed_answers, len(known & set(model_languages))),
+        ):
+            overall, per_language = compute_metrics(gold[: len(full)], answers[: len(full)], evaluated)
+            entry[side] = {
+                "accuracy": overall["accuracy"],
+                "f1_macro": overall["f1_macro"],
+                "n_correct": overall["n_correct"],
+                "per_language": {
+                    code: {"accuracy": float(row.accuracy), "f1": float(row.f1), "support": int(row.support)}
+                    for code, row in per_language.iterrows()
+                },
+                "languages": {"count": count, "missing": [code for code in evaluated if code not in known]},
+                "by_length": length_accuracy(gold, answers, lengths),
+            }
+        record["references"][name] = entry
+    return record
+
+
+def describe_references(record: dict[str, Any]) -> str:
+    """The references beside the model, one line each (open and closed set), for printed summaries."""
+    table = references_table(record)
+    lengths = [column for column in table.columns if column.startswith("acc_")]
+    header = f"{'detector':<16} {'set':<6} {'accuracy':>8} {'F1 macro':>8} " + " ".join(
+        f"{column[4:]:>6}" for column in lengths
+    ) + f" {'texts/s':>9}"
+    lines = [f"References on the same {record['n_sentences']:,} sentences (one thread):", header]
+    for (detector, setting), row in table.iterrows():
+        f1 = "" if pd.isna(row["f1_macro"]) else f"{row['f1_macro']:.4f}"
+        rate = "" if pd.isna(row["texts_per_s"]) else f"{row['texts_per_s']:,.0f}"
+        lines.append(
+            f"{detector:<16} {setting:<6} {row['accuracy']:>8.2%} {f1:>8} "
+            + " ".join(f"{row[column]:>6.1%}" for column in lengths)
+            + f" {rate:>9}"
+        )
+    for name, reason in record.get("unavailable", {}).items():
+        lines.append(f"{name}: not run ({reason})")
+    return "\n".join(lines)
+
+
+def references_table(record: dict[str, Any]) -> pd.DataFrame:
+    """One row per detector (the model first, then each reference's open and closed set): accuracy on full
+    sentences and at each length, macro F1, texts/s. What 04 and `wldetect eval` show beside the model."""
+    lengths = [str(k) for k in record.get("lengths", LENGTHS)]
+
+    def row(detector: str, setting: str, by_length: dict, accuracy: float, f1: float | None, rate) -> dict:
+        values = {"detector": detector, "set": setting, "accuracy": accuracy, "f1_macro": f1}
+        for length in lengths:
+            values[f"acc_{length}w"] = by_length.get(length, {}).get("accuracy", np.nan)
+        values["texts_per_s"] = np.nan if rate is None else rate
+        return values
+
+    model = record["model"]
+    rows = [row("model", "own", model["by_length"], model["by_length"]["full"]["accuracy"], model.get("f1_macro"), model["texts_per_s"])]
+    for name, entry in record["references"].items():
+        for side, setting in (("open_set", "open"), ("closed_set", "closed")):
+            scores = entry[side]
+            rows.append(row(name, setting, scores["by_length"], scores["accuracy"], scores["f1_macro"], entry["texts_per_s"]))
+    return pd.DataFrame(rows).set_index(["detector", "set"])
