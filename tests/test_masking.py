@@ -298,3 +298,147 @@ def test_threshold_strings_must_be_whole_numbers():
     for bad in ("1e30", "inf", "0x10", "10 5"):
         with pytest.raises(WLDetectError, match="non-negative integer"):
             parse_threshold(bad)
+
+
+# ----------------------------------------------------------------------------- thresholds as a share of the data
+
+# 100 training tokens: values 0, 1, 2, 3, 10, 80 carry 0, 2, 2, 6, 10, 80 occurrences, so masking every count
+# <= 0, 1, 2, 3, 10 masks 0 %, 2 %, 4 %, 10 %, 20 % of the data (thresholds 1, 2, 3, 4, 11).
+SHARE_COUNTS = np.array([0, 1, 1, 2, 3, 3, 10, 80], dtype=np.int64)
+SHARE_CASES = [
+    ("0%", 1, 0.0),  # unseen tokens carry nothing: any share masks them, and nothing else
+    ("1%", 1, 0.0),  # below the smallest nonzero step (the two count-1 tokens carry 2 %)
+    ("0.0025%", 1, 0.0),
+    ("2%", 2, 0.02),  # exact hit: the count-1 tokens carry exactly 2 %
+    ("3.99%", 2, 0.02),
+    ("4%", 3, 0.04),
+    ("10%", 4, 0.10),  # exact: every count <= 3
+    ("19.999%", 4, 0.10),
+    ("20%", 11, 0.20),
+    ("99.99%", 11, 0.20),  # more than all but the most frequent token carry: everything but it
+    (5, 5, 0.10),  # a count is itself
+    ("10", 10, 0.10),
+]
+
+
+@pytest.mark.parametrize("spec, count, data_share", SHARE_CASES, ids=[str(case[0]) for case in SHARE_CASES])
+def test_a_share_resolves_to_the_count_that_masks_closest_without_exceeding_it(spec, count, data_share):
+    from wldetect.masking import resolve_threshold
+
+    resolved = resolve_threshold(spec, SHARE_COUNTS)
+    assert resolved.count == count and resolved.masked_data_share == pytest.approx(data_share)
+    assert resolved.masked_vocab_share == pytest.approx(float((SHARE_COUNTS < count).mean()))
+    assert resolved.share_spec == (spec if isinstance(spec, str) and spec.endswith("%") else None)
+    # never above the share asked, and the next count value up would be
+    if resolved.share_spec:
+        asked = float(spec[:-1]) / 100
+        assert resolved.masked_data_share <= asked
+        larger = SHARE_COUNTS[SHARE_COUNTS >= count]
+        assert SHARE_COUNTS[SHARE_COUNTS <= larger.min()].sum() / SHARE_COUNTS.sum() > asked
+        assert resolved.label == f"{spec} -> threshold {count}"
+    np.testing.assert_array_equal(mask_from_counts(SHARE_COUNTS, spec), SHARE_COUNTS >= count)
+
+
+def test_a_share_on_counts_without_unseen_tokens_may_mask_nothing():
+    from wldetect.masking import resolve_threshold
+
+    counts = np.array([5, 5, 90])
+    assert [resolve_threshold(s, counts).count for s in ("0%", "9.99%", "10%", "99%")] == [0, 0, 6, 6]
+    with pytest.raises(WLDetectError, match=r"^threshold 1%: the token counts hold no tokens"):
+        resolve_threshold("1%", np.zeros(4, dtype=np.int64))
+
+
+def test_share_specs_are_canonical_and_bad_ones_are_one_line_errors():
+    assert [parse_threshold(t) for t in ("1%", " 1.50 % ", "0.0025%", "0%", ".5%", "10.0")] == ["1%", "1.5%", "0.0025%", "0%", "0.5%", 10]
+    for bad, why in [("1%%", ""), ("-1%", " (negative)"), ("abc", ""), ("100%", " (a share must be below 100%"),
+                     ("1e-3%", ""), ("%", ""), ("0.5", " (a share of the training tokens is written with %)")]:  # fmt: skip
+        with pytest.raises(WLDetectError) as error:
+            parse_threshold(bad)
+        assert str(error.value).startswith(f"threshold must be {FORMS}, got {bad!r}{why}") and "\n" not in str(error.value)
+
+
+def test_the_threshold_table_names_the_share_and_the_seed_row():
+    table = threshold_table(SHARE_COUNTS, [1, "2%", 5], seed_row=True)
+    assert list(table["measured_on"]) == ["these counts"] * 3 + ["seed (Gemma3-27B on OpenLID-v2)"]
+    assert list(table["threshold"]) == [1, 2, 5, 10] and list(table["threshold_share"]) == ["", "2%", "", ""]
+    assert list(table["training_data_masked_pct"]) == pytest.approx([0.0, 2.0, 10.0, 0.0025])
+    assert list(table["tokens_masked_pct"])[-1] == 29.28 and list(table["below_0.01pct"]) == [True, False, False, True]
+
+
+def test_create_mask_cli_with_a_share_writes_the_resolved_mask_and_a_record_naming_both(tmp_path, monkeypatch, capsys):
+    import json
+
+    from wldetect.cli import main
+
+    np.save(tmp_path / "counts.npy", SHARE_COUNTS)
+    for threshold, output in (("4%", "share.npy"), ("3", "count.npy")):
+        argv = ["wldetect", "create-mask", "--token-counts", str(tmp_path / "counts.npy"), "--threshold", threshold,
+                "--output", str(tmp_path / output)]  # fmt: skip
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    np.testing.assert_array_equal(np.load(tmp_path / "share.npy"), np.load(tmp_path / "count.npy"))
+    assert "Threshold:              count >= 3 (resolved from 4% of the training tokens)" in out
+    assert "seed (Gemma3-27B on OpenLID-v2), threshold 10: 29.28 % of vocabulary, 0.0025 % of tokens" in out
+    record = json.loads((tmp_path / "share.json").read_text())
+    assert (record["threshold"], record["threshold_share"]) == (3, "4%")
+    assert record["occurrences_masked_fraction"] == pytest.approx(0.04) and record["tokens_masked"] == 4
+    assert json.loads((tmp_path / "count.json").read_text())["threshold_share"] is None
+
+
+def test_a_mask_file_brings_its_threshold_and_share_into_the_training_record(tmp_path):
+    """Training from step 2's mask file: the mask record (mask_stats.json) names `4% -> threshold 3` because the
+    file's record says so, and only while that record describes these very bits."""
+    from types import SimpleNamespace
+
+    from wldetect.masking import resolve_mask
+
+    counts_path = tmp_path / "token_counts.npy"
+    np.save(counts_path, SHARE_COUNTS)
+    corpus = SimpleNamespace(token_counts_file=lambda: (counts_path, SHARE_COUNTS))
+    config = SimpleNamespace(training=SimpleNamespace(token_mask_path=None))
+    create_mask(counts_path, "4%", tmp_path / "token_mask.npy", verbose=False)
+    record = resolve_mask(config, corpus, tmp_path / "token_mask.npy").record()
+    assert (record["threshold"], record["threshold_share"], record["tokens_masked"]) == (3, "4%", 4)
+    from_threshold = resolve_mask(config, corpus, threshold="4%")
+    assert from_threshold.record()["threshold_share"] == "4%" and "4% -> threshold 3" in from_threshold.source
+    np.save(tmp_path / "token_mask.npy", SHARE_COUNTS >= 4)  # another mask under the same name: its record is stale
+    record = resolve_mask(config, corpus, tmp_path / "token_mask.npy").record()
+    assert (record["threshold"], record["threshold_share"]) == (10, None)  # inferred from the bits, no share claimed
+
+
+@pytest.mark.parametrize("value", ["1%", "0.0025%", 10, "0"])
+def test_p_threshold_accepts_a_share(value):
+    from wldetect.workflow import check_parameters
+
+    check_parameters("03_train", {"threshold": value})
+    check_parameters("02_create_mask", {"threshold": value, "thresholds": [1, value]})
+
+
+@pytest.mark.parametrize("value", ["1%%", "-1%", "abc", "100%", "-3"])
+def test_p_threshold_refuses_a_bad_share_before_any_run_record(tmp_path, monkeypatch, capsys, value):
+    from wldetect.cli import main
+
+    monkeypatch.setenv("WLDETECT_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(sys, "argv", ["wldetect", "run", "03_train", "-p", "threshold", value])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    shown = repr(value) if value != "-3" else "-3"  # YAML reads -3 as the number
+    assert err.startswith(f"error: -p threshold {shown}: expected a whole number >= 0 (0: no mask) or a share")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_share_threshold_names_the_run_and_the_manifest_gets_its_count(tmp_path):
+    from wldetect.runs import create_run, list_runs
+
+    run = create_run("sweep", kind="03_train", parameters={"threshold": "0.0025%"}, threshold="0.0025%", root=tmp_path)
+    assert run.run_id.endswith("-sweep-t0.0025pct")
+    manifest = run.manifest()
+    assert (manifest["threshold"], manifest["threshold_share"]) == (None, "0.0025%")
+    run.record_threshold(1, "0.0025%")
+    table = list_runs(tmp_path)
+    assert (table.loc[0, "threshold"], table.loc[0, "threshold_share"]) == (1, "0.0025%")

@@ -410,7 +410,7 @@ def _seed_regime_lines(overall: pd.DataFrame) -> list[str]:
     less than the seed's 0.01 % validation line: a sweep on another corpus reads its thresholds against them."""
     seed = SEED_REGIME
     lines = [
-        f"{seed.name[:28]:<28} {'':<6} {seed.threshold:>16} {f'({seed.vocab_masked_pct:.2f}%)':>16} "
+        f"{seed.short_name:<28} {'':<6} {seed.threshold:>16} {f'({seed.vocab_masked_pct:.2f}%)':>16} "
         f"{f'{seed.data_masked_pct:.4f}%':>11}   the seed's regime, for reference (not a run)"
     ]
     shares = pd.to_numeric(overall["occurrences_masked_fraction"], errors="coerce")

@@ -149,6 +149,7 @@ class SeedRegime:
     same count masks a different share on another corpus (the demo's threshold 10: 83.5 % carrying 6.11 %)."""
 
     name: str = "seed (Gemma3-27B on OpenLID-v2)"
+    short_name: str = "seed (Gemma3-27B/OpenLID-v2)"  # 28 characters: a table's run column
     threshold: int = 10
     vocab_masked_pct: float = 29.28
     data_masked_pct: float = 0.0025
