@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -442,3 +443,50 @@ def test_a_share_threshold_names_the_run_and_the_manifest_gets_its_count(tmp_pat
     run.record_threshold(1, "0.0025%")
     table = list_runs(tmp_path)
     assert (table.loc[0, "threshold"], table.loc[0, "threshold_share"]) == (1, "0.0025%")
+
+
+def test_a_sweep_resolves_its_share_thresholds_on_the_count_run_before_training(tiny_training_config, tmp_path, monkeypatch, capsys):
+    """`wldetect sweep --thresholds 0,11,<share>`: the share is resolved on the count run's counts before any
+    training run starts (printed with the other threshold that masks the same tokens), and the training run
+    is asked for the share itself, so its record names both; its run id reads `-t<share>pct`."""
+    from wldetect import workflow
+    from wldetect.cli import main
+    from wldetect.config import load_training_config
+    from wldetect.counting import count_tokens
+    from wldetect.masking import resolve_threshold
+    from wldetect.runs import list_runs
+
+    monkeypatch.setenv("WLDETECT_RUNS_DIR", str(tmp_path / "runs"))
+    counts = count_tokens(load_training_config(tiny_training_config), verbose=False).counts
+    total = int(counts.sum())
+    carried = 100 * int(counts[counts < 11].sum()) / total  # the share threshold 11 masks, rounded up a little
+    share = f"{math.ceil(carried * 1e6) / 1e6:.6f}%"
+    assert 0 < carried and resolve_threshold(share, counts).count == 11
+    executed = []
+
+    def execute_without_a_kernel(run, name, parameters, *, raise_on_failure=True, env=None):
+        """Step 1 really counts (its files are what the sweep resolves against); the kernels themselves are the
+        slow tests' business."""
+        executed.append((name, parameters))
+        if name == "01_count_tokens":
+            count_tokens(load_training_config(parameters["config"]), output=run.path / "token_counts.npy", verbose=False)
+        run.finish()
+        return run
+
+    monkeypatch.setattr(workflow, "execute_into_run", execute_without_a_kernel)
+    argv = ["wldetect", "sweep", "--config", str(tiny_training_config), "--thresholds", f"0,11,{share}", "--name", "s"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    out = capsys.readouterr().out
+    assert stopped.value.code == 0
+    resolved = resolve_threshold(share, counts)
+    expected = (
+        f"sweep: {share} -> threshold 11: {100 * resolved.masked_vocab_share:.2f} % of vocabulary, "
+        f"{100 * resolved.masked_data_share:.4f} % of tokens (the same mask as 11)"
+    )
+    assert expected in out.splitlines()
+    assert [p["threshold"] for name, p in executed if name == "03_train"] == [0, 11, share]
+    table = list_runs(tmp_path / "runs")
+    trained = table[table["kind"] == "03_train"]
+    assert sum(run_id.endswith(f"-s-t{share[:-1]}pct") for run_id in trained["run_id"]) == 1
