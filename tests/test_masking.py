@@ -490,3 +490,49 @@ def test_a_sweep_resolves_its_share_thresholds_on_the_count_run_before_training(
     table = list_runs(tmp_path / "runs")
     trained = table[table["kind"] == "03_train"]
     assert sum(run_id.endswith(f"-s-t{share[:-1]}pct") for run_id in trained["run_id"]) == 1
+
+
+@pytest.mark.slow
+def test_steps_2_and_3_take_a_share_threshold_and_every_record_names_both(tmp_path_factory):
+    """The notebooks end to end on the tiny project: step 2 with `threshold = "<share>%"` resolves it on step 1's
+    counts (manifest, metrics, the mask's record, the threshold table beside the seed's row), and step 3 given
+    step 2's mask and the same share checks the mask against it and trains a model whose mask_stats.json
+    names both."""
+    import json
+
+    import nbformat
+    from conftest import evaluate_on_text_directory, module_tiny_project
+
+    from wldetect import workflow
+    from wldetect.counting import load_counts
+    from wldetect.runs import project_root
+
+    root = tmp_path_factory.mktemp("share-notebooks")
+    with module_tiny_project(root) as (config_path, _, patch):
+        evaluate_on_text_directory(root, config_path)
+        patch.setenv("WLDETECT_RUNS_DIR", str(root / "runs"))
+        patch.setenv("WLDETECT_PROJECT_ROOT", str(project_root()))
+        config = str(config_path)
+        counted = workflow.run_notebook("01_count_tokens", {"config": config})
+        counts = load_counts(counted.path).counts
+        share = f"{math.ceil(100 * int(counts[counts < 11].sum()) / int(counts.sum()) * 1e6) / 1e6:.6f}%"
+        common = {"config": config, "count_run": str(counted.path), "threshold": share}
+        workflow.check_parameters("02_create_mask", common)
+        mask_run = workflow.run_notebook("02_create_mask", common)
+        trained = workflow.run_notebook("03_train", {**common, "token_mask": str(mask_run.path / "token_mask.npy")})
+
+    for run in (mask_run, trained):
+        manifest = run.manifest()
+        assert manifest["status"] == "completed" and (manifest["threshold"], manifest["threshold_share"]) == (11, share)
+        assert run.run_id.endswith(f"-t{share[:-1]}pct")
+    assert mask_run.manifest()["metrics"]["threshold_share"] == share
+    assert json.loads((mask_run.path / "token_mask.json").read_text())["threshold_share"] == share
+    record = json.loads((trained.artifacts_dir / "mask_stats.json").read_text())
+    assert (record["threshold"], record["threshold_share"]) == (11, share)
+    outputs = {}
+    for run, name in ((mask_run, "02_create_mask"), (trained, "03_train")):
+        book = nbformat.read(str(run.path / f"{name}.ipynb"), as_version=4)
+        outputs[name] = json.dumps([o for c in book.cells if c.cell_type == "code" for o in c.outputs])
+    assert f"count >= 11 (resolved from {share} of the training tokens)" in outputs["02_create_mask"]
+    assert "seed (Gemma3-27B on OpenLID-v2)" in outputs["02_create_mask"]  # the threshold table's seed row
+    assert f"{share} -> threshold 11" in outputs["03_train"]

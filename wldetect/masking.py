@@ -575,7 +575,8 @@ class MaskInfo:
 
     def describe(self) -> str:
         share = self.tokens_masked / max(self.mask.size, 1)
-        return f"Mask from {self.source}: {self.tokens_masked:,} of {self.mask.size:,} tokens start at weight 0 ({share:.2%})"
+        asked = f" ({threshold_label(self.threshold, self.share_spec)})" if self.share_spec else ""
+        return f"Mask from {self.source}{asked}: {self.tokens_masked:,} of {self.mask.size:,} tokens start at weight 0 ({share:.2%})"
 
     def record(self, token_weights: np.ndarray | None = None) -> dict[str, Any]:
         """The mask record: step 2's statistics on these counts, the source, and (after training) what the
