@@ -17,7 +17,7 @@ and with `results=None`, as `wldetect compare` and the notebooks pass it, the di
 All runs must have been evaluated on the same sentences (same set, split and scored languages).
 
 Tables (pandas; rates are fractions, deltas are run minus baseline, also fractions: 0.01 = 1 point)
-- `overall` (index run): table, threshold, tokens_masked, vocab_masked_fraction, occurrences_masked_fraction,
+- `overall` (index run): table, threshold, threshold_share, tokens_masked, vocab_masked_fraction, occurrences_masked_fraction,
   n_sentences, accuracy, f1_macro, f1_weighted, precision_macro, recall_macro, each with `_delta`, then
   ci_low/ci_high (bootstrap interval of accuracy_delta) and p_mcnemar; read left to right it says
   "threshold -> tokens masked -> accuracy".
