@@ -273,3 +273,31 @@ def test_compare_cli_on_a_damaged_predictions_file_is_one_line_exit_2_and_writes
     assert result.returncode == 2
     assert result.stderr.decode() == f"error: {path}: column 'in_model', line 2: expected True or False, got 'maybe'\n"
     assert not output.exists() and result.stdout == b""
+
+
+def test_the_summary_names_a_share_threshold_and_puts_the_seed_and_its_validation_line_beside_the_runs(tmp_path):
+    """A run asked as a share (`0.0025% -> threshold 3` in its mask record) is shown with both; the seed's row
+    (threshold 10: 29.28 % of vocabulary, 0.0025 % of tokens) sits under the mask columns, and the runs are
+    sorted by the seed's < 0.01 % validation line."""
+    import json
+
+    evalset = write_tiny_evalset(tmp_path / "tiny-set", per_language=20)
+    baseline = write_tiny_artifacts(tmp_path / "baseline")
+    runs = {}
+    for name, share, fraction in (("share", "0.0025%", 0.00002), ("count", None, 0.05)):
+        runs[name] = write_tiny_artifacts(tmp_path / name, misattributed={"cat": "fra_Latn"}, mask_threshold=3)
+        record = {"threshold": 3, "threshold_share": share, "vocab_size": 40, "tokens_masked": 20,
+                  "vocab_masked_fraction": 0.5, "occurrences_masked_fraction": fraction}  # fmt: skip
+        (runs[name] / "mask_stats.json").write_text(json.dumps(record))
+    for model in (baseline, *runs.values()):
+        evaluate(model, dataset=str(evalset), verbose=False, heatmap=False)
+    comparison = compare_runs([baseline, runs["share"], runs["count"]], results="tiny-set", verbose=False)
+    assert comparison.overall.loc["share", "threshold_share"] == "0.0025%"
+    lines = comparison.summary().splitlines()
+    share_row = next(line for line in lines if line.startswith("share "))
+    assert "0.0025% -> 3" in share_row and "0.0020%" in share_row
+    count_row = next(line for line in lines if line.startswith("count "))
+    assert "->" not in count_row and "5.0000%" in count_row
+    seed_row = next(line for line in lines if line.startswith("seed (Gemma3-27B/OpenLID-v2) "))
+    assert seed_row.split()[-11:-8] == ["10", "(29.28%)", "0.0025%"] and "not a run" in seed_row
+    assert "The seed's validation line (masked tokens < 0.01 % of the training tokens): within: share; above: count" in lines

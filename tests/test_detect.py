@@ -489,6 +489,25 @@ def test_damaged_artifacts_fail_at_load_in_one_line(trained, tmp_path):
         assert isinstance(result.exception, WLDetectError) and str(result.exception) == str(error.value)
 
 
+def test_filter_lookup_takes_a_share_threshold(trained, tmp_path):
+    """`--threshold 12%` on counts where the count-1 tokens carry 10 of 90 occurrences: threshold 2's mask, and
+    the post-hoc record names both."""
+    counts = np.zeros(V, dtype=np.int64)
+    counts[4:30] = 5
+    counts[10:20] = 1
+    np.save(tmp_path / "token_counts.npy", counts)
+    output = tmp_path / "filtered"
+    result = CliRunner().invoke(
+        app,
+        ["filter-lookup", "--model-path", str(trained["artifacts"]), "--token-counts", str(tmp_path / "token_counts.npy"),
+         "--threshold", "12%", "--output-dir", str(output)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(output / "token_mask.npy"), counts >= 2)
+    stats = json.loads((output / "mask_stats.json").read_text())
+    assert (stats["mode"], stats["threshold"], stats["threshold_share"]) == ("post-hoc", 2, "12%")
+
+
 def test_corrupt_projection_is_one_line_in_filter_lookup(trained, tmp_path):
     directory = damaged_copy(
         trained, tmp_path, "bad-projection", lambda d: (d / "projection.safetensors").write_bytes(b"\x10" * 40)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -23,6 +24,7 @@ from wldetect.masking import (
 )
 from wldetect.vocab import BEYOND_TOKENIZER, SPECIAL, text_script
 
+FORMS = "a non-negative integer or a share of the training tokens below 100% like 0.5%"
 # Hand-checked example: threshold 10 keeps ids 2, 4, 5.
 COUNTS = np.array([0, 3, 10, 9, 100, 10], dtype=np.int64)
 TOTAL = 132
@@ -173,14 +175,18 @@ def test_coverage_analysis_and_figure(tmp_path, tiny_tokenizer):
     assert isinstance(coverage.figure, Figure) and len(coverage.figure.axes) == 3
     assert (tmp_path / "coverage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert coverage.statistics.threshold == 40  # inferred from the mask: the smallest kept count (20 < 25 <= 40)
-    assert list(coverage.threshold_table["threshold"]) == [1, 5, 10, 40, 50, 100]
+    table = coverage.threshold_table
+    assert list(table["measured_on"]) == ["these counts"] * 6 + ["seed (Gemma3-27B on OpenLID-v2)"]
+    assert list(table["threshold"]) == [1, 5, 10, 40, 50, 100, 10]
+    assert table.iloc[-1][["tokens_masked_pct", "training_data_masked_pct", "below_0.01pct"]].tolist() == [29.28, 0.0025, True]
     assert list(coverage.language_impact["language"]) and coverage.language_impact["occurrences"].sum() == counts.sum()
     assert coverage.script_breakdown is not None and len(coverage.masked_sample) > 0
     stats, impact = coverage.statistics, coverage.language_impact
     verdict = coverage.verdict().splitlines()
     assert verdict[0] == (
         f"Threshold 40 masks {stats.masked_tokens:,} of {stats.vocab_size:,} tokens ({stats.masked_pct:.1f} % of the "
-        f"vocabulary); they carry {stats.masked_data_pct:.2f} % of the training tokens, above the seed's 0.01 % validation line."
+        f"vocabulary); they carry {stats.masked_data_pct:.4f} % of the training tokens, above the seed's 0.01 % validation line. "
+        "The seed's own regime: seed (Gemma3-27B on OpenLID-v2), threshold 10: 29.28 % of vocabulary, 0.0025 % of tokens."
     )
     hardest = impact.iloc[0]
     assert verdict[1].startswith(f"Languages losing the largest share of their token occurrences: {hardest.language} ")
@@ -205,10 +211,13 @@ def test_visualize_mask_cli(tmp_path, monkeypatch, capsys):
 
 
 BAD_INPUTS = [
-    ("threshold", -1, "threshold must be a non-negative integer, got -1 (negative)"),
-    ("threshold", 2.5, "threshold must be a non-negative integer, got 2.5"),
-    ("threshold", "ten", "threshold must be a non-negative integer, got 'ten'"),
-    ("threshold", True, "threshold must be a non-negative integer, got True"),
+    ("threshold", -1, f"threshold must be {FORMS}, got -1 (negative)"),
+    ("threshold", 2.5, f"threshold must be {FORMS}, got 2.5 (a share of the training tokens is written with %)"),
+    ("threshold", "ten", f"threshold must be {FORMS}, got 'ten'"),
+    ("threshold", True, f"threshold must be {FORMS}, got True"),
+    ("threshold", "1%%", f"threshold must be {FORMS}, got '1%%'"),
+    ("threshold", "-1%", f"threshold must be {FORMS}, got '-1%' (negative)"),
+    ("threshold", "100%", f"threshold must be {FORMS}, got '100%' (a share must be below 100%"),
     ("missing", None, "{path}: token counts file not found"),
     ("floats", np.array([1.0, 2.0]), "{path}: token counts must be an integer array, got dtype float64"),
     ("bools", np.array([True, False]), "{path}: token counts must be an integer array, got dtype bool"),
@@ -243,7 +252,8 @@ def test_create_mask_cli_error_is_one_line_with_nonzero_exit(tmp_path, monkeypat
 
     np.save(tmp_path / "counts.npy", COUNTS)
     output = tmp_path / "mask.npy"
-    for threshold, message in [("-5", "got '-5' (negative)"), ("1.5", "got '1.5'")]:
+    for threshold, message in [("-5", "got '-5' (negative)"), ("1.5", "got '1.5' (a share of the training tokens is written with %)"),
+                               ("abc", "got 'abc'"), ("0.5%%", "got '0.5%%'")]:
         argv = ["wldetect", "create-mask", "--token-counts", str(tmp_path / "counts.npy"), "--threshold", threshold,
                 "--output", str(output)]  # fmt: skip
         monkeypatch.setattr(sys, "argv", argv)
@@ -251,7 +261,7 @@ def test_create_mask_cli_error_is_one_line_with_nonzero_exit(tmp_path, monkeypat
             main()
         captured = capsys.readouterr()
         assert exit_info.value.code == 2 and captured.out == ""
-        assert captured.err == f"error: threshold must be a non-negative integer, {message}\n"
+        assert captured.err == f"error: threshold must be {FORMS}, {message}\n"
         assert not output.exists()
 
 
@@ -289,3 +299,240 @@ def test_threshold_strings_must_be_whole_numbers():
     for bad in ("1e30", "inf", "0x10", "10 5"):
         with pytest.raises(WLDetectError, match="non-negative integer"):
             parse_threshold(bad)
+
+
+# ----------------------------------------------------------------------------- thresholds as a share of the data
+
+# 100 training tokens: values 0, 1, 2, 3, 10, 80 carry 0, 2, 2, 6, 10, 80 occurrences, so masking every count
+# <= 0, 1, 2, 3, 10 masks 0 %, 2 %, 4 %, 10 %, 20 % of the data (thresholds 1, 2, 3, 4, 11).
+SHARE_COUNTS = np.array([0, 1, 1, 2, 3, 3, 10, 80], dtype=np.int64)
+SHARE_CASES = [
+    ("0%", 1, 0.0),  # unseen tokens carry nothing: any share masks them, and nothing else
+    ("1%", 1, 0.0),  # below the smallest nonzero step (the two count-1 tokens carry 2 %)
+    ("0.0025%", 1, 0.0),
+    ("2%", 2, 0.02),  # exact hit: the count-1 tokens carry exactly 2 %
+    ("3.99%", 2, 0.02),
+    ("4%", 3, 0.04),
+    ("10%", 4, 0.10),  # exact: every count <= 3
+    ("19.999%", 4, 0.10),
+    ("20%", 11, 0.20),
+    ("99.99%", 11, 0.20),  # more than all but the most frequent token carry: everything but it
+    (5, 5, 0.10),  # a count is itself
+    ("10", 10, 0.10),
+]
+
+
+@pytest.mark.parametrize("spec, count, data_share", SHARE_CASES, ids=[str(case[0]) for case in SHARE_CASES])
+def test_a_share_resolves_to_the_count_that_masks_closest_without_exceeding_it(spec, count, data_share):
+    from wldetect.masking import resolve_threshold
+
+    resolved = resolve_threshold(spec, SHARE_COUNTS)
+    assert resolved.count == count and resolved.masked_data_share == pytest.approx(data_share)
+    assert resolved.masked_vocab_share == pytest.approx(float((SHARE_COUNTS < count).mean()))
+    assert resolved.share_spec == (spec if isinstance(spec, str) and spec.endswith("%") else None)
+    # never above the share asked, and the next count value up would be
+    if resolved.share_spec:
+        asked = float(spec[:-1]) / 100
+        assert resolved.masked_data_share <= asked
+        larger = SHARE_COUNTS[SHARE_COUNTS >= count]
+        assert SHARE_COUNTS[SHARE_COUNTS <= larger.min()].sum() / SHARE_COUNTS.sum() > asked
+        assert resolved.label == f"{spec} -> threshold {count}"
+    np.testing.assert_array_equal(mask_from_counts(SHARE_COUNTS, spec), SHARE_COUNTS >= count)
+
+
+def test_a_share_on_counts_without_unseen_tokens_may_mask_nothing():
+    from wldetect.masking import resolve_threshold
+
+    counts = np.array([5, 5, 90])
+    assert [resolve_threshold(s, counts).count for s in ("0%", "9.99%", "10%", "99%")] == [0, 0, 6, 6]
+    with pytest.raises(WLDetectError, match=r"^threshold 1%: the token counts hold no tokens"):
+        resolve_threshold("1%", np.zeros(4, dtype=np.int64))
+
+
+def test_share_specs_are_canonical_and_bad_ones_are_one_line_errors():
+    assert [parse_threshold(t) for t in ("1%", " 1.50 % ", "0.0025%", "0%", ".5%", "10.0")] == ["1%", "1.5%", "0.0025%", "0%", "0.5%", 10]
+    for bad, why in [("1%%", ""), ("-1%", " (negative)"), ("abc", ""), ("100%", " (a share must be below 100%"),
+                     ("1e-3%", ""), ("%", ""), ("0.5", " (a share of the training tokens is written with %)")]:  # fmt: skip
+        with pytest.raises(WLDetectError) as error:
+            parse_threshold(bad)
+        assert str(error.value).startswith(f"threshold must be {FORMS}, got {bad!r}{why}") and "\n" not in str(error.value)
+
+
+def test_the_threshold_table_names_the_share_and_the_seed_row():
+    table = threshold_table(SHARE_COUNTS, [1, "2%", 5], seed_row=True)
+    assert list(table["measured_on"]) == ["these counts"] * 3 + ["seed (Gemma3-27B on OpenLID-v2)"]
+    assert list(table["threshold"]) == [1, 2, 5, 10] and list(table["threshold_share"]) == ["", "2%", "", ""]
+    assert list(table["training_data_masked_pct"]) == pytest.approx([0.0, 2.0, 10.0, 0.0025])
+    assert list(table["tokens_masked_pct"])[-1] == 29.28 and list(table["below_0.01pct"]) == [True, False, False, True]
+
+
+def test_create_mask_cli_with_a_share_writes_the_resolved_mask_and_a_record_naming_both(tmp_path, monkeypatch, capsys):
+    import json
+
+    from wldetect.cli import main
+
+    np.save(tmp_path / "counts.npy", SHARE_COUNTS)
+    for threshold, output in (("4%", "share.npy"), ("3", "count.npy")):
+        argv = ["wldetect", "create-mask", "--token-counts", str(tmp_path / "counts.npy"), "--threshold", threshold,
+                "--output", str(tmp_path / output)]  # fmt: skip
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    np.testing.assert_array_equal(np.load(tmp_path / "share.npy"), np.load(tmp_path / "count.npy"))
+    assert "Threshold:              count >= 3 (resolved from 4% of the training tokens)" in out
+    assert "seed (Gemma3-27B on OpenLID-v2), threshold 10: 29.28 % of vocabulary, 0.0025 % of tokens" in out
+    record = json.loads((tmp_path / "share.json").read_text())
+    assert (record["threshold"], record["threshold_share"]) == (3, "4%")
+    assert record["occurrences_masked_fraction"] == pytest.approx(0.04) and record["tokens_masked"] == 4
+    assert json.loads((tmp_path / "count.json").read_text())["threshold_share"] is None
+
+
+def test_a_mask_file_brings_its_threshold_and_share_into_the_training_record(tmp_path):
+    """Training from step 2's mask file: the mask record (mask_stats.json) names `4% -> threshold 3` because the
+    file's record says so, and only while that record describes these very bits."""
+    from types import SimpleNamespace
+
+    from wldetect.masking import resolve_mask
+
+    counts_path = tmp_path / "token_counts.npy"
+    np.save(counts_path, SHARE_COUNTS)
+    corpus = SimpleNamespace(token_counts_file=lambda: (counts_path, SHARE_COUNTS))
+    config = SimpleNamespace(training=SimpleNamespace(token_mask_path=None))
+    create_mask(counts_path, "4%", tmp_path / "token_mask.npy", verbose=False)
+    record = resolve_mask(config, corpus, tmp_path / "token_mask.npy").record()
+    assert (record["threshold"], record["threshold_share"], record["tokens_masked"]) == (3, "4%", 4)
+    from_threshold = resolve_mask(config, corpus, threshold="4%")
+    assert from_threshold.record()["threshold_share"] == "4%" and "4% -> threshold 3" in from_threshold.source
+    np.save(tmp_path / "token_mask.npy", SHARE_COUNTS >= 4)  # another mask under the same name: its record is stale
+    record = resolve_mask(config, corpus, tmp_path / "token_mask.npy").record()
+    assert (record["threshold"], record["threshold_share"]) == (10, None)  # inferred from the bits, no share claimed
+
+
+@pytest.mark.parametrize("value", ["1%", "0.0025%", 10, "0"])
+def test_p_threshold_accepts_a_share(value):
+    from wldetect.workflow import check_parameters
+
+    check_parameters("03_train", {"threshold": value})
+    check_parameters("02_create_mask", {"threshold": value, "thresholds": [1, value]})
+
+
+@pytest.mark.parametrize("value", ["1%%", "-1%", "abc", "100%", "-3"])
+def test_p_threshold_refuses_a_bad_share_before_any_run_record(tmp_path, monkeypatch, capsys, value):
+    from wldetect.cli import main
+
+    monkeypatch.setenv("WLDETECT_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(sys, "argv", ["wldetect", "run", "03_train", "-p", "threshold", value])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    shown = repr(value) if value != "-3" else "-3"  # YAML reads -3 as the number
+    assert err.startswith(f"error: -p threshold {shown}: expected a whole number >= 0 (0: no mask) or a share")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_share_threshold_names_the_run_and_the_manifest_gets_its_count(tmp_path):
+    from wldetect.runs import create_run, list_runs
+
+    run = create_run("sweep", kind="03_train", parameters={"threshold": "0.0025%"}, threshold="0.0025%", root=tmp_path)
+    assert run.run_id.endswith("-sweep-t0.0025pct")
+    manifest = run.manifest()
+    assert (manifest["threshold"], manifest["threshold_share"]) == (None, "0.0025%")
+    run.record_threshold(1, "0.0025%")
+    table = list_runs(tmp_path)
+    assert (table.loc[0, "threshold"], table.loc[0, "threshold_share"]) == (1, "0.0025%")
+
+
+def test_a_sweep_resolves_its_share_thresholds_on_the_count_run_before_training(tiny_training_config, tmp_path, monkeypatch, capsys):
+    """`wldetect sweep --thresholds 0,11,<share>`: the share is resolved on the count run's counts before any
+    training run starts (printed with the other threshold that masks the same tokens), and the training run
+    is asked for the share itself, so its record names both; its run id reads `-t<share>pct`."""
+    from wldetect import workflow
+    from wldetect.cli import main
+    from wldetect.config import load_training_config
+    from wldetect.counting import count_tokens
+    from wldetect.masking import resolve_threshold
+    from wldetect.runs import list_runs
+
+    monkeypatch.setenv("WLDETECT_RUNS_DIR", str(tmp_path / "runs"))
+    counts = count_tokens(load_training_config(tiny_training_config), verbose=False).counts
+    total = int(counts.sum())
+    carried = 100 * int(counts[counts < 11].sum()) / total  # the share threshold 11 masks, rounded up a little
+    share = f"{math.ceil(carried * 1e6) / 1e6:.6f}%"
+    assert 0 < carried and resolve_threshold(share, counts).count == 11
+    executed = []
+
+    def execute_without_a_kernel(run, name, parameters, *, raise_on_failure=True, env=None):
+        """Step 1 really counts (its files are what the sweep resolves against); the kernels themselves are the
+        slow tests' business."""
+        executed.append((name, parameters))
+        if name == "01_count_tokens":
+            count_tokens(load_training_config(parameters["config"]), output=run.path / "token_counts.npy", verbose=False)
+        run.finish()
+        return run
+
+    monkeypatch.setattr(workflow, "execute_into_run", execute_without_a_kernel)
+    argv = ["wldetect", "sweep", "--config", str(tiny_training_config), "--thresholds", f"0,11,{share}", "--name", "s"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    out = capsys.readouterr().out
+    assert stopped.value.code == 0
+    resolved = resolve_threshold(share, counts)
+    expected = (
+        f"sweep: {share} -> threshold 11: {100 * resolved.masked_vocab_share:.2f} % of vocabulary, "
+        f"{100 * resolved.masked_data_share:.4f} % of tokens (the same mask as 11)"
+    )
+    assert expected in out.splitlines()
+    assert [p["threshold"] for name, p in executed if name == "03_train"] == [0, 11, share]
+    table = list_runs(tmp_path / "runs")
+    trained = table[table["kind"] == "03_train"]
+    assert sum(run_id.endswith(f"-s-t{share[:-1]}pct") for run_id in trained["run_id"]) == 1
+
+
+@pytest.mark.slow
+def test_steps_2_and_3_take_a_share_threshold_and_every_record_names_both(tmp_path_factory):
+    """The notebooks end to end on the tiny project: step 2 with `threshold = "<share>%"` resolves it on step 1's
+    counts (manifest, metrics, the mask's record, the threshold table beside the seed's row), and step 3 given
+    step 2's mask and the same share checks the mask against it and trains a model whose mask_stats.json
+    names both."""
+    import json
+
+    import nbformat
+    from conftest import evaluate_on_text_directory, module_tiny_project
+
+    from wldetect import workflow
+    from wldetect.counting import load_counts
+    from wldetect.runs import project_root
+
+    root = tmp_path_factory.mktemp("share-notebooks")
+    with module_tiny_project(root) as (config_path, _, patch):
+        evaluate_on_text_directory(root, config_path)
+        patch.setenv("WLDETECT_RUNS_DIR", str(root / "runs"))
+        patch.setenv("WLDETECT_PROJECT_ROOT", str(project_root()))
+        config = str(config_path)
+        counted = workflow.run_notebook("01_count_tokens", {"config": config})
+        counts = load_counts(counted.path).counts
+        share = f"{math.ceil(100 * int(counts[counts < 11].sum()) / int(counts.sum()) * 1e6) / 1e6:.6f}%"
+        common = {"config": config, "count_run": str(counted.path), "threshold": share}
+        workflow.check_parameters("02_create_mask", common)
+        mask_run = workflow.run_notebook("02_create_mask", common)
+        trained = workflow.run_notebook("03_train", {**common, "token_mask": str(mask_run.path / "token_mask.npy")})
+
+    for run in (mask_run, trained):
+        manifest = run.manifest()
+        assert manifest["status"] == "completed" and (manifest["threshold"], manifest["threshold_share"]) == (11, share)
+        assert run.run_id.endswith(f"-t{share[:-1]}pct")
+    assert mask_run.manifest()["metrics"]["threshold_share"] == share
+    assert json.loads((mask_run.path / "token_mask.json").read_text())["threshold_share"] == share
+    record = json.loads((trained.artifacts_dir / "mask_stats.json").read_text())
+    assert (record["threshold"], record["threshold_share"]) == (11, share)
+    outputs = {}
+    for run, name in ((mask_run, "02_create_mask"), (trained, "03_train")):
+        book = nbformat.read(str(run.path / f"{name}.ipynb"), as_version=4)
+        outputs[name] = json.dumps([o for c in book.cells if c.cell_type == "code" for o in c.outputs])
+    assert f"count >= 11 (resolved from {share} of the training tokens)" in outputs["02_create_mask"]
+    assert "seed (Gemma3-27B on OpenLID-v2)" in outputs["02_create_mask"]  # the threshold table's seed row
+    assert f"{share} -> threshold 11" in outputs["03_train"]

@@ -205,6 +205,22 @@ def test_threshold_builds_the_mask_from_the_counted_tokens(project_env, tmp_path
         train(project_env["config"], threshold=3, token_mask=project_env["mask_path"], verbose=False)
 
 
+def test_a_share_threshold_is_resolved_on_the_counted_tokens_and_the_mask_record_names_both(project_env, tmp_path):
+    """`train(threshold="x%")`, as `wldetect train --threshold x%` calls it: the mask is the resolved count's, and
+    mask_stats.json (what evaluation and comparison read) names the share beside the count."""
+    counting = pytest.importorskip("wldetect.counting")
+    from wldetect.masking import resolve_threshold
+
+    counts = counting.count_tokens(project_env["config"], verbose=False).counts
+    resolved = resolve_threshold("5%", counts)
+    assert resolved.count > 1 and resolved.masked_data_share <= 0.05  # masks some seen tokens, within the share
+    result = train(project_env["config"], output_dir=tmp_path / "s", threshold="5%", verbose=False)
+    np.testing.assert_array_equal(np.load(tmp_path / "s" / "token_mask.npy"), counts >= resolved.count)
+    record = json.loads((tmp_path / "s" / "mask_stats.json").read_text())
+    assert (record["threshold"], record["threshold_share"]) == (resolved.count, "5%") == (result.mask["threshold"], result.mask["threshold_share"])
+    assert record["occurrences_masked_fraction"] == pytest.approx(resolved.masked_data_share)
+
+
 def test_cli_train_with_a_token_mask(project_env, tmp_path):
     from wldetect.cli import app
 

@@ -40,17 +40,21 @@ def _commands() -> None:
 @app.command()
 def demo(
     config: Path = typer.Option(DEMO_CONFIG, "--config", help="training parameter file of the embedded default"),
-    threshold: int = typer.Option(10, "--threshold", help="threshold of the mask report, the evaluation and the weight analysis"),
+    threshold: str = typer.Option(
+        "10", "--threshold", help="threshold of the mask report, the evaluation and the weight analysis (a count or a share like 0.5%)"
+    ),
     summary_only: bool = typer.Option(False, "--summary-only", help="only load the model and data and summarise them"),
 ) -> None:
     """The whole workflow on the embedded default: step 1 count tokens, step 2 create mask, step 3 train for
     thresholds 0, 1, 5, 10, 50 with step 5's comparison, step 4 evaluate on the shipped PUD sentences, and the
     weight analysis; each an executed notebook in runs/."""
     from wldetect.config import load_training_config
+    from wldetect.masking import parse_threshold
     from wldetect.sources.data import prepare_training_dataset
     from wldetect.sources.evalsets import load_evaluation_set
     from wldetect.sources.models import load_model
 
+    threshold = parse_threshold(threshold)  # a bad one is one line now, not after the model has loaded
     training_config = load_training_config(config)
     model = load_model(training_config.model)
     print(model.summary())
@@ -107,15 +111,21 @@ def count_tokens_command(
 @app.command("create-mask")
 def create_mask_command(
     token_counts: Path = typer.Option(..., "--token-counts", help="counts .npy from count-tokens"),
-    threshold: str = typer.Option(..., "--threshold", help="keep tokens seen at least this many times"),
+    threshold: str = typer.Option(
+        ..., "--threshold", help="keep tokens seen at least this many times; or a share of the training tokens to mask, e.g. 0.5%"
+    ),
     output: Path | None = typer.Option(
         None,
         "--output",
-        help="mask .npy (default: token_mask.npy next to the counts; never a trained model's own mask file)",
+        help="mask .npy (default: token_mask.npy next to the counts; never a trained model's own mask file); "
+        "its record (threshold, share, statistics) goes beside it as .json",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
 ) -> None:
-    """Step 2: the weight mask (bool, True = keep): tokens seen fewer than --threshold times get weight 0."""
+    """Step 2: the weight mask (bool, True = keep): tokens seen fewer than --threshold times get weight 0.
+
+    `--threshold 0.0025%` masks the rarest tokens that together carry at most that share of the training tokens
+    (the seed's threshold 10 carried 0.0025 % on OpenLID-v2); the record names both (`0.0025% -> threshold 1`)."""
     from wldetect.artifacts import MASK_FILE, refuse_model_file
     from wldetect.masking import create_mask
 
@@ -130,7 +140,9 @@ def visualize_mask_command(
     token_counts: Path = typer.Option(..., "--token-counts", help="counts .npy from count-tokens"),
     token_mask: Path = typer.Option(..., "--token-mask", help="mask .npy from create-mask"),
     output: Path | None = typer.Option(None, "--output", help="coverage PNG (default: mask_coverage.png next to the mask)"),
-    thresholds: str = typer.Option("1,5,10,50,100", "--thresholds", help="comma-separated thresholds for the table"),
+    thresholds: str = typer.Option(
+        "1,5,10,50,100", "--thresholds", help="comma-separated thresholds for the table: counts or shares like 0.0025%"
+    ),
     training_config: Path | None = typer.Option(
         None, "--training-config", help="with it, masked tokens are decoded and broken down by Unicode script"
     ),
@@ -171,8 +183,9 @@ def train(
     config: Path = typer.Option(..., "--config", help="training parameter file, e.g. params/training/demo.yaml"),
     output_dir: Path | None = typer.Option(None, "--output-dir", help="artifacts directory (default: output.artifacts_dir)"),
     token_mask: Path | None = typer.Option(None, "--token-mask", help="mask .npy (bool, True = keep): masked weights start at 0"),
-    threshold: int | None = typer.Option(
-        None, "--threshold", help="build the mask from the counted training tokens: keep tokens seen >= N times"
+    threshold: str | None = typer.Option(
+        None, "--threshold",
+        help="build the mask from the counted training tokens: keep tokens seen >= N times, or mask a share like 0.5%",
     ),
     token_ids: Path | None = typer.Option(
         None, "--token-ids", help="step 1's token ids: its run directory, counts .npy or token-ids directory (default: count here, cached)"
@@ -208,7 +221,7 @@ def train(
 def filter_lookup_command(
     model_path: Path = typer.Option(..., "--model-path", help="trained artifacts directory"),
     token_counts: Path = typer.Option(..., "--token-counts", help="counts .npy from count-tokens"),
-    threshold: str = typer.Option(..., "--threshold", help="zero the weights of tokens seen fewer times"),
+    threshold: str = typer.Option(..., "--threshold", help="zero the weights of tokens seen fewer times (or a share like 0.5%)"),
     output_dir: Path = typer.Option(..., "--output-dir", help="new artifacts directory (the source is left as it is)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
 ) -> None:
@@ -443,7 +456,10 @@ def _sweep_overrides(parameters: dict) -> dict | None:
 def sweep(
     ctx: typer.Context,
     config: Path = typer.Option(..., "--config", help="training parameter file"),
-    thresholds: str = typer.Option(..., "--thresholds", help="comma-separated thresholds; the first is the baseline (0 = no mask)"),
+    thresholds: str = typer.Option(
+        ..., "--thresholds",
+        help="comma-separated thresholds, counts or shares of the training tokens (0,10,0.0025%,1%); the first is the baseline (0 = no mask)",
+    ),
     jobs: int = typer.Option(1, "--jobs", help="training runs executed in parallel"),
     name: str | None = typer.Option(None, "--name", help="sweep name (default: sweep-<config>)"),
     executor: str = typer.Option("local", "--executor", help="local (kernels here, one GPU each) or ray (one Ray task per run)"),
@@ -457,10 +473,15 @@ def sweep(
     from wldetect import workflow
 
     overrides = _sweep_overrides(_parse_parameters(_parameter_words(ctx)))
+    from wldetect.masking import parse_threshold
+
     try:
-        values = [int(t) for t in thresholds.split(",") if t.strip()]
-    except ValueError:
-        raise WLDetectError(f"--thresholds {thresholds!r}: expected comma-separated integers like 0,5,10,50") from None
+        values = [parse_threshold(t) for t in thresholds.split(",") if t.strip()]
+    except WLDetectError as err:
+        raise WLDetectError(
+            f"--thresholds {thresholds!r}: expected comma-separated integers or shares of the training tokens like "
+            f"0,10,0.0025%,1% ({err})"
+        ) from None
     report = workflow.sweep(
         config, values, jobs=jobs, name=name, overrides=overrides, executor=executor, address=address, runs_per_gpu=runs_per_gpu
     )

@@ -17,7 +17,7 @@ and with `results=None`, as `wldetect compare` and the notebooks pass it, the di
 All runs must have been evaluated on the same sentences (same set, split and scored languages).
 
 Tables (pandas; rates are fractions, deltas are run minus baseline, also fractions: 0.01 = 1 point)
-- `overall` (index run): table, threshold, tokens_masked, vocab_masked_fraction, occurrences_masked_fraction,
+- `overall` (index run): table, threshold, threshold_share, tokens_masked, vocab_masked_fraction, occurrences_masked_fraction,
   n_sentences, accuracy, f1_macro, f1_weighted, precision_macro, recall_macro, each with `_delta`, then
   ci_low/ci_high (bootstrap interval of accuracy_delta) and p_mcnemar; read left to right it says
   "threshold -> tokens masked -> accuracy".
@@ -61,12 +61,13 @@ from wldetect.io import (
     refuse_finished_run_record,
     write_text_atomic,
 )
+from wldetect.masking import SEED_REGIME, VALIDATION_LIMIT_PCT
 from wldetect.sources.evalsets import load_evaluation_set
 
 DEFAULT_RESULTS = "flores_dev"
 EXACT_BELOW = 25  # discordant pairs under which McNemar's exact binomial test is used
 _METRICS = ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro")
-_MASK_COLUMNS = ("threshold", "tokens_masked", "vocab_masked_fraction", "occurrences_masked_fraction")
+_MASK_COLUMNS = ("threshold", "threshold_share", "tokens_masked", "vocab_masked_fraction", "occurrences_masked_fraction")
 
 
 # --------------------------------------------------------------------------------------------- statistics
@@ -368,18 +369,20 @@ class Comparison:
         o = self.overall
         lines = [f"Baseline: {self.baseline}   ({int(o['n_sentences'].iloc[0]):,} paired sentences)"]
         header = (
-            f"{'run':<28} {'table':<6} {'threshold':>9} {'masked tokens':>16} {'masked occ.':>11} "
+            f"{'run':<28} {'table':<6} {'threshold':>16} {'masked tokens':>16} {'masked occ.':>11} "
             f"{'accuracy':>9} {'Δ acc (pp)':>10} {f'{self.confidence:.0%} CI (pp)':>16} {'McNemar p':>10} "
             f"{'F1 macro':>8} {'Δ F1':>8}"
         )
         lines.append(header)
         for label, row in o.iterrows():
             threshold = "none" if pd.isna(row["threshold"]) else f"{row['threshold']:g}"
+            if isinstance(row.get("threshold_share"), str) and row["threshold_share"]:
+                threshold = f"{row['threshold_share']} -> {threshold}"
             masked = (
                 "-" if pd.isna(row["tokens_masked"])
                 else f"{int(row['tokens_masked']):,} ({row['vocab_masked_fraction']:.1%})"
             )  # fmt: skip
-            occurrences = "-" if pd.isna(row["occurrences_masked_fraction"]) else f"{row['occurrences_masked_fraction']:.2%}"
+            occurrences = "-" if pd.isna(row["occurrences_masked_fraction"]) else f"{row['occurrences_masked_fraction']:.4%}"
             if label == self.baseline:
                 delta = ci = p = "baseline"
                 f1_delta = ""
@@ -389,9 +392,10 @@ class Comparison:
                 p = f"{row['p_mcnemar']:.3g}"
                 f1_delta = f"{row['f1_macro_delta']:+.4f}"
             lines.append(
-                f"{str(label)[:28]:<28} {row['table']:<6} {threshold:>9} {masked:>16} {occurrences:>11} "
+                f"{str(label)[:28]:<28} {row['table']:<6} {threshold:>16} {masked:>16} {occurrences:>11} "
                 f"{row['accuracy']:>9.2%} {delta:>10} {ci:>16} {p:>10} {row['f1_macro']:>8.4f} {f1_delta:>8}"
             )
+        lines.extend(_seed_regime_lines(o))
         for run in self.runs[1:]:
             rows = self.per_language[self.per_language["run"] == run.label]
             flagged = rows[rows["flagged"]]
@@ -496,6 +500,25 @@ class Comparison:
         self.paths = {key: final_dir / path.name for key, path in paths.items()}
         paths["summary"] = write_text_atomic(output_dir / "summary.txt", f"{self.summary()}\n\n{self.verdict()}\n")
         return paths
+
+
+def _seed_regime_lines(overall: pd.DataFrame) -> list[str]:
+    """The seed's row under the mask columns (its threshold 10 on Gemma3-27B and OpenLID-v2) and which runs mask
+    less than the seed's 0.01 % validation line: a sweep on another corpus reads its thresholds against them."""
+    seed = SEED_REGIME
+    lines = [
+        f"{seed.short_name:<28} {'':<6} {seed.threshold:>16} {f'({seed.vocab_masked_pct:.2f}%)':>16} "
+        f"{f'{seed.data_masked_pct:.4f}%':>11}   the seed's regime, for reference (not a run)"
+    ]
+    shares = pd.to_numeric(overall["occurrences_masked_fraction"], errors="coerce")
+    masked = pd.to_numeric(overall["tokens_masked"], errors="coerce").fillna(0) > 0
+    within = [str(label) for label in overall.index[masked & (100 * shares < VALIDATION_LIMIT_PCT)]]
+    above = [str(label) for label in overall.index[masked & (100 * shares >= VALIDATION_LIMIT_PCT)]]
+    lines.append(
+        f"The seed's validation line (masked tokens < {VALIDATION_LIMIT_PCT:g} % of the training tokens): "
+        f"within: {', '.join(within) or 'none'}; above: {', '.join(above) or 'none'}"
+    )
+    return lines
 
 
 def compare_runs(

@@ -848,11 +848,13 @@ def _more(total: int, listed: int = _LISTED) -> str:
 
 
 def describe_mask(mask: dict[str, Any]) -> str:
-    """`threshold 10: 23,649 of 30,522 tokens masked (77.5%), 0.83% of training token occurrences`."""
+    """`threshold 10: 23,649 of 30,522 tokens masked (77.5%), 0.83% of training token occurrences`; a threshold
+    asked as a share of the training tokens reads `0.0025% -> threshold 1: ...`."""
     if not mask.get("tokens_masked"):
         return "none (no token masked)"
-    threshold = mask.get("threshold")
+    threshold, share = mask.get("threshold"), mask.get("threshold_share")
     text = f"threshold {threshold}: " if threshold is not None else ""
+    text = f"{share} -> {text}" if share and text else text
     vocab = f" of {mask['vocab_size']:,}" if mask.get("vocab_size") else ""
     text += f"{mask['tokens_masked']:,}{vocab} tokens masked ({mask.get('vocab_masked_fraction', float('nan')):.1%})"
     if mask.get("occurrences_masked_fraction") is not None:

@@ -11,10 +11,13 @@ Counts and masks are NumPy files: `token_counts.npy` int64 (V,) and `token_mask.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +28,7 @@ import scipy.sparse
 from wldetect.artifacts import refuse_model_file
 from wldetect.counting import load_per_language_counts, load_token_counts, per_language_paths, validate_counts
 from wldetect.errors import WLDetectError
-from wldetect.io import atomic_path, check_output_path, load_npy
+from wldetect.io import atomic_path, check_output_path, load_npy, write_text_atomic
 from wldetect.plots import mask_coverage_figure, save_figure
 from wldetect.vocab import TokenTexts, token_texts
 
@@ -41,19 +44,124 @@ FLAG_MIN_PCT = 0.01  # ... and more than 0.01% of its token occurrences
 # ------------------------------------------------------------------------------------------------ inputs
 
 
-def parse_threshold(threshold: Any) -> int:
-    """A count threshold is a non-negative whole number; `10`, `10.0` and `"10"` all mean 10."""
+_SHARE = re.compile(r"\s*(-?)\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*")
+_THRESHOLD_FORMS = "a non-negative integer or a share of the training tokens below 100% like 0.5%"
+
+
+def _bad_threshold(threshold: Any, why: str = "") -> WLDetectError:
+    return WLDetectError(f"threshold must be {_THRESHOLD_FORMS}, got {threshold!r}" + (f" ({why})" if why else ""))
+
+
+def parse_threshold(threshold: Any) -> int | str:
+    """A threshold as a person writes it: a count (`10`, `10.0`, `"10"` all mean 10) or a share of the training
+    tokens to mask (`"0.0025%"`), returned as an int or as the share's canonical text (`" 1.50 %"` -> `"1.5%"`).
+
+    The seed's threshold 10 meant "tokens carrying 0.0025 % of the data" on its corpus; on another corpus the
+    same count masks a very different share, so a share is what carries over. It stays plain text (papermill
+    parameters, manifests, run ids) until `resolve_threshold` turns it into a count on step 1's counts."""
     value = threshold
-    if isinstance(value, str):  # digits only: "1e30" or "inf" are not counts a person means
-        match = re.fullmatch(r"\s*(-?\d+)(?:\.0*)?\s*", value)
+    if isinstance(value, str):
+        share = _SHARE.fullmatch(value)
+        if share:
+            if share.group(1):
+                raise _bad_threshold(threshold, "negative")
+            percent = Decimal(share.group(2))
+            if percent >= 100:
+                raise _bad_threshold(threshold, "a share must be below 100%: masking every token leaves nothing")
+            return f"{percent.normalize():f}%"
+        if "%" in value:
+            raise _bad_threshold(threshold)
+        match = re.fullmatch(r"\s*(-?\d+)(?:\.0*)?\s*", value)  # digits only: "1e30" or "inf" are not counts
+        if not match and re.fullmatch(r"\s*\d*\.\d+\s*", value):
+            raise _bad_threshold(threshold, "a share of the training tokens is written with %")
         value = int(match.group(1)) if match else None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise WLDetectError(f"threshold must be a non-negative integer, got {threshold!r}")
+        raise _bad_threshold(threshold)
     if not math.isfinite(value) or value != int(value):
-        raise WLDetectError(f"threshold must be a non-negative integer, got {threshold!r}")
+        raise _bad_threshold(threshold, "a share of the training tokens is written with %" if 0 < value < 100 else "")
     if value < 0:
-        raise WLDetectError(f"threshold must be a non-negative integer, got {threshold!r} (negative)")
+        raise _bad_threshold(threshold, "negative")
     return int(value)
+
+
+def _share_percent(spec: int | str) -> Fraction | None:
+    """The percentage of a canonical share spec (`"0.0025%"` -> 1/400), exact; None for a count."""
+    return Fraction(Decimal(spec[:-1])) if isinstance(spec, str) else None
+
+
+@dataclass(frozen=True)
+class ResolvedThreshold:
+    """A threshold as a count on step 1's counts, the share it was asked as (if any), and what it masks."""
+
+    count: int  # tokens with count < `count` are masked
+    share_spec: str | None  # "0.0025%" when the threshold was given as a share of the training tokens
+    masked_data_share: float  # fraction (0..1) of training token occurrences the masked tokens carry
+    masked_vocab_share: float  # fraction (0..1) of the vocabulary masked
+
+    @property
+    def label(self) -> str:
+        """`0.0025% -> threshold 1`, or `threshold 10`: how every record names a threshold."""
+        return threshold_label(self.count, self.share_spec)
+
+
+def threshold_label(count: int | None, share_spec: str | None = None) -> str:
+    """`0.0025% -> threshold 1` for a share, `threshold 10` for a count."""
+    return f"{share_spec} -> threshold {count}" if share_spec else f"threshold {count}"
+
+
+def resolve_threshold(spec: Any, counts: Any) -> ResolvedThreshold:
+    """The count threshold a spec means on these counts (step 1's `token_counts.npy`).
+
+    A count is itself. A share s of the training tokens is the threshold whose masked share (tokens with
+    count < threshold; their occurrences over all occurrences) comes closest to s without exceeding it: the
+    tokens are masked from the rarest up, whole count values at a time, as long as they carry at most s; the
+    threshold named is the smallest one that masks exactly those (the largest masked count + 1, or 0 when
+    even the rarest tokens carry more than s). Tokens never seen carry nothing, so any share masks them
+    (threshold >= 1 when the vocabulary has unseen tokens). The comparison is exact (integers and the share's
+    decimal value), so a share that a set of tokens carries exactly masks that set."""
+    spec = parse_threshold(spec)
+    counts = validate_counts(counts)
+    total = int(counts.sum())
+    percent = _share_percent(spec)
+    if percent is None:
+        count = spec
+    else:
+        if total == 0:
+            raise WLDetectError(f"threshold {spec}: the token counts hold no tokens, so no share of them can be masked")
+        values, frequency = np.unique(counts, return_counts=True)
+        carried = np.cumsum(values * frequency)  # occurrences masked when every count <= values[k] is masked
+        allowed = (percent.numerator * total) // (percent.denominator * 100)  # an integer occurrence budget
+        k = int(np.searchsorted(carried, allowed, side="right")) - 1
+        count = int(values[k]) + 1 if k >= 0 else 0
+    masked = counts < count
+    return ResolvedThreshold(
+        count=count,
+        share_spec=spec if percent is not None else None,
+        masked_data_share=int(counts[masked].sum()) / total if total else 0.0,
+        masked_vocab_share=int(masked.sum()) / counts.size if counts.size else 0.0,
+    )
+
+
+@dataclass(frozen=True)
+class SeedRegime:
+    """Where the seed's threshold sits: Gemma3-27B's vocabulary counted on OpenLID-v2, threshold 10 masks 29.28 %
+    of the vocabulary carrying 0.0025 % of the training tokens. Reports put every threshold beside it, since the
+    same count masks a different share on another corpus (the demo's threshold 10: 83.5 % carrying 6.11 %)."""
+
+    name: str = "seed (Gemma3-27B on OpenLID-v2)"
+    short_name: str = "seed (Gemma3-27B/OpenLID-v2)"  # 28 characters: a table's run column
+    threshold: int = 10
+    vocab_masked_pct: float = 29.28
+    data_masked_pct: float = 0.0025
+
+    def line(self) -> str:
+        return (
+            f"{self.name}, threshold {self.threshold}: {self.vocab_masked_pct:.2f} % of vocabulary, "
+            f"{self.data_masked_pct:.4f} % of tokens"
+        )
+
+
+SEED_REGIME = SeedRegime()
 
 
 def load_token_mask(path: str | Path, vocab_size: int | None = None) -> np.ndarray:
@@ -74,8 +182,10 @@ def load_token_mask(path: str | Path, vocab_size: int | None = None) -> np.ndarr
 
 
 def mask_from_counts(counts: Any, threshold: Any) -> np.ndarray:
-    """bool (V,): True where the token occurs at least `threshold` times (kept), False where its weight is zeroed."""
-    return validate_counts(counts) >= parse_threshold(threshold)
+    """bool (V,): True where the token occurs at least `threshold` times (kept), False where its weight is zeroed;
+    a share threshold (`"1%"`) is resolved on these counts first."""
+    counts = validate_counts(counts)
+    return counts >= resolve_threshold(threshold, counts).count
 
 
 @dataclass
@@ -94,6 +204,7 @@ class MaskStatistics:
     kept_mean_count: float | None
     kept_min_count: int | None
     file_size: int | None = None  # bytes of the saved mask, once saved
+    share_spec: str | None = None  # the share of training tokens the threshold was asked as ("0.0025%"), if any
 
     @property
     def kept_pct(self) -> float:
@@ -127,6 +238,7 @@ class MaskStatistics:
         quantity; fractions are 0..1."""
         return {
             "threshold": self.threshold,
+            "threshold_share": self.share_spec,
             "vocab_size": self.vocab_size,
             "tokens_kept": self.kept_tokens,
             "tokens_masked": self.masked_tokens,
@@ -152,6 +264,13 @@ class MaskStatistics:
             f"(limit < {VALIDATION_LIMIT_PCT}%): {verdict}"
         )
 
+    def seed_line(self) -> str:
+        """This mask beside the seed's: vocabulary and data shares, the seed's figures at its threshold 10."""
+        return (
+            f"Beside the seed: this mask, {self.masked_pct:.2f} % of vocabulary, {self.masked_data_pct:.4f} % of tokens; "
+            f"{SEED_REGIME.line()}"
+        )
+
     def report(self) -> str:
         def mean(value: float | None) -> str:
             return "n/a" if value is None else f"{value:,.2f}"
@@ -163,7 +282,8 @@ class MaskStatistics:
             "Token mask statistics",
             f"  Vocabulary size:        {self.vocab_size:,}",
             f"  Total tokens in data:   {self.total_tokens:,}",
-            f"  Threshold:              {'n/a (custom mask)' if self.threshold is None else f'count >= {self.threshold}'}",
+            f"  Threshold:              {'n/a (custom mask)' if self.threshold is None else f'count >= {self.threshold}'}"
+            + (f" (resolved from {self.share_spec} of the training tokens)" if self.share_spec else ""),
             f"  Tokens kept:            {self.kept_tokens:,} ({self.kept_pct:.2f}%)",
             f"  Tokens masked:          {self.masked_tokens:,} ({self.masked_pct:.2f}%)",
             "Masked tokens",
@@ -177,13 +297,16 @@ class MaskStatistics:
             f"  Mean count:             {mean(self.kept_mean_count)}",
             f"  Min count:              {whole(self.kept_min_count)}",
             self.validation_line(),
+            self.seed_line(),
         ]
         if self.file_size is not None:
             lines.append(f"Mask file size: {self.file_size:,} bytes ({self.file_size / 1024:.1f} KiB)")
         return "\n".join(lines)
 
 
-def mask_statistics(counts: Any, mask: np.ndarray, threshold: int | None = None) -> MaskStatistics:
+def mask_statistics(
+    counts: Any, mask: np.ndarray, threshold: int | None = None, share_spec: str | None = None
+) -> MaskStatistics:
     counts = validate_counts(counts)
     mask = np.asarray(mask, dtype=bool).reshape(-1)
     if mask.shape != counts.shape:
@@ -201,6 +324,7 @@ def mask_statistics(counts: Any, mask: np.ndarray, threshold: int | None = None)
         masked_max_count=int(masked.max()) if masked.size else None,
         kept_mean_count=float(kept.mean()) if kept.size else None,
         kept_min_count=int(kept.min()) if kept.size else None,
+        share_spec=share_spec,
     )
 
 
@@ -215,11 +339,38 @@ def save_mask(mask: np.ndarray, path: str | Path) -> Path:
     return Path(path)
 
 
+def mask_digest(mask: np.ndarray) -> str:
+    """A short fingerprint of a mask's bits (checkpoints, mask records)."""
+    return hashlib.sha256(np.packbits(np.asarray(mask, dtype=bool)).tobytes()).hexdigest()[:16]
+
+
+def mask_record_path(mask_path: str | Path) -> Path:
+    """Where `create_mask` writes a mask's record: `token_mask.npy` -> `token_mask.json`."""
+    return Path(mask_path).with_suffix(".json")
+
+
+def read_mask_record(mask_path: str | Path, mask: np.ndarray) -> dict[str, Any] | None:
+    """The record `create_mask` wrote beside `mask_path`, if it describes this very mask (same bits); else None.
+
+    A mask file alone says which tokens are masked but not what was asked for (`1%` or `threshold 3`); the
+    record keeps that, so a model trained from the file names both. A record left from another mask under the
+    same name is ignored rather than believed."""
+    path = mask_record_path(mask_path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("mask_digest") != mask_digest(mask):
+        return None
+    return record
+
+
 @dataclass
 class MaskResult:
     mask: np.ndarray  # bool (V,), True = keep
     statistics: MaskStatistics
     path: Path | None
+    record_path: Path | None = None  # the mask's record (`token_mask.json`): statistics, threshold and share
 
 
 def create_mask(
@@ -237,33 +388,44 @@ def create_mask(
         counts = load_token_counts(token_counts)
     else:
         counts = validate_counts(token_counts)
-    mask = counts >= threshold
-    statistics = mask_statistics(counts, mask, threshold)
-    path = None
+    resolved = resolve_threshold(threshold, counts)
+    mask = counts >= resolved.count
+    statistics = mask_statistics(counts, mask, resolved.count, resolved.share_spec)
+    path = record_path = None
     if output is not None:
         path = save_mask(mask, output)
         statistics.file_size = path.stat().st_size
+        source = str(token_counts) if isinstance(token_counts, (str, Path)) else "(array)"
+        record = {**statistics.record(), "source": source, "mask_digest": mask_digest(mask)}
+        record_path = write_text_atomic(mask_record_path(path), json.dumps(record, indent=2) + "\n")
     if verbose:
         print(statistics.report())
         if path is not None:
-            print(f"Saved token mask to {path} (shape={mask.shape}, dtype=bool)")
-    return MaskResult(mask, statistics, path)
+            print(f"Saved token mask to {path} (shape={mask.shape}, dtype=bool), its record to {record_path}")
+    return MaskResult(mask, statistics, path, record_path)
 
 
 # --------------------------------------------------------------------------------------------- coverage
 
 
-def threshold_table(counts: Any, thresholds: Sequence[Any] = DEFAULT_THRESHOLDS) -> pd.DataFrame:
-    """What each threshold would mask: tokens (count, % of vocabulary) and share of training data."""
+def threshold_table(counts: Any, thresholds: Sequence[Any] = DEFAULT_THRESHOLDS, seed_row: bool = False) -> pd.DataFrame:
+    """What each threshold would mask: tokens (count, % of vocabulary) and share of training data. A share
+    threshold (`"0.0025%"`) is a row at the count it resolves to, its share in `threshold_share`.
+
+    `seed_row` adds the seed's own figures (`SEED_REGIME`: threshold 10 masks 29.28 % of Gemma3-27B's
+    vocabulary carrying 0.0025 % of OpenLID-v2's tokens) as a last row, `measured_on` telling the rows apart:
+    a reader sees at once which of these thresholds is in the seed's regime."""
     counts = validate_counts(counts)
     total = int(counts.sum())
     rows = []
-    for threshold in sorted({parse_threshold(t) for t in thresholds}):
-        masked = counts < threshold
+    resolved = {resolve_threshold(t, counts) for t in thresholds}
+    for threshold in sorted(resolved, key=lambda r: (r.count, r.share_spec or "")):
+        masked = counts < threshold.count
         occurrences = int(counts[masked].sum())
         rows.append(
             {
-                "threshold": threshold,
+                "threshold": threshold.count,
+                "threshold_share": threshold.share_spec or "",
                 "tokens_masked": int(masked.sum()),
                 "tokens_masked_pct": 100.0 * masked.sum() / counts.size,
                 "tokens_kept": int((~masked).sum()),
@@ -272,7 +434,18 @@ def threshold_table(counts: Any, thresholds: Sequence[Any] = DEFAULT_THRESHOLDS)
                 f"below_{VALIDATION_LIMIT_PCT}pct": (100.0 * occurrences / total if total else 0.0) < VALIDATION_LIMIT_PCT,
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if seed_row:
+        table.insert(0, "measured_on", "these counts")
+        seed = {
+            "measured_on": SEED_REGIME.name, "threshold": SEED_REGIME.threshold, "threshold_share": "",
+            "tokens_masked_pct": SEED_REGIME.vocab_masked_pct, "training_data_masked_pct": SEED_REGIME.data_masked_pct,
+            f"below_{VALIDATION_LIMIT_PCT}pct": SEED_REGIME.data_masked_pct < VALIDATION_LIMIT_PCT,
+        }  # fmt: skip
+        table = pd.concat([table, pd.DataFrame([seed])], ignore_index=True)
+        for column in ("tokens_masked", "tokens_kept", "occurrences_masked"):  # counts stay whole numbers
+            table[column] = table[column].astype("Int64")
+    return table
 
 
 def language_impact(per_language, languages: Sequence[str], mask: np.ndarray) -> pd.DataFrame:
@@ -390,6 +563,7 @@ class MaskInfo:
     counts: np.ndarray  # int64 (vocab_size,): step 1's counts of the training tokens
     path: Path | None = None  # the mask file read (step 2's), if any
     threshold: int | None = None
+    share_spec: str | None = None  # the share of training tokens `threshold` was resolved from ("1%"), if any
 
     @property
     def tokens_masked(self) -> int:
@@ -397,13 +571,14 @@ class MaskInfo:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(np.packbits(self.mask).tobytes()).hexdigest()[:16]
+        return mask_digest(self.mask)
 
     def seed_lines(self) -> list[str]:
         """The mask block of the seed's training output, in its words and order: users who follow the seed grep
         for these lines (`Tokens to zero: 76,776 (29.28%)` on Gemma3-27B at threshold 10)."""
+        asked = f" ({threshold_label(self.threshold, self.share_spec)})" if self.share_spec else ""
         return [
-            f"Loading token mask from {self.source}...",
+            f"Loading token mask from {self.source}{asked}...",
             f"  Mask shape: ({self.mask.size},)",
             f"  Tokens to zero: {self.tokens_masked:,} ({self.tokens_masked / max(self.mask.size, 1) * 100:.2f}%)",
             f"  Tokens to train: {self.mask.size - self.tokens_masked:,}",
@@ -413,7 +588,7 @@ class MaskInfo:
         """The mask record: step 2's statistics on these counts, the source, and (after training) what the
         masked weights became."""
         threshold = self.threshold if self.threshold is not None else infer_threshold(self.counts, self.mask)
-        record = {**mask_statistics(self.counts, self.mask, threshold).record(), "source": self.source}
+        record = {**mask_statistics(self.counts, self.mask, threshold, self.share_spec).record(), "source": self.source}
         record["masked_tokens_seen_in_training"] = int(((self.counts > 0) & ~self.mask).sum())
         if token_weights is not None:
             masked_weights = np.asarray(token_weights).reshape(-1)[~self.mask]
@@ -423,21 +598,24 @@ class MaskInfo:
 
 
 def check_threshold_mask(token_mask: str | Path, counts: np.ndarray, threshold: Any) -> None:
-    """A mask file given together with a threshold must be that threshold's mask on these counts."""
-    threshold = parse_threshold(threshold)
+    """A mask file given together with a threshold (a count or a share) must be that threshold's mask on these counts."""
+    counts = validate_counts(counts)
+    resolved = resolve_threshold(threshold, counts)
     mask = load_token_mask(token_mask, counts.size)
-    expected = validate_counts(counts) >= threshold
+    expected = counts >= resolved.count
     if not np.array_equal(mask, expected):
         differ = int((mask != expected).sum())
         raise WLDetectError(
-            f"token mask {token_mask}: not the threshold-{threshold} mask of these counts ({differ:,} tokens differ); "
+            f"token mask {token_mask}: not the {resolved.label} mask of these counts ({differ:,} tokens differ); "
             "give the mask or the threshold alone"
         )
 
 
-def resolve_mask(config, corpus: TokenizedCorpus, token_mask=None, threshold: int | None = None) -> MaskInfo | None:
+def resolve_mask(config, corpus: TokenizedCorpus, token_mask=None, threshold: int | str | None = None) -> MaskInfo | None:
     """The mask training starts from: `token_mask` (step 2's file, or a bool array), else one made from step
-    1's counts at `threshold`, else `training.token_mask_path` of the config, else None (no mask)."""
+    1's counts at `threshold` (a count, or a share resolved on those counts), else `training.token_mask_path`
+    of the config, else None (no mask). A mask file's threshold and share come from its record
+    (`read_mask_record`), when it has one for these bits."""
     if token_mask is not None and threshold is not None:
         raise WLDetectError("give a token mask or a threshold, not both")
     counts_path, counts = corpus.token_counts_file()
@@ -459,10 +637,18 @@ def resolve_mask(config, corpus: TokenizedCorpus, token_mask=None, threshold: in
                 f"token mask {path}: Token mask shape doesn't match vocab_size: mask has shape {mask.shape}, "
                 f"vocab_size is {vocab_size} (the embeddings' rows)"
             )
-        return MaskInfo(mask, str(path), counts, path=path)
+        record = read_mask_record(path, mask) or {}
+        recorded = record.get("threshold")
+        if not isinstance(recorded, int) or isinstance(recorded, bool) or not np.array_equal(mask, counts >= recorded):
+            return MaskInfo(mask, str(path), counts, path=path)  # its threshold is inferred from these counts
+        share = record.get("threshold_share") if isinstance(record.get("threshold_share"), str) else None
+        return MaskInfo(mask, str(path), counts, path=path, threshold=recorded, share_spec=share)
     if threshold is not None:
-        threshold = parse_threshold(threshold)
-        return MaskInfo(counts >= threshold, f"{counts_path} at threshold {threshold}", counts, threshold=threshold)
+        resolved = resolve_threshold(threshold, counts)
+        return MaskInfo(
+            counts >= resolved.count, f"{counts_path} at {resolved.label}", counts, threshold=resolved.count,
+            share_spec=resolved.share_spec,
+        )  # fmt: skip
     return None
 
 
@@ -494,12 +680,15 @@ class MaskCoverage:
         against the seed's validation line, which languages lose the largest share of their tokens, and in
         which scripts the masked tokens that training did see are written."""
         stats = self.statistics
-        threshold = f"Threshold {stats.threshold}" if stats.threshold is not None else "This mask"
+        threshold = "This mask"
+        if stats.threshold is not None:
+            threshold = threshold_label(stats.threshold, stats.share_spec)
+            threshold = threshold[0].upper() + threshold[1:]
         validation = "below" if stats.masked_data_pct < VALIDATION_LIMIT_PCT else "above"
         lines = [
             f"{threshold} masks {stats.masked_tokens:,} of {stats.vocab_size:,} tokens ({stats.masked_pct:.1f} % of the "
-            f"vocabulary); they carry {stats.masked_data_pct:.2f} % of the training tokens, {validation} the seed's "
-            f"{VALIDATION_LIMIT_PCT:g} % validation line."
+            f"vocabulary); they carry {stats.masked_data_pct:.4f} % of the training tokens, {validation} the seed's "
+            f"{VALIDATION_LIMIT_PCT:g} % validation line. The seed's own regime: {SEED_REGIME.line()}."
         ]
         if self.language_impact is not None and not self.language_impact.empty:
             top = self.language_impact.head(languages_named)
@@ -548,9 +737,15 @@ def mask_coverage(
         mask = np.asarray(token_mask)
         if mask.dtype != np.bool_ or mask.shape != counts.shape:
             raise WLDetectError(f"token mask must be bool with shape {counts.shape}, got {mask.dtype} {mask.shape}")
-    threshold = parse_threshold(threshold) if threshold is not None else infer_threshold(counts, mask)
-    statistics = mask_statistics(counts, mask, threshold)
-    table = threshold_table(counts, list(thresholds) + ([threshold] if threshold is not None else []))
+    share = None
+    if threshold is not None:
+        resolved = resolve_threshold(threshold, counts)
+        threshold, share = resolved.count, resolved.share_spec
+    else:
+        threshold = infer_threshold(counts, mask)
+    statistics = mask_statistics(counts, mask, threshold, share)
+    asked = [share or threshold] if threshold is not None else []
+    table = threshold_table(counts, list(thresholds) + asked, seed_row=True)
     impact = language_impact(per_language, languages, mask) if per_language is not None and languages else None
     scripts = sample = None
     if tokenizer is not None:

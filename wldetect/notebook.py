@@ -31,7 +31,7 @@ def notebook_run(
     *,
     kind: str,
     parameters: dict[str, Any],
-    threshold: int | None = None,
+    threshold: int | str | None = None,
     run_dir: str | Path | None = None,
 ) -> Run:
     """The setup of a step notebook, in one call: work from the project root (so relative paths mean the same
@@ -264,7 +264,9 @@ def training_verdict(result, evaluation=None) -> str:
     vocab = int(mask.get("vocab_size") or 0)
     threshold = mask.get("threshold")
     share = mask.get("occurrences_masked_fraction")
-    text = f"Mask{f' (threshold {threshold})' if threshold is not None else ''}: {masked:,}"
+    asked = mask.get("threshold_share")
+    named = f"{asked} -> threshold {threshold}" if asked else f"threshold {threshold}"
+    text = f"Mask{f' ({named})' if threshold is not None else ''}: {masked:,}"
     text += f" of {vocab:,} tokens ({_share(masked, vocab)})" if vocab else " tokens"
     text += " started at weight 0.0"
     if share is not None:

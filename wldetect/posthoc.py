@@ -38,7 +38,7 @@ from wldetect.lookup import (
     write_lookup_tables,
     zero_token_rows,
 )
-from wldetect.masking import mask_from_counts, mask_statistics, parse_threshold
+from wldetect.masking import mask_statistics, parse_threshold, resolve_threshold
 from wldetect.pooling import TablePooler
 from wldetect.sources.evalsets import load_evaluation_set
 from wldetect.tokenization import configure, encode_texts
@@ -105,12 +105,13 @@ _COPIED_FILES = (MODEL_CONFIG_FILE, TOKENIZER_FILE, HISTORY_FILE, SUMMARY_FILE)
 def filter_lookup(
     model_path: str | Path,
     token_counts: str | Path | np.ndarray,
-    threshold: int,
+    threshold: int | str,
     output_dir: str | Path,
     verbose: bool = True,
     overwrite: bool = False,
 ) -> FilterResult:
-    """Zero the weight of every token seen fewer than `threshold` times in an already trained model.
+    """Zero the weight of every token seen fewer than `threshold` times in an already trained model (a share of
+    the training tokens, `"1%"`, is resolved on `token_counts`: `masking.resolve_threshold`).
 
     The seed's `create_filtered_e3m4_model.py` without retraining and without the embeddings: a token's row is
     `w[t] * (E[t] @ W.T) + b`, so with `w[t] = 0` it is the projection bias. Writes a complete artifacts
@@ -140,10 +141,13 @@ def filter_lookup(
             f"token counts {counts_source}: Token mask shape doesn't match vocab_size: the counts have "
             f"{counts.shape[0]} entries, the model's lookup table {table.values.shape[0]} rows"
         )
-    mask = mask_from_counts(counts, threshold)
+    resolved = resolve_threshold(threshold, counts)
+    threshold = resolved.count
+    mask = counts >= threshold
     projection = _load_projection(model_path / PROJECTION_FILE)
-    say(f"Filtering {model_path} -> {output_dir}: zeroing the weights of tokens seen < {threshold} times")
-    statistics = mask_statistics(counts, mask, threshold).record()
+    asked = f" ({resolved.share_spec} of the training tokens)" if resolved.share_spec else ""
+    say(f"Filtering {model_path} -> {output_dir}: zeroing the weights of tokens seen < {threshold} times{asked}")
+    statistics = mask_statistics(counts, mask, threshold, resolved.share_spec).record()
     token_weights = projection["token_weights"].reshape(-1)
     statistics.update(
         mode="post-hoc",

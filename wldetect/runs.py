@@ -69,11 +69,24 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def make_run_id(name: str, threshold: int | None = None) -> str:
-    """Readable and sortable: `20261121T101500Z-demo-t10`."""
+def make_run_id(name: str, threshold: int | str | None = None) -> str:
+    """Readable and sortable: `20261121T101500Z-demo-t10`; a share threshold reads as asked, `...-demo-t0.0025pct`
+    (the count it resolves to is known only once step 1's counts are read: the manifest has both)."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
-    return f"{stamp}-{slug}" + (f"-t{threshold}" if threshold is not None else "")
+    if threshold is None:
+        return f"{stamp}-{slug}"
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(threshold).strip().replace("%", "pct")).strip("-")
+    return f"{stamp}-{slug}" + (f"-t{label}" if label else "")
+
+
+def threshold_fields(threshold: Any) -> dict[str, Any]:
+    """A manifest's `threshold` (the count) and `threshold_share` (the share of training tokens it was asked as,
+    `"0.0025%"`, or None). A share's count is unknown until the step resolves it on step 1's counts
+    (`Run.record_threshold`); until then `threshold` is None."""
+    if isinstance(threshold, str) and threshold.strip().endswith("%"):
+        return {"threshold": None, "threshold_share": threshold.strip()}
+    return {"threshold": threshold, "threshold_share": None}
 
 
 def file_hash(path: Path) -> str:
@@ -429,6 +442,10 @@ class Run:
         if machine:
             self.record_process("ray task")
 
+    def record_threshold(self, count: int, share: str | None = None) -> None:
+        """The threshold a step resolved (`masking.resolve_threshold`): the count, and the share it was asked as."""
+        self._update(threshold=int(count), threshold_share=share)
+
     def record_timing(self, step: str, seconds: float) -> None:
         timings = self.manifest().get("timings_s", {})
         timings[step] = round(seconds, 3)
@@ -483,7 +500,7 @@ def create_run(
     *,
     kind: str,
     parameters: dict[str, Any],
-    threshold: int | None = None,
+    threshold: int | str | None = None,
     root: Path | None = None,
     run_id: str | None = None,
 ) -> Run:
@@ -508,7 +525,7 @@ def create_run(
         "run_id": run.run_id,
         "kind": kind,
         "name": name,
-        "threshold": threshold,
+        **threshold_fields(threshold),
         "status": "running",
         "started": utc_now(),
         "started_unix": time.time(),
@@ -527,7 +544,7 @@ def create_run(
 
 
 def start_run(
-    name: str, *, kind: str, parameters: dict[str, Any], threshold: int | None = None, run_dir: str | Path | None = None
+    name: str, *, kind: str, parameters: dict[str, Any], threshold: int | str | None = None, run_dir: str | Path | None = None
 ) -> Run:
     """What a notebook calls first: reuse the run `wldetect run` made for it, or make its own (raw papermill,
     JupyterLab). Inside IPython, a cell that raises marks the run failed, so a crash is never shown as done.
@@ -538,7 +555,7 @@ def start_run(
     if run_dir:
         run = open_run(run_dir)
         _refuse_finished(run)
-        run._update(parameters=_plain(parameters), threshold=threshold)
+        run._update(parameters=_plain(parameters), **threshold_fields(threshold))
         run.record_process("kernel")
         write_text_atomic(run.path / PARAMS, yaml.safe_dump(_plain(parameters), sort_keys=False))
     else:
@@ -645,6 +662,7 @@ def list_runs(root: Path | None = None):
                 "kind": manifest.get("kind"),
                 "status": run_status(manifest),
                 "threshold": manifest.get("threshold"),
+                "threshold_share": manifest.get("threshold_share"),
                 "config": _mapping(manifest.get("parameters")).get("config"),
                 "accuracy": metrics.get("accuracy"),
                 "f1_macro": metrics.get("f1_macro"),

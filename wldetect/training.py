@@ -232,14 +232,14 @@ def prepare(
     config: TrainingConfig,
     token_ids: str | Path | None = None,
     token_mask: str | Path | np.ndarray | None = None,
-    threshold: int | None = None,
+    threshold: int | str | None = None,
     verbose: bool = True,
 ) -> TrainingInputs:
     """Read what training consumes: the model, the token ids (step 1) and the mask (step 2).
 
     `token_ids`: step 1's token-ids directory, its counts file or its run directory; None runs step 1 here
-    (cached). `token_mask` (a .npy path or a bool array) or `threshold` (a mask built from step 1's counts)
-    override `training.token_mask_path`.
+    (cached). `token_mask` (a .npy path or a bool array) or `threshold` (a mask built from step 1's counts; a
+    count, or a share of the training tokens like "1%") override `training.token_mask_path`.
     """
     say = print if verbose else (lambda *args, **kwargs: None)
     section = config.training
@@ -535,7 +535,7 @@ def train(
     config: TrainingConfig | str | Path,
     output_dir: str | Path | None = None,
     token_mask: str | Path | np.ndarray | None = None,
-    threshold: int | None = None,
+    threshold: int | str | None = None,
     resume: bool = False,
     verbose: bool = True,
     *,

@@ -105,6 +105,9 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
             raise WLDetectError(f"-p config: {stem} takes no config: {_NO_CONFIG[stem]}")
         if key not in declared:
             raise WLDetectError(f"-p {key}: not a parameter of {notebook_path(name).stem} (expected one of {', '.join(declared)})")
+        if key in ("threshold", "thresholds") and value is not None:
+            _check_thresholds(key, value)
+            continue
         try:
             default = ast.literal_eval(declared[key]["default"])
         except (ValueError, SyntaxError):
@@ -121,8 +124,6 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok:
             raise WLDetectError(f"-p {key} {value!r}: expected {_TYPE_WORDS.get(expected, expected.__name__)}")
-        if expected is int and key == "threshold" and value < 0:
-            raise WLDetectError(f"-p threshold {value}: expected a whole number >= 0 (0: no mask)")
     if "run_dir" in parameters:  # it would be replaced by the record made here: refused rather than dropped
         raise WLDetectError(
             f"-p run_dir {parameters['run_dir']!r}: `wldetect run` makes the run record itself (under "
@@ -131,6 +132,23 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
     from wldetect.notebook import check_parameter_values
 
     check_parameter_values(stem, parameters)  # values (batch_size >= 1, epochs >= 1, paths): notebook_run's rules
+
+
+def _check_thresholds(key: str, value: Any) -> None:
+    """`-p threshold 10` or `-p threshold 1%` (a share of the training tokens, resolved in the notebook on
+    step 1's counts), and every entry of `-p thresholds [1, 0.5%]`: parsed as the notebook will parse them."""
+    from wldetect.masking import parse_threshold
+
+    if key == "thresholds" and not isinstance(value, list):
+        raise WLDetectError(f"-p thresholds {value!r}: expected a list like [1, 5, 0.0025%]")
+    for item in value if key == "thresholds" else [value]:
+        try:
+            parse_threshold(item)
+        except WLDetectError:
+            raise WLDetectError(
+                f"-p {key} {value!r}: expected a whole number >= 0 (0: no mask) or a share of the training tokens "
+                "below 100% like 0.5%"
+            ) from None
 
 
 _TYPE_WORDS = {int: "a whole number", str: "a string", list: "a list like [1, 2]", dict: "a mapping like {a: 1}", bool: "true or false"}
@@ -236,7 +254,7 @@ def execute_into_run(
 
 def sweep(
     config: str | Path,
-    thresholds: list[int],
+    thresholds: list[int | str],
     *,
     jobs: int = 1,
     name: str | None = None,
@@ -247,14 +265,16 @@ def sweep(
     runs_per_gpu: int = 1,
     raise_on_failure: bool = True,
     count_run: str | Path | None = None,
-    masks: dict[int, str | Path] | None = None,
+    masks: dict[int | str, str | Path] | None = None,
 ) -> Run:
     """Train once per threshold from one step 1 run's token ids, then compare all runs in one report.
 
     `count_run`: the step 1 run (01_count_tokens) whose token ids and counts every training run reads; None
     runs step 1 first, into its own run record. `masks`: step 2 mask files to train from, by threshold (the
     other thresholds' masks are made by each training run from the step 1 counts, in its own record).
-    The first threshold is the baseline of the comparison (put 0, no mask, first). Executors:
+    The first threshold is the baseline of the comparison (put 0, no mask, first). A threshold is a count or a
+    share of the training tokens (`"0.0025%"`); shares are resolved on the count run's counts before training
+    (`resolve_sweep_thresholds`), and each training run records both (`0.0025% -> threshold 1`). Executors:
     - `local` (default): `jobs` papermill kernels on this machine. With GPUs visible (and training.device
       auto or cuda) each concurrent run gets its own GPU through CUDA_VISIBLE_DEVICES (`runs_per_gpu` > 1
       shares them); without, each kernel gets its share of the CPU threads.
@@ -267,10 +287,14 @@ def sweep(
     from wldetect.config import load_training_config
 
     check_executor(executor, address)
+    from wldetect.masking import parse_threshold
+
     if not thresholds:
         raise WLDetectError("sweep: give at least one threshold")
-    if any(t < 0 for t in thresholds):
-        raise WLDetectError(f"sweep: thresholds must be >= 0, got {thresholds}")
+    try:
+        thresholds = [parse_threshold(t) for t in thresholds]
+    except WLDetectError as err:
+        raise WLDetectError(f"sweep: thresholds {thresholds}: {err}") from None
     training_config = load_training_config(config, overrides)
     if executor == "ray":  # reach the cluster before counting, so a wrong --address fails at once
 
@@ -281,7 +305,8 @@ def sweep(
         count_run = run_notebook(
             "01_count_tokens", {"config": str(config), "overrides": overrides or {}}, run_name=name, runs_root=runs_root
         ).path
-    masks = {int(t): str(path) for t, path in (masks or {}).items()}
+    resolve_sweep_thresholds(thresholds, count_run)
+    masks = {parse_threshold(t): str(path) for t, path in (masks or {}).items()}
     jobs_to_run = [
         {
             "config": str(config), "threshold": threshold, "name": name, "overrides": overrides or {},
@@ -301,6 +326,29 @@ def sweep(
             runs_per_gpu=runs_per_gpu,
         )  # fmt: skip
     return sweep_report(training_runs, name, runs_root=runs_root, raise_on_failure=raise_on_failure)
+
+
+def resolve_sweep_thresholds(thresholds: list[int | str], count_run: str | Path) -> dict[int | str, Any]:
+    """Each share threshold of a sweep as the count it means on the count run's counts, printed before any
+    training starts (`0.0025% -> threshold 1: 45.10 % of vocabulary, 0.0000 % of tokens`), so a share that
+    lands on the same count as another threshold of the sweep is seen at once. Counts are not looked up
+    when every threshold is a count. Returns {spec: masking.ResolvedThreshold} of the shares."""
+    shares = [t for t in thresholds if isinstance(t, str)]
+    if not shares:
+        return {}
+    from wldetect.counting import load_counts
+    from wldetect.masking import resolve_threshold
+
+    counts = load_counts(count_run).counts
+    resolved = {spec: resolve_threshold(spec, counts) for spec in shares}
+    for spec, threshold in resolved.items():
+        same = [str(t) for t in thresholds if t != spec and resolve_threshold(t, counts).count == threshold.count]
+        print(
+            f"sweep: {threshold.label}: {100 * threshold.masked_vocab_share:.2f} % of vocabulary, "
+            f"{100 * threshold.masked_data_share:.4f} % of tokens"
+            + (f" (the same mask as {', '.join(same)})" if same else "")
+        )
+    return resolved
 
 
 def _local_run_notebooks(
@@ -461,8 +509,8 @@ DEMO_THRESHOLDS = (0, 1, 5, 10, 50)
 
 def demo(
     config: str | Path = "params/training/demo.yaml",
-    threshold: int = 10,
-    thresholds: tuple[int, ...] = DEMO_THRESHOLDS,
+    threshold: int | str = 10,
+    thresholds: tuple[int | str, ...] = DEMO_THRESHOLDS,
     evaluation_set: str = "pud",
     jobs: int | None = None,
 ) -> dict[str, Run]:
@@ -475,8 +523,12 @@ def demo(
     The sweep trains `jobs` runs at a time (default: one per core, each on its share of the threads): on a
     small machine the kernels' start-up, imports and reports then overlap with another run's training.
     Returns the run of each step."""
+    from wldetect.masking import parse_threshold
+
     config = str(config)
-    thresholds = tuple(sorted({0, threshold, *thresholds}))
+    threshold = parse_threshold(threshold)
+    given = {parse_threshold(t) for t in (0, threshold, *thresholds)}  # counts first, in order, then shares
+    thresholds = tuple(sorted(given, key=lambda t: (isinstance(t, str), t if isinstance(t, int) else float(t[:-1]))))
     steps: dict[str, Run] = {}
     steps["01_count_tokens"] = count_run = run_notebook("01_count_tokens", {"config": config}, run_name="demo")
     steps["02_create_mask"] = mask_run = run_notebook(
