@@ -61,11 +61,11 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def make_run_id(name: str, threshold: int | None = None) -> str:
-    """Readable and sortable: `20261121T101500Z-demo-t10`."""
+def make_run_id(name: str, threshold: int | None = None, seed: int | None = None) -> str:
+    """Readable and sortable: `20261121T101500Z-demo-t10`, with a chosen training seed `...-t10-s1`."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
-    return f"{stamp}-{slug}" + (f"-t{threshold}" if threshold is not None else "")
+    return f"{stamp}-{slug}" + (f"-t{threshold}" if threshold is not None else "") + (f"-s{seed}" if seed is not None else "")
 
 
 def file_hash(path: Path) -> str:
@@ -319,11 +319,16 @@ class Run:
         inputs: dict[str, str | Path | None] | None = None,
         training_config=None,
         training_data: bool = True,
+        seed: int | None = None,
     ) -> None:
         """A notebook's closing call: hash what the step read into the manifest, mark the run completed with
         its `metrics`, and print one line. With `training_config`, its training data and embeddings are
-        recorded too (`record_training_inputs`); `inputs` names further files or directories (None: skipped)."""
+        recorded too (`record_training_inputs`); `inputs` names further files or directories (None: skipped).
+        `seed`: the training seed the run used (a training run's config seed, chosen or not), so a comparison
+        can pair runs by seed from the manifest alone."""
         inputs = dict(inputs or {})
+        if seed is not None:
+            self._update(seed=seed)
         if training_config is not None:
             self.record_training_inputs(training_config, training_data, **inputs)
         else:
@@ -341,11 +346,14 @@ def create_run(
     threshold: int | None = None,
     root: Path | None = None,
     run_id: str | None = None,
+    seed: int | None = None,
 ) -> Run:
-    """Make a new run directory (never reusing one) with its resolved parameters and an initial manifest."""
+    """Make a new run directory (never reusing one) with its resolved parameters and an initial manifest.
+
+    `seed`: a training seed chosen for this run (`-p seed`, a sweep's `--seeds`): in the run id and manifest."""
     root = Path(root) if root else runs_dir()
     root.mkdir(parents=True, exist_ok=True)
-    base = run_id or make_run_id(name, threshold)
+    base = run_id or make_run_id(name, threshold, seed)
     for attempt in range(1000):
         path = root / (base if attempt == 0 else f"{base}-{attempt + 1}")
         try:
@@ -362,6 +370,7 @@ def create_run(
         "kind": kind,
         "name": name,
         "threshold": threshold,
+        **({"seed": seed} if seed is not None else {}),
         "status": "running",
         "started": utc_now(),
         "started_unix": time.time(),
@@ -379,7 +388,13 @@ def create_run(
 
 
 def start_run(
-    name: str, *, kind: str, parameters: dict[str, Any], threshold: int | None = None, run_dir: str | Path | None = None
+    name: str,
+    *,
+    kind: str,
+    parameters: dict[str, Any],
+    threshold: int | None = None,
+    run_dir: str | Path | None = None,
+    seed: int | None = None,
 ) -> Run:
     """What a notebook calls first: reuse the run `wldetect run` made for it, or make its own (raw papermill,
     JupyterLab). Inside IPython, a cell that raises marks the run failed, so a crash is never shown as done.
@@ -390,10 +405,10 @@ def start_run(
     if run_dir:
         run = open_run(run_dir)
         _refuse_finished(run)
-        run._update(parameters=_plain(parameters), threshold=threshold)
+        run._update(parameters=_plain(parameters), threshold=threshold, **({"seed": seed} if seed is not None else {}))
         write_text_atomic(run.path / PARAMS, yaml.safe_dump(_plain(parameters), sort_keys=False))
     else:
-        run = create_run(name, kind=kind, parameters=parameters, threshold=threshold)
+        run = create_run(name, kind=kind, parameters=parameters, threshold=threshold, seed=seed)
     _mark_failed_on_error(run)
     return run
 
