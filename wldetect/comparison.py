@@ -748,7 +748,7 @@ class SeedEffect:
             judgement = f"a real {'loss' if self.difference < 0 else 'gain'}: the seed-aware interval excludes 0"
         else:
             judgement = "not a real effect: the seed-aware interval includes 0"
-        few = " (two seeds only: the interval sees just two seed effects)" if len(self.seeds) == 2 else ""
+        few = ", from two seeds only" if len(self.seeds) == 2 else ""
         return (
             f"{100 * self.difference:+.2f} pp on average over seeds {seeds} ({self.confidence:.0%} interval over seeds "
             f"and sentences [{100 * self.ci_low:+.2f}, {100 * self.ci_high:+.2f}]{few}); {each}; {direction} in "
