@@ -406,6 +406,7 @@ def test_sweep_p_overrides_reach_every_run(tiny_training_config, tiny_workflow, 
         (["run", "03", "-p", "seed", "one"], "-p seed 'one': expected a whole number"),
         (["run", "03", "--seeds", "0,1", "-p", "seed", "2"], "--seeds and -p seed both set the training seed"),
         (["run", "02", "--seeds", "0,1"], "-p seed: not a parameter of 02_create_mask"),
+        (["run", "03", "-p", "seed", "1", "-p", "overrides", "{training.seed: 2}"], "-p seed 1 and -p overrides training.seed 2 disagree"),
     ],
 )
 def test_seed_errors_are_one_line_with_status_2_and_leave_no_run(tiny_workflow, args, message):
@@ -506,3 +507,14 @@ def test_a_one_seed_sweep_report_says_its_verdict_ignores_seed_variance(executed
     notebook = nbformat.read(str(executed["05_compare"].path / "05_compare.ipynb"), as_version=4)
     verdict = _printed([c for c in notebook.cells if c.cell_type == "code"][-2])
     assert verdict.startswith("One seed: one training seed (seed 3), so this verdict ignores seed-to-seed variance")
+
+
+def test_step_3s_seed_parameter_becomes_training_seed():
+    from wldetect.notebook import training_overrides
+
+    assert training_overrides({"training.learning_rate": 0.1}, epochs=2, seed=4) == {
+        "training.learning_rate": 0.1, "training.epochs": 2, "training.seed": 4,
+    }  # fmt: skip
+    assert training_overrides({"training.seed": 4}, seed=4) == {"training.seed": 4}
+    assert training_overrides({}) == {}
+    assert workflow.chosen_seed({"overrides": {"training.seed": 5}}) == 5 and workflow.chosen_seed({"seed": 0}) == 0

@@ -505,6 +505,7 @@ def list_runs(root: Path | None = None):
                 "kind": manifest.get("kind"),
                 "status": manifest.get("status"),
                 "threshold": manifest.get("threshold"),
+                "seed": manifest.get("seed"),
                 "config": _mapping(manifest.get("parameters")).get("config"),
                 "accuracy": metrics.get("accuracy"),
                 "f1_macro": metrics.get("f1_macro"),
@@ -513,7 +514,7 @@ def list_runs(root: Path | None = None):
             }
         )
     table = pd.DataFrame(rows)
-    for column in ("threshold", "tokens_masked"):
+    for column in ("threshold", "seed", "tokens_masked"):
         if column in table:  # counts, not measurements: no "10.0000"; a value that is no count (a failed run's
             # bad parameter, `threshold: abc`) is shown as missing rather than breaking the listing
             whole = [_whole_number(v) for v in table[column]]

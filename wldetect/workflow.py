@@ -123,6 +123,10 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
             raise WLDetectError(f"-p threshold {value}: expected a whole number >= 0 (0: no mask)")
         if key == "seed" and value is not None and value < 0:
             raise WLDetectError(f"-p seed {value}: expected a whole number >= 0")
+    if parameters.get("seed") is not None and isinstance(parameters.get("overrides"), dict):
+        from wldetect.notebook import training_overrides
+
+        training_overrides(parameters["overrides"], seed=parameters["seed"])  # a disagreeing overrides seed: one line
 
 
 _TYPE_WORDS = {int: "a whole number", str: "a string", list: "a list like [1, 2]", dict: "a mapping like {a: 1}", bool: "true or false"}
