@@ -9,7 +9,14 @@ import pytest
 from scipy import stats
 from test_evaluation import write_tiny_artifacts, write_tiny_evalset
 
-from wldetect.comparison import compare_runs, mcnemar_test, paired_bootstrap_ci
+from wldetect.comparison import (
+    SeedAwareComparison,
+    compare_runs,
+    mcnemar_test,
+    paired_bootstrap_ci,
+    seed_bootstrap_ci,
+    seed_effect,
+)
 from wldetect.errors import WLDetectError
 from wldetect.evaluation import evaluate
 
@@ -301,3 +308,143 @@ def test_the_summary_names_a_share_threshold_and_puts_the_seed_and_its_validatio
     seed_row = next(line for line in lines if line.startswith("seed (Gemma3-27B/OpenLID-v2) "))
     assert seed_row.split()[-11:-8] == ["10", "(29.28%)", "0.0025%"] and "not a run" in seed_row
     assert "The seed's validation line (masked tokens < 0.01 % of the training tokens): within: share; above: count" in lines
+
+
+# ------------------------------------------------------------------------------------------------- seeds
+
+
+def _seeded(effects: dict[int, int], n: int = 2000, accuracy: float = 0.9, noise: int = 0, rng_seed: int = 5):
+    """Per-seed (baseline, run) outcomes: seed s's run gets `effects[s]` sentences wrong that its baseline had
+    right (negative: right that it had wrong), plus `noise` sentences changed in each direction."""
+    rng = np.random.default_rng(rng_seed)
+    baseline, runs = {}, {}
+    for s, effect in effects.items():
+        base = rng.random(n) < accuracy
+        run = base.copy()
+        right, wrong = rng.permutation(np.flatnonzero(base)), rng.permutation(np.flatnonzero(~base))
+        worse = max(effect, 0) + noise
+        better = max(-effect, 0) + noise
+        run[right[:worse]] = False
+        run[wrong[:better]] = True
+        baseline[s], runs[s] = base, run
+    return baseline, runs
+
+
+def test_seed_bootstrap_of_one_seed_is_the_paired_sentence_bootstrap():
+    baseline, run = outcomes(80, 10, 2, 8)
+    assert seed_bootstrap_ci([baseline], [run], n_resamples=20_000, seed=1) == pytest.approx(
+        paired_bootstrap_ci(baseline, run, n_resamples=20_000, seed=1), abs=0.011
+    )
+    assert seed_bootstrap_ci([baseline, baseline], [baseline, baseline]) == (0.0, 0.0, 0.0)
+
+
+def test_one_seed_with_a_big_effect_and_others_with_none_is_not_real():
+    """Seed 0 loses 3 points, seeds 1 and 2 nothing: each seed's own test says seed 0 is highly significant,
+    but over seeds the interval reaches 0 (a third of the seed draws leave seed 0 out), so not real."""
+    baseline, runs = _seeded({0: 60, 1: 0, 2: 0}, noise=0)
+    effect = seed_effect(baseline, runs)
+    assert effect.differences == pytest.approx([-0.03, 0.0, 0.0])
+    assert effect.difference == pytest.approx(-0.01)
+    assert effect.p_values[0] < 1e-10 and effect.p_values[1:] == [1.0, 1.0]
+    assert effect.ci_low < -0.02 and effect.ci_high >= 0 and not effect.real
+    assert effect.same_sign == 1
+    words = effect.words()
+    assert "over seeds 0, 1, 2" in words and "lower in 1 of 3 seeds" in words
+    assert words.endswith("not a real effect: the seed-aware interval includes 0")
+    # the same data as one seed's comparison would have called it a highly significant loss
+    single = seed_effect({0: baseline[0]}, {0: runs[0]})
+    assert single.real and single.ci_high < -0.02
+
+
+def test_a_consistent_effect_across_seeds_is_real():
+    baseline, runs = _seeded({0: 30, 1: 24, 2: 36}, noise=5)
+    effect = seed_effect(baseline, runs)
+    assert effect.difference == pytest.approx(-0.015)
+    assert effect.same_sign == 3 and effect.ci_high < 0 and effect.real
+    assert effect.ci_low <= min(effect.differences) <= max(effect.differences) <= effect.ci_high
+    assert effect.words().endswith("a real loss: the seed-aware interval excludes 0")
+
+
+def test_seed_variation_widens_the_interval_beyond_the_sentence_noise():
+    """The same mean effect, once equal in every seed and once spread over seeds: the spread one's interval is
+    wider, so it holds seed-to-seed variation and not only the sentences'."""
+    equal = seed_effect(*_seeded({0: 40, 1: 40, 2: 40}, noise=3))
+    spread = seed_effect(*_seeded({0: 0, 1: 40, 2: 80}, noise=3))
+    assert equal.difference == pytest.approx(spread.difference)
+    assert spread.ci_high - spread.ci_low > 2 * (equal.ci_high - equal.ci_low)
+
+
+def _seeded_run(root, name: str, threshold: int, seed: int, misattributed: dict[str, str], evalset, summary_seed: bool):
+    """A 03_train run record holding tiny artifacts trained (as far as the records say) at `threshold` with
+    `seed`: the seed in its training summary or, with `summary_seed` False, only in its manifest."""
+    import json
+
+    from wldetect.runs import create_run
+
+    run = create_run(name, kind="03_train", parameters={"threshold": threshold}, threshold=threshold, root=root, seed=seed)
+    artifacts = write_tiny_artifacts(run.artifacts_dir, misattributed=misattributed)
+    summary = {"mask": None, "vocab_size": 64} if threshold == 0 else {"mask": {"threshold": threshold, "tokens_masked": 3, "vocab_size": 64}}
+    if summary_seed:
+        summary["config"] = {"training": {"seed": seed}}
+    (artifacts / "training_summary.json").write_text(json.dumps(summary))
+    evaluate(artifacts, dataset=str(evalset), verbose=False, heatmap=False)
+    run.finish()
+    return run
+
+
+def test_runs_of_two_seeds_are_paired_with_their_own_seeds_baseline(tmp_path):
+    """2 thresholds x 2 seeds given in any order: grouped by (threshold, seed) from the records, each masked run
+    compared with its own seed's baseline, per-seed and across-seed rows, a verdict naming the seeds."""
+    evalset = write_tiny_evalset(tmp_path / "tiny-set", per_language=20)
+    root = tmp_path / "runs"
+    b0 = _seeded_run(root, "s", 0, 0, {}, evalset, summary_seed=True)
+    m0 = _seeded_run(root, "s", 10, 0, {"cat": "fra_Latn"}, evalset, summary_seed=True)
+    b1 = _seeded_run(root, "s", 0, 1, {"hund": "eng_Latn"}, evalset, summary_seed=False)  # a worse baseline
+    m1 = _seeded_run(root, "s", 10, 1, {"hund": "eng_Latn", "cat": "fra_Latn"}, evalset, summary_seed=False)
+    assert m1.run_id.endswith("-s-t10-s1")
+    output = tmp_path / "report"
+    report = compare_runs([b0.path, m1.path, m0.path, b1.path], results="tiny-set", output_dir=output, verbose=False)
+    assert isinstance(report, SeedAwareComparison) and report.seeds == [0, 1]
+    assert report.baselines == {0: b0.run_id, 1: b1.run_id}
+
+    overall = report.overall
+    assert list(overall["seed"]) == [0, 0, 1, 1] and list(overall["sweep_threshold"]) == [0, 10, 0, 10]
+    accuracy = {run.run_id: overall.at[run.run_id, "accuracy"] for run in (b0, m0, b1, m1)}
+    own = {0: accuracy[m0.run_id] - accuracy[b0.run_id], 1: accuracy[m1.run_id] - accuracy[b1.run_id]}
+    assert overall.at[m1.run_id, "accuracy_delta"] == pytest.approx(own[1])  # not against seed 0's baseline
+    assert accuracy[b1.run_id] < accuracy[b0.run_id] and own[0] < 0 and own[1] < 0
+
+    across = report.across_seeds
+    assert list(across.index) == [10]
+    row = across.loc[10]
+    assert (row["n_seeds"], row["seeds"], row["same_sign"]) == (2, "0, 1", 2)
+    assert row["accuracy_delta"] == pytest.approx((own[0] + own[1]) / 2)
+    assert row["ci_low"] <= min(own.values()) and max(own.values()) <= row["ci_high"]
+    assert row["real"] == (row["ci_high"] < 0 or row["ci_low"] > 0)
+    for s, run in ((0, m0), (1, m1)):
+        assert row[f"p_mcnemar_s{s}"] == pytest.approx(report.significance.at[run.run_id, "p_value"])
+
+    languages = report.language_across_seeds
+    assert set(languages["threshold"]) == {10} and len(languages) == 3
+    eng = languages.set_index("language").loc["eng_Latn"]
+    assert eng["n_seeds"] == 2 and eng["seeds_worse"] + eng["seeds_better"] <= 2
+    assert list(report.flagged["language"]) == list(languages[languages["flagged"]]["language"])
+    for r in languages.itertuples():  # flagged only when worse in every seed, beyond 1 point, interval below 0
+        assert r.flagged == (r.seeds_worse == 2 and r.accuracy_delta < -0.01 and r.ci_high < 0)
+
+    verdict = report.verdict()
+    assert "threshold 10:" in verdict and "over seeds 0, 1" in verdict and "seed 1 " in verdict
+    assert verdict.splitlines()[-1].startswith("Across seeds 0, 1 (each run paired with its own seed's baseline, threshold 0)")
+    assert ("a real loss" in verdict) == bool(row["real"]) and ("not a real effect" in verdict) != bool(row["real"])
+    for name in ("overall", "per_language", "significance", "across_seeds", "language_across_seeds"):
+        assert (output / f"{name}.csv").is_file(), name
+    summary = (output / "summary.txt").read_text(encoding="utf-8")
+    assert summary.startswith("Across seeds 0, 1") and verdict in summary and "Seed 1:" in summary
+    assert (output / "accuracy_vs_threshold.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_single_seed_comparison_says_it_ignores_seed_variance(evaluated):
+    verdict = compare_runs([evaluated["baseline"], evaluated["run"]], results="tiny-set", verbose=False).verdict()
+    assert verdict.splitlines()[0].startswith("One seed: one training run per model (seeds not recorded), so this verdict ignores seed-to-seed variance")
+    tables = compare_runs([evaluated["baseline"], evaluated["baseline"]], results="tiny-set", verbose=False)
+    assert "seed" not in tables.verdict()  # one model's evaluations: no training seed differs

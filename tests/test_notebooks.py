@@ -394,3 +394,131 @@ def test_sweep_p_overrides_reach_every_run(tiny_training_config, tiny_workflow, 
         if kind != "05_compare":
             assert open_run(tiny_workflow["runs"] / run_id).manifest()["parameters"]["overrides"] == overrides
     assert "Sweep report:" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------- seeds
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([*DEMO_SWEEP, "--seeds", "0,x"], "--seeds '0,x': expected comma-separated whole numbers like 0,1,2"),
+        ([*DEMO_SWEEP, "--seeds", "0,-1"], "expected comma-separated whole numbers >= 0"),
+        ([*DEMO_SWEEP, "--seeds", "1,1"], "--seeds [1, 1]: each seed once"),
+        ([*DEMO_SWEEP, "--seeds", "0,1", "-p", "overrides", "{training.seed: 1}"], "--seeds and -p overrides training.seed both"),
+        (["run", "03", "-p", "seed", "-1"], "-p seed -1: expected a whole number >= 0"),
+        (["run", "03", "-p", "seed", "one"], "-p seed 'one': expected a whole number"),
+        (["run", "03", "--seeds", "0,1", "-p", "seed", "2"], "--seeds and -p seed both set the training seed"),
+        (["run", "02", "--seeds", "0,1"], "-p seed: not a parameter of 02_create_mask"),
+        (["run", "03", "-p", "seed", "1", "-p", "overrides", "{training.seed: 2}"], "-p seed 1 and -p overrides training.seed 2 disagree"),
+    ],
+)
+def test_seed_errors_are_one_line_with_status_2_and_leave_no_run(tiny_workflow, args, message):
+    done = _wldetect(*args, env_runs=tiny_workflow["runs"])
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not tiny_workflow["runs"].exists() or not any(tiny_workflow["runs"].iterdir())
+
+
+def test_sweep_seeds_train_every_threshold_with_every_seed(tiny_training_config, tiny_workflow, monkeypatch, capsys):
+    """`wldetect sweep --seeds 0,1`: every threshold once per seed, each an ordinary 03 run whose id and
+    manifest name its seed, seed by seed with each seed's baseline first, then one report of them all."""
+    from wldetect.cli import main
+
+    executed = []
+
+    def execute_without_a_kernel(run, name, parameters, *, raise_on_failure=True, env=None):
+        executed.append((name, parameters, run))
+        run.finish()
+        return run
+
+    monkeypatch.setattr(workflow, "execute_into_run", execute_without_a_kernel)  # what reaches the kernels
+    argv = ["sweep", "--config", str(tiny_training_config), "--thresholds", "0,3", "--seeds", "0,1", "--name", "seeded", "--jobs", "2"]
+    monkeypatch.setattr(sys, "argv", ["wldetect", *argv])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == 0, capsys.readouterr().err
+    assert [name for name, _, _ in executed] == ["01_count_tokens", *["03_train"] * 4, "05_compare"]
+    assert "seed" not in executed[0][1] and "seed" not in executed[0][2].manifest()
+    trained = executed[1:5]  # run by two threads, so in either order within a pair
+    assert sorted((p["seed"], p["threshold"]) for _, p, _ in trained) == [(0, 0), (0, 3), (1, 0), (1, 3)]
+    for _, parameters, run in trained:
+        assert run.run_id.endswith(f"-seeded-t{parameters['threshold']}-s{parameters['seed']}")
+        assert run.manifest()["seed"] == parameters["seed"]
+    compared = executed[-1][1]["runs_to_compare"]
+    assert [Path(p).name[-6:] for p in compared] == ["-t0-s0", "-t3-s0", "-t0-s1", "-t3-s1"]
+
+
+def test_a_sweep_whose_baseline_failed_in_one_seed_makes_no_report_and_names_the_seed(tiny_workflow):
+    from wldetect.runs import create_run
+
+    runs_root = tiny_workflow["runs"]
+    made = {}
+    for seed in (0, 1):
+        for threshold in (0, 5):
+            made[threshold, seed] = create_run("s", kind="03_train", parameters={}, threshold=threshold, root=runs_root, seed=seed)
+    for key, run in made.items():
+        run.fail("RuntimeError: killed") if key == (0, 1) else run.finish({"accuracy": 0.9})
+    with pytest.raises(WLDetectError) as raised:
+        workflow.sweep_report(list(made.values()), "s", runs_root=runs_root)
+    assert str(raised.value).startswith(f"sweep: the baseline run {made[0, 1].run_id} (threshold 0, seed 1) failed (RuntimeError: killed)")
+    assert len(list(runs_root.iterdir())) == 4  # no report
+
+
+@pytest.fixture(scope="module")
+def seeded_sweep(tmp_path_factory):
+    """A 2-threshold x 2-seed sweep on the tiny model, executed for real: step 1, four training runs, the report."""
+    root = tmp_path_factory.mktemp("seeded-sweep")
+    with module_tiny_project(root) as (config_path, _, patch):
+        evaluate_on_text_directory(root, config_path)
+        patch.setenv("WLDETECT_RUNS_DIR", str(root / "runs"))
+        patch.setenv("WLDETECT_PROJECT_ROOT", str(ROOT))
+        report = workflow.sweep(str(config_path), [0, 3], seeds=[0, 1], name="seeds", jobs=2)
+        yield {"report": report, "trained": [open_run(p) for p in report.manifest()["parameters"]["runs"]]}
+
+
+@slow
+def test_a_two_seed_sweep_reports_per_seed_and_across_seed_rows_and_a_verdict_naming_the_seeds(seeded_sweep):
+    import pandas as pd
+
+    report, trained = seeded_sweep["report"], seeded_sweep["trained"]
+    assert [run.run_id[-6:] for run in trained] == ["-t0-s0", "-t3-s0", "-t0-s1", "-t3-s1"]
+    for run, seed in zip(trained, (0, 0, 1, 1)):  # the seed training used, in the manifest and the artifacts
+        assert run.manifest()["seed"] == seed and run.manifest()["status"] == "completed"
+        summary = json.loads((run.artifacts_dir / "training_summary.json").read_text())
+        assert summary["config"]["training"]["seed"] == seed
+    executed = _assert_clean_execution(report, "05_compare")
+    assert _images(executed) >= 2
+    overall = pd.read_csv(report.path / "overall.csv", index_col=0)
+    assert list(overall["seed"]) == [0, 0, 1, 1] and list(overall["baseline"]) == [trained[0].run_id] * 2 + [trained[2].run_id] * 2
+    across = pd.read_csv(report.path / "across_seeds.csv", index_col=0)
+    assert list(across.index) == [3] and across.loc[3, "n_seeds"] == 2 and across.loc[3, "seeds"] == "0, 1"
+    row = across.loc[3]
+    per_seed = overall.loc[[trained[1].run_id, trained[3].run_id], "accuracy_delta"]
+    assert row["accuracy_delta"] == pytest.approx(per_seed.mean(), abs=1e-6)
+    assert row["ci_low"] <= per_seed.min() + 1e-9 and per_seed.max() - 1e-9 <= row["ci_high"]
+    assert {"p_mcnemar_s0", "p_mcnemar_s1", "same_sign", "real"} <= set(across.columns)
+    assert (report.path / "language_across_seeds.csv").is_file()
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    verdict = _printed(code[-2])
+    assert "over seeds 0, 1" in verdict and "Across seeds 0, 1" in verdict
+    real = "a real loss" in verdict or "a real gain" in verdict
+    assert real == bool(row["real"]) and ("not a real effect" in verdict) != bool(row["real"])
+    assert report.manifest()["metrics"]["seeds"] == [0, 1]
+
+
+@slow
+def test_a_one_seed_sweep_report_says_its_verdict_ignores_seed_variance(executed):
+    notebook = nbformat.read(str(executed["05_compare"].path / "05_compare.ipynb"), as_version=4)
+    verdict = _printed([c for c in notebook.cells if c.cell_type == "code"][-2])
+    assert verdict.startswith("One seed: one training seed (seed 3), so this verdict ignores seed-to-seed variance")
+
+
+def test_step_3s_seed_parameter_becomes_training_seed():
+    from wldetect.notebook import training_overrides
+
+    assert training_overrides({"training.learning_rate": 0.1}, epochs=2, seed=4) == {
+        "training.learning_rate": 0.1, "training.epochs": 2, "training.seed": 4,
+    }  # fmt: skip
+    assert training_overrides({"training.seed": 4}, seed=4) == {"training.seed": 4}
+    assert training_overrides({}) == {}
+    assert workflow.chosen_seed({"overrides": {"training.seed": 5}}) == 5 and workflow.chosen_seed({"seed": 0}) == 0

@@ -391,6 +391,9 @@ def run_command(
     notebook: str = typer.Argument(..., help="step notebook: 01_count_tokens ... 05_compare (steps 1-5) or 06_weight_analysis; or just its number (03)"),
     parameters_file: Path | None = typer.Option(None, "-f", "--parameters-file", help="YAML file of notebook parameters"),
     name: str | None = typer.Option(None, "--name", help="run name (part of the run id)"),
+    seeds: str | None = typer.Option(
+        None, "--seeds", help="03_train: one run per training seed, e.g. 0,1,2 (the notebook's -p seed for each)"
+    ),
 ) -> None:
     """Execute a step notebook with papermill straight into a new run record: `wldetect run 03_train -p threshold 10`."""
     from wldetect import workflow
@@ -400,11 +403,18 @@ def run_command(
     if parameters_file is not None:
         parameters.update(read_yaml_mapping(parameters_file, "parameters file"))
     parameters.update(_parse_parameters(_parameter_words(ctx)))
-    workflow.check_parameters(notebook, parameters)  # before a run record exists: a bad value leaves none
-    run = workflow.run_notebook(notebook, parameters, run_name=name)
-    print(f"Run {run.run_id}: {run.manifest()['status']}")
-    print(f"  notebook: {run.path / workflow.notebook_path(notebook).name}")
-    print(f"  html:     {run.path / workflow.notebook_path(notebook).with_suffix('.html').name}")
+    seed_list = _parse_seeds(seeds)
+    if seed_list is not None and parameters.get("seed") is not None:
+        raise WLDetectError("--seeds and -p seed both set the training seed: give one")
+    for seed in seed_list or [None]:  # every parameter set is checked before the first run record exists
+        workflow.check_parameters(notebook, {**parameters, **({"seed": seed} if seed is not None else {})})
+    if seed_list is not None:
+        workflow.check_seeds(seed_list, parameters.get("overrides") if isinstance(parameters.get("overrides"), dict) else None)
+    for seed in seed_list or [None]:
+        run = workflow.run_notebook(notebook, {**parameters, **({"seed": seed} if seed is not None else {})}, run_name=name)
+        print(f"Run {run.run_id}: {run.manifest()['status']}")
+        print(f"  notebook: {run.path / workflow.notebook_path(notebook).name}")
+        print(f"  html:     {run.path / workflow.notebook_path(notebook).with_suffix('.html').name}")
 
 
 @app.command("runs")
@@ -465,11 +475,16 @@ def sweep(
     executor: str = typer.Option("local", "--executor", help="local (kernels here, one GPU each) or ray (one Ray task per run)"),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address, e.g. auto or ray://head:10001 (default: a local Ray)"),
     runs_per_gpu: int = typer.Option(1, "--runs-per-gpu", help="local executor: concurrent runs allowed on one GPU"),
+    seeds: str | None = typer.Option(
+        None, "--seeds", help="comma-separated training seeds, e.g. 0,1,2: every threshold is trained with each (default: the config's)"
+    ),
 ) -> None:
-    """Step 3 once per threshold (one shared token count), then step 5: compare all runs in one report.
+    """Step 3 once per threshold and seed (one shared token count), then step 5: compare all runs in one report.
 
-    `-p overrides '{"training.seed": 1}'` gives step 1 and every training run these config overrides (a YAML
-    mapping of dotted keys, as for `wldetect run`): the same sweep again with another seed."""
+    `--seeds 0,1,2` trains every threshold with each seed and pairs each seed's runs with that seed's baseline;
+    the report's verdict then rests on an interval that includes seed-to-seed variation. `-p overrides
+    '{"training.learning_rate": 0.01}'` gives step 1 and every training run these config overrides (a YAML
+    mapping of dotted keys, as for `wldetect run`)."""
     from wldetect import workflow
 
     overrides = _sweep_overrides(_parse_parameters(_parameter_words(ctx)))
@@ -483,9 +498,23 @@ def sweep(
             f"0,10,0.0025%,1% ({err})"
         ) from None
     report = workflow.sweep(
-        config, values, jobs=jobs, name=name, overrides=overrides, executor=executor, address=address, runs_per_gpu=runs_per_gpu
-    )
+        config, values, jobs=jobs, name=name, overrides=overrides, executor=executor, address=address, runs_per_gpu=runs_per_gpu,
+        seeds=_parse_seeds(seeds),
+    )  # fmt: skip
     print(f"Sweep report: {report.path / '05_compare.html'}")
+
+
+def _parse_seeds(seeds: str | None) -> list[int] | None:
+    """`--seeds 0,1,2` as a list of whole numbers >= 0 (None when not given)."""
+    if seeds is None:
+        return None
+    try:
+        values = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise WLDetectError(f"--seeds {seeds!r}: expected comma-separated whole numbers like 0,1,2") from None
+    if not values or any(s < 0 for s in values):
+        raise WLDetectError(f"--seeds {seeds!r}: expected comma-separated whole numbers >= 0 like 0,1,2")
+    return values
 
 
 def _fail(message: str, status: int = 2) -> None:

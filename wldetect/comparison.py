@@ -34,6 +34,7 @@ Tables (pandas; rates are fractions, deltas are run minus baseline, also fractio
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from wldetect import plots
-from wldetect.artifacts import MODEL_CONFIG_FILE
+from wldetect.artifacts import MODEL_CONFIG_FILE, SUMMARY_FILE
 from wldetect.errors import WLDetectError
 from wldetect.evaluation import (
     RESULTS_SUFFIX,
@@ -233,6 +234,11 @@ class ComparedRun:
     def mask(self) -> dict[str, Any]:
         return self.result.mask or {}
 
+    @property
+    def seed(self) -> int | None:
+        """The training seed of the model evaluated (`run_seed`)."""
+        return run_seed(self.result)
+
 
 def results_file(path: str | Path, results: str | None = DEFAULT_RESULTS) -> Path:
     """The results JSON a DIR_OR_RUN argument points to (`results=None`: its only one, else flores_dev)."""
@@ -365,6 +371,11 @@ class Comparison:
     def flagged(self) -> pd.DataFrame:
         return self.per_language[self.per_language["flagged"]]
 
+    @property
+    def seeds(self) -> list[int]:
+        """The training seeds of the compared models (those recorded; `run_seed`)."""
+        return sorted({s for s in (run.seed for run in self.runs) if s is not None})
+
     def summary(self, top: int = 10) -> str:
         o = self.overall
         lines = [f"Baseline: {self.baseline}   ({int(o['n_sentences'].iloc[0]):,} paired sentences)"]
@@ -421,8 +432,9 @@ class Comparison:
     def verdict(self, alpha: float = 0.05, languages_named: int = 5) -> str:
         """What the comparison shows, in words: for each run against the baseline, how much it masked, whether
         accuracy moved significantly (McNemar at `alpha`), and which languages lost most; then one sentence
-        over all runs. This is the report's conclusion, so it only states what the tables above hold."""
-        lines = []
+        over all runs. This is the report's conclusion, so it only states what the tables above hold. Between
+        models trained apart it starts by saying that one seed per run ignores seed variance (`one_seed_note`)."""
+        lines = [note] if (note := one_seed_note(self.runs)) else []
         base = self.overall.loc[self.baseline]
         significant_runs = []
         for label, row in self.overall.iterrows():
@@ -546,6 +558,14 @@ def compare_runs(
     loaded = load_runs(runs, results, labels)
     if len(loaded) < 2:
         raise WLDetectError("compare needs at least two runs: a baseline and one to compare with it")
+    if (groups := seed_groups(loaded)) is not None:  # several seeds: each run against its own seed's baseline
+        options = dict(drop_threshold=drop_threshold, confidence=confidence, n_resamples=n_resamples, seed=seed, alpha=alpha)
+        seeded = compare_seeds(loaded, groups, **options)
+        if output_dir is not None:
+            seeded.save(output_dir)
+        if verbose:
+            print(seeded.summary())
+        return seeded
     baseline = loaded[0]
     keys, outcomes = _paired_outcomes(baseline, loaded[1:])
     base_correct = outcomes[baseline.label]
@@ -663,3 +683,488 @@ def evaluate_tables(
             evaluate(model_path, split=split, table=table, output_dir=output_dir, verbose=verbose, evaluation_set=evaluation_set)
         )
     return compare_runs(results, labels=tables, verbose=verbose, **compare_options)
+
+
+# ------------------------------------------------------------------------------------------------- seeds
+#
+# One training run per threshold measures masking and one seed's luck together: a 0.1-point difference can
+# be either. With several seeds per threshold, each seed's runs are paired with the same seed's baseline (the
+# first threshold), and the effect of a threshold is the mean over seeds of (run - baseline accuracy), with an
+# interval that resamples seeds as well as sentences. An effect is called real only when that interval
+# excludes 0; a language is flagged only when it drops in every seed.
+
+
+def _training_manifest(model_path: str | Path) -> dict[str, Any]:
+    """The manifest of the 03_train run record holding `model_path`, or {} (no record, another kind, damaged)."""
+    from wldetect.runs import MANIFEST, owning_run, read_manifest
+
+    producer = owning_run(model_path)
+    if producer is None:
+        return {}
+    try:
+        manifest = read_manifest(producer / MANIFEST)
+    except WLDetectError:
+        return {}
+    return manifest if manifest.get("kind") == "03_train" else {}
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def run_seed(result: EvaluationResult) -> int | None:
+    """The training seed of the model `result` evaluated: `training.seed` in its `training_summary.json` (every
+    training run writes it, whether the seed was chosen or the config's), else the `seed` in the manifest of
+    the run record holding the model; None when neither tells (a model from elsewhere, in-memory results)."""
+    model_path = Path(result.model_path)
+    try:
+        summary = json.loads((model_path / SUMMARY_FILE).read_text(encoding="utf-8"))
+        return _whole(summary["config"]["training"]["seed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return _whole(_training_manifest(model_path).get("seed"))
+
+
+def run_threshold(run: ComparedRun) -> Any:
+    """The threshold `run`'s model was trained at, as its run record names it (what the sweep asked for), else
+    its mask record's; 0 for a model trained without a mask; None when nothing tells."""
+    recorded = _training_manifest(run.result.model_path).get("threshold")
+    if recorded is not None:
+        return recorded
+    if run.mask.get("threshold") is not None:
+        return run.mask["threshold"]
+    return 0 if run.result.mask is not None and not run.mask.get("tokens_masked") else None
+
+
+@dataclass
+class SeedGroups:
+    """Compared runs grouped by seed, then threshold; `thresholds` in the order given, the baseline's first."""
+
+    runs: dict[int, dict[Any, ComparedRun]]
+    thresholds: list[Any]
+
+    @property
+    def baseline_threshold(self) -> Any:
+        return self.thresholds[0]
+
+
+def seed_groups(loaded: Sequence[ComparedRun]) -> SeedGroups | None:
+    """The runs grouped by (seed, threshold) when they can be paired by seed: more than one seed, every run's
+    seed and threshold known, each (seed, threshold) once, and every seed with a run at the first run's
+    threshold (its baseline). None otherwise: one seed (or unknown seeds) is an ordinary comparison."""
+    seeds = [run.seed for run in loaded]
+    if None in seeds or len(set(seeds)) < 2:
+        return None
+    thresholds = [run_threshold(run) for run in loaded]
+    if any(t is None for t in thresholds):
+        return None
+    grouped: dict[int, dict[Any, ComparedRun]] = {}
+    for run, s, t in zip(loaded, seeds, thresholds):
+        group = grouped.setdefault(s, {})
+        if t in group:
+            return None
+        group[t] = run
+    if any(thresholds[0] not in group for group in grouped.values()):
+        return None
+    return SeedGroups(grouped, list(dict.fromkeys(thresholds)))
+
+
+def one_seed_note(runs: Sequence[ComparedRun]) -> str | None:
+    """The sentence a comparison of models trained apart begins its verdict with when it cannot include seed
+    variance; None for evaluations of one model (its lookup tables), where no training seed differs."""
+    models = {str(Path(run.result.model_path).resolve()) for run in runs}
+    if len(models) < 2:
+        return None
+    seeds = sorted({s for s in (run.seed for run in runs) if s is not None})
+    if len(seeds) <= 1:
+        which = f"one training seed (seed {seeds[0]})" if seeds else "one training run per model (seeds not recorded)"
+        return (
+            f"One seed: {which}, so this verdict ignores seed-to-seed variance and a small difference may be one "
+            "seed's luck; train every threshold with several seeds (`wldetect sweep --seeds 0,1,2`) to include it."
+        )
+    return (
+        f"The runs were trained with different seeds ({', '.join(map(str, seeds))}) but cannot be paired by seed "
+        "(each seed needs one run at the baseline's threshold and at most one run per threshold): every run is "
+        f"compared with the one baseline {runs[0].label}, and this verdict mixes masking with seed-to-seed variance."
+    )
+
+
+def seed_bootstrap_ci(
+    baseline: Sequence[np.ndarray],
+    runs: Sequence[np.ndarray],
+    n_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(difference, low, high): the mean over seeds of run minus baseline accuracy (seed k's run against seed
+    k's baseline), with a hierarchical paired percentile bootstrap interval.
+
+    Each resample draws the seeds with replacement, then n sentences with replacement: the same sentences for
+    every seed drawn and for run and baseline (paired), since all were scored on one set of sentences. So the
+    interval holds seed-to-seed variation as well as the sentences' sampling noise; with one seed it is the
+    paired sentence bootstrap (`paired_bootstrap_ci`). Only sentences some seed changed move the statistic,
+    so the sentence draw is made over those alone: how many of the n draws land on them is binomial, and
+    each lands on one of them uniformly: the same distribution as drawing n indices, at the cost of the changed sentences.
+    With few seeds the seed draw sees only those seeds' effects: two seeds that agree by chance give a
+    narrower interval than the seed variance deserves; three or more are better.
+    """
+    base = [np.asarray(b, dtype=bool) for b in baseline]
+    run = [np.asarray(r, dtype=bool) for r in runs]
+    lengths = {len(x) for x in base + run}
+    if not base or len(base) != len(run) or len(lengths) != 1 or 0 in lengths:
+        raise ValueError("one baseline and one run outcome vector per seed expected, all equally long and non-empty")
+    d = np.stack([r.astype(np.int8) - b.astype(np.int8) for b, r in zip(base, run)])  # seeds x sentences
+    n_seeds, n = d.shape
+    difference = float(d.mean())
+    changed = np.flatnonzero(d.any(axis=0))
+    if changed.size == 0:
+        return difference, 0.0, 0.0
+    dm = d[:, changed].astype(np.float64)
+    m = changed.size
+    rng = np.random.default_rng(seed)
+    statistics = np.empty(n_resamples)
+    block = max(1, 2_000_000 // (m + n_seeds))
+    for start in range(0, n_resamples, block):
+        size = min(block, n_resamples - start)
+        seed_weights = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=size) / n_seeds
+        hits = rng.binomial(n, m / n, size=size)  # draws landing on changed sentences; which ones, uniformly:
+        drawn = np.repeat(np.arange(size), hits) * m + rng.integers(0, m, size=int(hits.sum()))
+        sentence_counts = np.bincount(drawn, minlength=size * m).reshape(size, m)
+        statistics[start : start + size] = ((seed_weights @ dm) * sentence_counts).sum(axis=1) / n
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(statistics, [tail, 1 - tail])
+    return difference, float(low), float(high)
+
+
+@dataclass
+class SeedEffect:
+    """A threshold's effect over seeds: each seed's difference and McNemar p against the same seed's
+    baseline, their mean, and the seed-aware interval (`seed_bootstrap_ci`)."""
+
+    seeds: list[int]
+    differences: list[float]  # per seed: run minus baseline accuracy
+    p_values: list[float]  # per seed: McNemar's test of run against baseline
+    difference: float  # mean over seeds
+    ci_low: float
+    ci_high: float
+    confidence: float = 0.95
+
+    @property
+    def same_sign(self) -> int:
+        """In how many seeds the difference has the sign of the mean (0 counts with 0)."""
+        return int(sum(np.sign(d) == np.sign(self.difference) for d in self.differences))
+
+    @property
+    def real(self) -> bool:
+        """Whether the seed-aware interval excludes 0: the only test of an effect this report calls real."""
+        return self.ci_low > 0 or self.ci_high < 0
+
+    def words(self) -> str:
+        """The effect in one clause: mean, interval, each seed, sign agreement and whether it is real."""
+        seeds = ", ".join(map(str, self.seeds))
+        each = "; ".join(
+            f"seed {s} {100 * d:+.2f} pp (McNemar p = {p:.2g})" for s, d, p in zip(self.seeds, self.differences, self.p_values)
+        )
+        direction = "lower" if self.difference < 0 else "higher" if self.difference > 0 else "unchanged"
+        if self.real:
+            judgement = f"a real {'loss' if self.difference < 0 else 'gain'}: the seed-aware interval excludes 0"
+        else:
+            judgement = "not a real effect: the seed-aware interval includes 0"
+        few = ", from two seeds only" if len(self.seeds) == 2 else ""
+        return (
+            f"{100 * self.difference:+.2f} pp on average over seeds {seeds} ({self.confidence:.0%} interval over seeds "
+            f"and sentences [{100 * self.ci_low:+.2f}, {100 * self.ci_high:+.2f}]{few}); {each}; {direction} in "
+            f"{self.same_sign} of {len(self.seeds)} seeds: {judgement}"
+        )
+
+
+def seed_effect(
+    baseline: dict[int, np.ndarray],
+    runs: dict[int, np.ndarray],
+    n_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> SeedEffect:
+    """The effect over seeds of paired outcomes: `baseline[s]` and `runs[s]` are seed s's correct/wrong per
+    sentence (the same sentences for every seed and both runs)."""
+    seeds = [s for s in baseline if s in runs]
+    if not seeds:
+        raise ValueError("no seed has both a baseline and a run")
+    base = [np.asarray(baseline[s], dtype=bool) for s in seeds]
+    run = [np.asarray(runs[s], dtype=bool) for s in seeds]
+    difference, low, high = seed_bootstrap_ci(base, run, n_resamples, confidence, seed)
+    return SeedEffect(
+        seeds=list(seeds),
+        differences=[float(r.mean() - b.mean()) for b, r in zip(base, run)],
+        p_values=[mcnemar_test(b, r).p_value for b, r in zip(base, run)],
+        difference=difference,
+        ci_low=low,
+        ci_high=high,
+        confidence=confidence,
+    )
+
+
+@dataclass
+class SeedAwareComparison(Comparison):
+    """A comparison of runs trained with several seeds (`compare_runs` makes one when `seed_groups` pairs them).
+
+    The inherited tables hold the per-seed rows: every run against its own seed's baseline, with a `seed`
+    column (`overall`, `per_language`, `significance`). The across-seed rows:
+    - `across_seeds` (index threshold, baseline left out): table, n_seeds, seeds, the mask columns,
+      accuracy_baseline and accuracy (means over seeds), accuracy_delta (the mean of the seeds' differences),
+      ci_low/ci_high (`seed_bootstrap_ci`), delta_min/delta_max (the seeds' range), same_sign (seeds whose
+      difference has the mean's sign), seeds_significant (McNemar p < alpha), f1_macro, f1_macro_delta,
+      real (the interval excludes 0), and each seed's McNemar p as `p_mcnemar_s<seed>`.
+    - `language_across_seeds` (per threshold and language, largest mean drop first): support, n_seeds,
+      accuracy_baseline, accuracy, accuracy_delta (means), ci_low/ci_high, f1_delta, seeds_worse,
+      seeds_better, flagged: worse in every seed, a mean drop beyond drop_threshold and an interval below 0.
+    """
+
+    seed_comparisons: dict[int, Comparison] = field(default_factory=dict)
+    across_seeds: pd.DataFrame = field(default_factory=pd.DataFrame)
+    language_across_seeds: pd.DataFrame = field(default_factory=pd.DataFrame)
+    effects: dict[Any, SeedEffect] = field(default_factory=dict)
+    baseline_threshold: Any = 0
+    alpha: float = 0.05
+
+    @property
+    def baselines(self) -> dict[int, str]:
+        """Each seed's baseline run label."""
+        return {s: c.baseline for s, c in self.seed_comparisons.items()}
+
+    @property
+    def flagged(self) -> pd.DataFrame:
+        """The languages that drop across seeds (not in one seed alone)."""
+        return self.language_across_seeds[self.language_across_seeds["flagged"]]
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.seed_comparisons)
+
+    def summary(self, top: int = 10) -> str:
+        across = self.across_seeds
+        n = int(self.overall["n_sentences"].iloc[0])
+        seeds = ", ".join(map(str, self.seeds))
+        lines = [
+            f"Across seeds {seeds}: each run against its own seed's baseline (threshold {self.baseline_threshold}); "
+            f"{n:,} paired sentences",
+            f"{'threshold':>12} {'seeds':>5} {'masked tokens':>16} {'masked occ.':>11} {'accuracy':>9} {'Δ acc (pp)':>10} "
+            f"{f'{self.confidence:.0%} CI seeds+sent.':>20} {'seed range (pp)':>16} {'same sign':>9} {'real':>5}  McNemar p per seed",
+        ]
+        for threshold, row in across.iterrows():
+            masked = (
+                "-" if pd.isna(row["tokens_masked"]) else f"{int(row['tokens_masked']):,} ({row['vocab_masked_fraction']:.1%})"
+            )
+            occurrences = "-" if pd.isna(row["occurrences_masked_fraction"]) else f"{row['occurrences_masked_fraction']:.2%}"
+            ci = f"[{100 * row['ci_low']:+.2f}, {100 * row['ci_high']:+.2f}]"
+            spread = f"{100 * row['delta_min']:+.2f}..{100 * row['delta_max']:+.2f}"
+            p_values = ", ".join(
+                f"s{s} {row[f'p_mcnemar_s{s}']:.2g}" for s in self.seeds if pd.notna(row.get(f"p_mcnemar_s{s}", np.nan))
+            )
+            lines.append(
+                f"{str(threshold):>12} {int(row['n_seeds']):>5} {masked:>16} {occurrences:>11} {row['accuracy']:>9.2%} "
+                f"{100 * row['accuracy_delta']:>+10.2f} {ci:>20} {spread:>16} {f'{row.same_sign}/{row.n_seeds}':>9} "
+                f"{'yes' if row['real'] else 'no':>5}  {p_values}"
+            )
+        flagged = self.flagged
+        lines.append("")
+        lines.append(
+            f"Languages that drop in every seed, by more than {100 * self.drop_threshold:g} point(s) on average, with the "
+            f"seed-aware interval below 0: {len(flagged)}"
+        )
+        for r in flagged.head(top).itertuples():
+            lines.append(
+                f"  threshold {r.threshold}: {r.language:<10} {r.accuracy_baseline:.2%} -> {r.accuracy:.2%} "
+                f"({100 * r.accuracy_delta:+.2f} pp, CI [{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}], worse in "
+                f"{r.seeds_worse} of {r.n_seeds} seeds)"
+            )
+        for s, comparison in self.seed_comparisons.items():
+            lines.append("")
+            lines.append(f"Seed {s}:")
+            lines.append(comparison.summary(top=top))
+        for key, path in self.paths.items():
+            lines.append(f"{key}: {path}")
+        return "\n".join(lines)
+
+    def verdict(self, alpha: float | None = None, languages_named: int = 5) -> str:
+        """What the comparison shows over seeds, in words: per threshold, the mask, the mean change with its
+        seed-aware interval, each seed's change and McNemar p, and whether the effect is real (the interval
+        excludes 0); the languages that drop in every seed; then one sentence naming the seeds."""
+        alpha = self.alpha if alpha is None else alpha
+        seeds = ", ".join(map(str, self.seeds))
+        lines, real = [], []
+        for threshold, row in self.across_seeds.iterrows():
+            effect = self.effects[threshold]
+            masked = ""
+            if not pd.isna(row["tokens_masked"]):
+                occurrences = (
+                    "" if pd.isna(row["occurrences_masked_fraction"])
+                    else f", {row['occurrences_masked_fraction']:.2%} of the training tokens"
+                )  # fmt: skip
+                masked = f" masks {int(row['tokens_masked']):,} tokens ({row['vocab_masked_fraction']:.1%} of the vocabulary{occurrences});"
+            lines.append(
+                f"threshold {threshold}:{masked} accuracy {row['accuracy_baseline']:.2%} -> {row['accuracy']:.2%}, "
+                f"{effect.words()}."
+            )
+            if effect.real:
+                real.append(str(threshold))
+            losers = self.flagged[self.flagged["threshold"] == threshold].head(languages_named)
+            if not losers.empty:
+                named = ", ".join(
+                    f"{r.language} {100 * r.accuracy_baseline:.1f} % -> {100 * r.accuracy:.1f} %" for r in losers.itertuples()
+                )
+                lines.append(f"  Languages that drop in every seed (interval below 0): {named}.")
+        pairing = f"each run paired with its own seed's baseline, threshold {self.baseline_threshold}"
+        if not real:
+            lines.append(
+                f"Across seeds {seeds} ({pairing}): no threshold has a real effect; every seed-aware "
+                f"{self.confidence:.0%} interval includes 0."
+            )
+        else:
+            lines.append(
+                f"Across seeds {seeds} ({pairing}): {len(real)} of {len(self.across_seeds)} thresholds have a real "
+                f"effect (the seed-aware {self.confidence:.0%} interval excludes 0): {', '.join(real)}."
+            )
+        return "\n".join(lines)
+
+    def _write(self, output_dir: Path, figures: bool, final_dir: Path) -> dict[str, Path]:
+        """The per-seed and across-seed tables, the figures over seeds and the summary (see `Comparison._write`)."""
+        paths = {}
+        tables = (
+            ("overall", self.overall, True), ("per_language", self.per_language, False),
+            ("significance", self.significance, True), ("across_seeds", self.across_seeds, True),
+            ("language_across_seeds", self.language_across_seeds, False),
+        )  # fmt: skip
+        for name, table, index in tables:
+            path = output_dir / f"{name}.csv"
+            with atomic_path(path) as tmp:
+                table.to_csv(tmp, index=index, float_format="%.6g")
+            paths[name] = path
+        if figures:
+            paths["threshold_figure"] = plots.seed_threshold_curves(
+                self._seed_points(), self.across_seeds, output_dir / "accuracy_vs_threshold.png",
+                baseline_threshold=self.baseline_threshold, confidence=self.confidence,
+            )  # fmt: skip
+            language = self.language_across_seeds.assign(
+                run=[f"threshold {t}, mean of {n} seeds" for t, n in zip(self.language_across_seeds["threshold"], self.language_across_seeds["n_seeds"])]
+            )
+            paths["language_figure"] = plots.language_delta_bars(
+                language, output_dir / "language_deltas.png", drop_threshold=self.drop_threshold
+            )
+        self.paths = {key: final_dir / path.name for key, path in paths.items()}
+        paths["summary"] = write_text_atomic(output_dir / "summary.txt", f"{self.summary()}\n\n{self.verdict()}\n")
+        return paths
+
+    def _seed_points(self) -> pd.DataFrame:
+        """threshold, seed, accuracy, accuracy_delta of every run (each seed's baseline at delta 0)."""
+        rows = []
+        for threshold in self.across_seeds.index:
+            effect = self.effects[threshold]
+            for s, d in zip(effect.seeds, effect.differences):
+                rows.append({"threshold": threshold, "seed": s, "accuracy_delta": d})
+        for s in self.seed_comparisons:
+            rows.append({"threshold": self.baseline_threshold, "seed": s, "accuracy_delta": 0.0})
+        points = pd.DataFrame(rows)
+        accuracy = {(t, s): a for t, s, a in zip(self.overall["sweep_threshold"], self.overall["seed"], self.overall["accuracy"])}
+        points["accuracy"] = [accuracy[(t, s)] for t, s in zip(points["threshold"], points["seed"])]
+        return points
+
+
+def compare_seeds(
+    loaded: list[ComparedRun],
+    groups: SeedGroups,
+    *,
+    drop_threshold: float = 0.01,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> SeedAwareComparison:
+    """Compare each seed's runs with that seed's baseline (`compare_runs` per seed), then aggregate over seeds."""
+    keys, outcomes = _paired_outcomes(loaded[0], loaded[1:])  # every run on the same sentences, across seeds too
+    base_t = groups.baseline_threshold
+    options = dict(drop_threshold=drop_threshold, confidence=confidence, n_resamples=n_resamples, seed=seed, alpha=alpha)
+    per_seed: dict[int, Comparison] = {}
+    for s, group in groups.runs.items():
+        ordered = [group[base_t], *(run for t, run in group.items() if t != base_t)]
+        if len(ordered) > 1:  # a seed whose masked runs all failed has nothing to compare
+            per_seed[s] = compare_runs([r.result for r in ordered], labels=[r.label for r in ordered], verbose=False, **options)
+    if not per_seed:
+        raise WLDetectError("compare: no seed has a run besides its baseline: nothing to compare")
+    threshold_of = {run.label: t for group in groups.runs.values() for t, run in group.items()}
+
+    def tagged(table: pd.DataFrame, s: int, comparison: Comparison, position: int) -> pd.DataFrame:
+        table = table.copy()
+        table.insert(position, "seed", s)
+        labels = table.index if "run" not in table.columns else table["run"]
+        table.insert(position + 1, "sweep_threshold", [threshold_of[str(label)] for label in labels])
+        table.insert(position + 2, "baseline", comparison.baseline)
+        return table
+
+    overall = pd.concat([tagged(c.overall, s, c, 1) for s, c in per_seed.items()])
+    significance = pd.concat([tagged(c.significance, s, c, 0) for s, c in per_seed.items()])
+    per_language = pd.concat([tagged(c.per_language, s, c, 1) for s, c in per_seed.items()], ignore_index=True)
+
+    languages = keys["language"].to_numpy()
+    f1_delta_of = {s: c.per_language.set_index(["run", "language"])["f1_delta"] for s, c in per_seed.items()}
+    language_order = list(dict.fromkeys(next(iter(per_seed.values())).per_language["language"]))
+    across_rows, language_rows, effects = [], [], {}
+    for t in groups.thresholds[1:]:
+        seeds = [s for s in per_seed if t in groups.runs[s]]
+        if not seeds:
+            continue
+        base = {s: outcomes[groups.runs[s][base_t].label] for s in seeds}
+        run = {s: outcomes[groups.runs[s][t].label] for s in seeds}
+        effect = effects[t] = seed_effect(base, run, n_resamples, confidence, seed)
+        rows = [per_seed[s].overall.loc[groups.runs[s][t].label] for s in seeds]
+        first = rows[0]
+        across_rows.append(
+            {
+                "threshold": t, "table": first["table"], "n_seeds": len(seeds), "seeds": ", ".join(map(str, seeds)),
+                **{column: first[column] for column in _MASK_COLUMNS if column != "threshold"},
+                "accuracy_baseline": float(np.mean([base[s].mean() for s in seeds])),
+                "accuracy": float(np.mean([run[s].mean() for s in seeds])),
+                "accuracy_delta": effect.difference, "ci_low": effect.ci_low, "ci_high": effect.ci_high,
+                "delta_min": min(effect.differences), "delta_max": max(effect.differences),
+                "same_sign": effect.same_sign, "seeds_significant": int(sum(p < alpha for p in effect.p_values)),
+                "f1_macro": float(np.mean([r["f1_macro"] for r in rows])),
+                "f1_macro_delta": float(np.mean([r["f1_macro_delta"] for r in rows])),
+                "real": effect.real,
+                **{f"p_mcnemar_s{s}": p for s, p in zip(seeds, effect.p_values)},
+            }
+        )  # fmt: skip
+        for code in language_order:
+            where = languages == code
+            language_effect = seed_effect(
+                {s: base[s][where] for s in seeds}, {s: run[s][where] for s in seeds}, n_resamples, confidence, seed
+            )
+            f1_deltas = [float(f1_delta_of[s].at[(groups.runs[s][t].label, code)]) for s in seeds]
+            worse = sum(d < 0 for d in language_effect.differences)
+            language_rows.append(
+                {
+                    "threshold": t, "language": code, "support": int(where.sum()), "n_seeds": len(seeds),
+                    "accuracy_baseline": float(np.mean([base[s][where].mean() for s in seeds])),
+                    "accuracy": float(np.mean([run[s][where].mean() for s in seeds])),
+                    "accuracy_delta": language_effect.difference,
+                    "ci_low": language_effect.ci_low, "ci_high": language_effect.ci_high,
+                    "f1_delta": float(np.mean(f1_deltas)),
+                    "seeds_worse": int(worse), "seeds_better": int(sum(d > 0 for d in language_effect.differences)),
+                    "flagged": bool(
+                        worse == len(seeds) and language_effect.difference < -drop_threshold - 1e-12 and language_effect.ci_high < 0
+                    ),
+                }
+            )  # fmt: skip
+    across = pd.DataFrame(across_rows).set_index("threshold")
+    language_table = pd.DataFrame(language_rows)
+    if not language_table.empty:
+        rank = {t: i for i, t in enumerate(groups.thresholds)}
+        language_table = (
+            language_table.assign(_rank=language_table["threshold"].map(rank))
+            .sort_values(["_rank", "accuracy_delta", "f1_delta", "language"], kind="stable")
+            .drop(columns="_rank")
+            .reset_index(drop=True)
+        )
+    return SeedAwareComparison(
+        runs=loaded, overall=overall, per_language=per_language, significance=significance,
+        drop_threshold=drop_threshold, confidence=confidence, seed_comparisons=per_seed, across_seeds=across,
+        language_across_seeds=language_table, effects=effects, baseline_threshold=base_t, alpha=alpha,
+    )  # fmt: skip

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from wldetect.errors import WLDetectError
 from wldetect.runs import Run, owning_run, project_root, start_run
 
 
@@ -33,6 +34,7 @@ def notebook_run(
     parameters: dict[str, Any],
     threshold: int | str | None = None,
     run_dir: str | Path | None = None,
+    seed: int | None = None,
 ) -> Run:
     """The setup of a step notebook, in one call: work from the project root (so relative paths mean the same
     from notebooks/ in JupyterLab and from the root under papermill), silence tqdm's "no ipywidgets" warning
@@ -44,7 +46,7 @@ def notebook_run(
     check_parameter_values(kind, {**parameters, "run_dir": run_dir})  # raw papermill / JupyterLab: before any record
     os.chdir(project_root())
     warnings.filterwarnings("ignore", category=TqdmWarning)
-    run = start_run(name, kind=kind, parameters=parameters, threshold=threshold, run_dir=run_dir)
+    run = start_run(name, kind=kind, parameters=parameters, threshold=threshold, run_dir=run_dir, seed=seed)
     print(f"Run record: {run.path}")
     return run
 
@@ -105,10 +107,20 @@ def check_parameter_values(notebook: str, parameters: dict[str, Any]) -> None:
         refuse("epochs", f"one number of epochs: -p overrides gives training.epochs {overrides['training.epochs']!r}")
 
 
-def training_overrides(overrides: dict[str, Any], epochs: int | None) -> dict[str, Any]:
-    """Step 3's config overrides with its `epochs` parameter applied (`training.epochs`); None leaves the
-    config's. (`epochs` is checked first by `check_parameter_values`: 0 is refused, never read as "unset".)"""
-    return dict(overrides, **({"training.epochs": epochs} if epochs is not None else {}))
+def training_overrides(overrides: dict[str, Any] | None, epochs: int | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Step 3's config overrides with its `epochs` and `seed` parameters folded in (`training.epochs`,
+    `training.seed`). A `seed` parameter and an `overrides` seed that disagree are refused: the run id and
+    manifest name one seed, and it must be the one training used."""
+    merged = dict(overrides or {})
+    if epochs is not None:  # 0 is refused by check_parameter_values, never read as "unset"
+        merged["training.epochs"] = epochs
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise WLDetectError(f"-p seed {seed!r}: expected a whole number >= 0")
+        if "training.seed" in merged and merged["training.seed"] != seed:
+            raise WLDetectError(f"-p seed {seed} and -p overrides training.seed {merged['training.seed']!r} disagree: give one")
+        merged["training.seed"] = seed
+    return merged
 
 
 def compared_inputs(paths: list[str | Path], results: str | None = None) -> dict[str, Path]:

@@ -7,6 +7,7 @@ notebooks, scripts and parallel kernels alike.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -384,3 +385,57 @@ def plot_training_curves(history, path: str | Path | None = None, smooth: int = 
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path) if path is not None else fig
+
+
+def seed_threshold_curves(
+    points: pd.DataFrame, across: pd.DataFrame, path: str | Path, baseline_threshold: Any = 0, confidence: float = 0.95
+) -> Path:
+    """Accuracy against the masking threshold over several training seeds, and the change each threshold makes.
+
+    Left: every seed's run as a small point, the mean over seeds as the line. Right: each seed's change against
+    the same seed's baseline as a small point, the mean with its seed-aware interval (resampling seeds and
+    sentences): filled where the interval excludes 0, the only effects the report calls real. `points`: one row
+    per run (threshold, seed, accuracy, accuracy_delta); `across`: `SeedAwareComparison.across_seeds`.
+    Thresholds are placed in the order given (counts and shares of the data alike)."""
+    from matplotlib.figure import Figure
+
+    order = [baseline_threshold, *(t for t in across.index if t != baseline_threshold)]
+    position = {t: i for i, t in enumerate(order)}
+    labels = [f"{t} (baseline)" if t == baseline_threshold else str(t) for t in order]
+    x = np.array([position[t] for t in points["threshold"]], dtype=float)
+    seeds = sorted(points["seed"].unique())
+    jitter = {s: (i - (len(seeds) - 1) / 2) * 0.06 for i, s in enumerate(seeds)}
+    xj = x + np.array([jitter[s] for s in points["seed"]])
+    fig = Figure(figsize=(12, 4.6))
+    left, right = fig.subplots(1, 2)
+    for ax in (left, right):
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels(labels, fontsize=8)
+        ax.set_xlabel("masking threshold")
+        ax.grid(alpha=0.3)
+        ax.margins(x=0.12)
+    left.scatter(xj, 100 * points["accuracy"], s=14, color="#9a9a9a", label=f"one seed ({len(seeds)} seeds)", zorder=2)
+    means = points.groupby("threshold", sort=False)["accuracy"].mean()
+    left.plot(range(len(order)), [100 * means[t] for t in order], "o-", color="#1f77b4", label="mean over seeds", zorder=3)
+    left.set_ylabel("accuracy (%)")
+    left.set_title("Accuracy, every seed and the mean", fontsize=10)
+    left.legend(fontsize=8, loc="best")
+
+    right.axhline(0, color="black", linewidth=0.8)
+    right.scatter(xj, 100 * points["accuracy_delta"], s=14, color="#9a9a9a", label="one seed vs its baseline", zorder=2)
+    if not across.empty:
+        ax_x = np.array([position[t] for t in across.index], dtype=float)
+        delta = 100 * across["accuracy_delta"].to_numpy(dtype=float)
+        errors = np.vstack([delta - 100 * across["ci_low"].to_numpy(dtype=float), 100 * across["ci_high"].to_numpy(dtype=float) - delta])
+        right.errorbar(ax_x, delta, yerr=np.clip(errors, 0, None), fmt="none", ecolor="#1f77b4", capsize=4, zorder=3)
+        real = across["real"].to_numpy(bool)
+        if real.any():
+            right.scatter(ax_x[real], delta[real], color="#1f77b4", zorder=4, label="mean: real (interval excludes 0)")
+        if (~real).any():
+            right.scatter(ax_x[~real], delta[~real], facecolors="white", edgecolors="#1f77b4", zorder=4,
+                          label="mean: interval includes 0")  # fmt: skip
+    right.set_ylabel("accuracy - same seed's baseline (points)")
+    right.set_title(f"Change with {confidence:.0%} interval over seeds and sentences", fontsize=10)
+    right.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -69,15 +69,17 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def make_run_id(name: str, threshold: int | str | None = None) -> str:
-    """Readable and sortable: `20261121T101500Z-demo-t10`; a share threshold reads as asked, `...-demo-t0.0025pct`
-    (the count it resolves to is known only once step 1's counts are read: the manifest has both)."""
+def make_run_id(name: str, threshold: int | str | None = None, seed: int | None = None) -> str:
+    """Readable and sortable: `20261121T101500Z-demo-t10`, with a chosen training seed `...-t10-s1`; a share
+    threshold reads as asked, `...-demo-t0.0025pct` (the count it resolves to is known only once step 1's counts
+    are read: the manifest has both)."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
-    if threshold is None:
-        return f"{stamp}-{slug}"
-    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(threshold).strip().replace("%", "pct")).strip("-")
-    return f"{stamp}-{slug}" + (f"-t{label}" if label else "")
+    run_id = f"{stamp}-{slug}"
+    if threshold is not None:
+        label = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(threshold).strip().replace("%", "pct")).strip("-")
+        run_id += f"-t{label}" if label else ""
+    return run_id + (f"-s{seed}" if seed is not None else "")
 
 
 def threshold_fields(threshold: Any) -> dict[str, Any]:
@@ -481,11 +483,16 @@ class Run:
         inputs: dict[str, str | Path | None] | None = None,
         training_config=None,
         training_data: bool = True,
+        seed: int | None = None,
     ) -> None:
         """A notebook's closing call: hash what the step read into the manifest, mark the run completed with
         its `metrics`, and print one line. With `training_config`, its training data and embeddings are
-        recorded too (`record_training_inputs`); `inputs` names further files or directories (None: skipped)."""
+        recorded too (`record_training_inputs`); `inputs` names further files or directories (None: skipped).
+        `seed`: the training seed the run used (a training run's config seed, chosen or not), so a comparison
+        can pair runs by seed from the manifest alone."""
         inputs = dict(inputs or {})
+        if seed is not None:
+            self._update(seed=seed)
         if training_config is not None:
             self.record_training_inputs(training_config, training_data, **inputs)
         else:
@@ -503,13 +510,16 @@ def create_run(
     threshold: int | str | None = None,
     root: Path | None = None,
     run_id: str | None = None,
+    seed: int | None = None,
 ) -> Run:
     """Make a new run directory (never reusing one) with its resolved parameters and an initial manifest that
-    names this process as its owner; runs of dead processes under `root` are reaped first (`reap_interrupted`)."""
+    names this process as its owner; runs of dead processes under `root` are reaped first (`reap_interrupted`).
+
+    `seed`: a training seed chosen for this run (`-p seed`, a sweep's `--seeds`): in the run id and manifest."""
     root = Path(root) if root else runs_dir()
     root.mkdir(parents=True, exist_ok=True)
     reap_interrupted(root)
-    base = run_id or make_run_id(name, threshold)
+    base = run_id or make_run_id(name, threshold, seed)
     for attempt in range(1000):
         path = root / (base if attempt == 0 else f"{base}-{attempt + 1}")
         try:
@@ -526,6 +536,7 @@ def create_run(
         "kind": kind,
         "name": name,
         **threshold_fields(threshold),
+        **({"seed": seed} if seed is not None else {}),
         "status": "running",
         "started": utc_now(),
         "started_unix": time.time(),
@@ -544,7 +555,13 @@ def create_run(
 
 
 def start_run(
-    name: str, *, kind: str, parameters: dict[str, Any], threshold: int | str | None = None, run_dir: str | Path | None = None
+    name: str,
+    *,
+    kind: str,
+    parameters: dict[str, Any],
+    threshold: int | str | None = None,
+    run_dir: str | Path | None = None,
+    seed: int | None = None,
 ) -> Run:
     """What a notebook calls first: reuse the run `wldetect run` made for it, or make its own (raw papermill,
     JupyterLab). Inside IPython, a cell that raises marks the run failed, so a crash is never shown as done.
@@ -555,11 +572,11 @@ def start_run(
     if run_dir:
         run = open_run(run_dir)
         _refuse_finished(run)
-        run._update(parameters=_plain(parameters), **threshold_fields(threshold))
+        run._update(parameters=_plain(parameters), **threshold_fields(threshold), **({"seed": seed} if seed is not None else {}))
         run.record_process("kernel")
         write_text_atomic(run.path / PARAMS, yaml.safe_dump(_plain(parameters), sort_keys=False))
     else:
-        run = create_run(name, kind=kind, parameters=parameters, threshold=threshold)
+        run = create_run(name, kind=kind, parameters=parameters, threshold=threshold, seed=seed)
     _mark_failed_on_error(run)
     return run
 
@@ -663,6 +680,7 @@ def list_runs(root: Path | None = None):
                 "status": run_status(manifest),
                 "threshold": manifest.get("threshold"),
                 "threshold_share": manifest.get("threshold_share"),
+                "seed": manifest.get("seed"),
                 "config": _mapping(manifest.get("parameters")).get("config"),
                 "accuracy": metrics.get("accuracy"),
                 "f1_macro": metrics.get("f1_macro"),
@@ -671,7 +689,7 @@ def list_runs(root: Path | None = None):
             }
         )
     table = pd.DataFrame(rows)
-    for column in ("threshold", "tokens_masked"):
+    for column in ("threshold", "seed", "tokens_masked"):
         if column in table:  # counts, not measurements: no "10.0000"; a value that is no count (a failed run's
             # bad parameter, `threshold: abc`) is shown as missing rather than breaking the listing
             whole = [_whole_number(v) for v in table[column]]

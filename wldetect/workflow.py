@@ -80,7 +80,7 @@ _NO_CONFIG = {
 }
 
 # Parameters whose notebook default is None but whose value, when given, is a whole number or a string.
-_OPTIONAL_INTEGERS = {"epochs", "num_workers"}
+_OPTIONAL_INTEGERS = {"epochs", "num_workers", "seed"}
 _OPTIONAL_STRINGS = {"config", "dataset", "split"}
 
 
@@ -124,6 +124,12 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok:
             raise WLDetectError(f"-p {key} {value!r}: expected {_TYPE_WORDS.get(expected, expected.__name__)}")
+        if key == "seed" and value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise WLDetectError(f"-p seed {value!r}: expected a whole number >= 0")
+    if parameters.get("seed") is not None and isinstance(parameters.get("overrides"), dict):
+        from wldetect.notebook import training_overrides
+
+        training_overrides(parameters["overrides"], seed=parameters["seed"])  # a disagreeing overrides seed: one line
     if "run_dir" in parameters:  # it would be replaced by the record made here: refused rather than dropped
         raise WLDetectError(
             f"-p run_dir {parameters['run_dir']!r}: `wldetect run` makes the run record itself (under "
@@ -178,7 +184,33 @@ def new_notebook_run(name: str, parameters: dict[str, Any], *, run_name: str | N
     source = notebook_path(name)
     threshold = parameters.get("threshold")
     default_name = parameters.get("name") or (Path(str(parameters["config"])).stem if parameters.get("config") else source.stem)
-    return create_run(run_name or default_name, kind=source.stem, parameters=parameters, threshold=threshold, root=runs_root)
+    seed = chosen_seed(parameters) if source.stem == "03_train" else None
+    return create_run(run_name or default_name, kind=source.stem, parameters=parameters, threshold=threshold, root=runs_root, seed=seed)
+
+
+def chosen_seed(parameters: dict[str, Any]) -> int | None:
+    """The training seed a step 3 execution was given (`seed`, else `overrides` `training.seed`), as the
+    notebook resolves it (`notebook.training_overrides`); None: the config's own seed."""
+    if parameters.get("seed") is not None:
+        return parameters["seed"]
+    overrides = parameters.get("overrides")
+    return overrides.get("training.seed") if isinstance(overrides, dict) else None
+
+
+def check_seeds(seeds: list[int] | None, overrides: dict[str, Any] | None = None) -> list[int] | None:
+    """A sweep's seeds: distinct whole numbers >= 0, and not also given as `overrides` `training.seed`."""
+    if seeds is None:
+        return None
+    seeds = list(seeds)
+    if not seeds:
+        raise WLDetectError("--seeds: give at least one seed")
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise WLDetectError(f"--seeds {seeds}: expected whole numbers >= 0")
+    if len(set(seeds)) != len(seeds):
+        raise WLDetectError(f"--seeds {seeds}: each seed once")
+    if overrides and "training.seed" in overrides:
+        raise WLDetectError("--seeds and -p overrides training.seed both set the training seed: give --seeds alone")
+    return seeds
 
 
 def kernel_manager_class(env: dict[str, str] | None = None, log: BinaryIO | None = None):
@@ -266,15 +298,19 @@ def sweep(
     raise_on_failure: bool = True,
     count_run: str | Path | None = None,
     masks: dict[int | str, str | Path] | None = None,
+    seeds: list[int] | None = None,
 ) -> Run:
-    """Train once per threshold from one step 1 run's token ids, then compare all runs in one report.
+    """Train once per threshold (and seed) from one step 1 run's token ids, then compare all runs in one report.
 
     `count_run`: the step 1 run (01_count_tokens) whose token ids and counts every training run reads; None
     runs step 1 first, into its own run record. `masks`: step 2 mask files to train from, by threshold (the
     other thresholds' masks are made by each training run from the step 1 counts, in its own record).
     The first threshold is the baseline of the comparison (put 0, no mask, first). A threshold is a count or a
     share of the training tokens (`"0.0025%"`); shares are resolved on the count run's counts before training
-    (`resolve_sweep_thresholds`), and each training run records both (`0.0025% -> threshold 1`). Executors:
+    (`resolve_sweep_thresholds`), and each training run records both (`0.0025% -> threshold 1`). `seeds`: train every
+    threshold with each of these `training.seed`s (`-p seed` of 03_train: in each run's id and manifest); each
+    seed's runs are compared with that seed's baseline and the report aggregates over seeds
+    (`comparison.SeedAwareComparison`). None: one seed, the config's. Executors:
     - `local` (default): `jobs` papermill kernels on this machine. With GPUs visible (and training.device
       auto or cuda) each concurrent run gets its own GPU through CUDA_VISIBLE_DEVICES (`runs_per_gpu` > 1
       shares them); without, each kernel gets its share of the CPU threads.
@@ -295,6 +331,7 @@ def sweep(
         thresholds = [parse_threshold(t) for t in thresholds]
     except WLDetectError as err:
         raise WLDetectError(f"sweep: thresholds {thresholds}: {err}") from None
+    seeds = check_seeds(seeds, overrides)
     training_config = load_training_config(config, overrides)
     if executor == "ray":  # reach the cluster before counting, so a wrong --address fails at once
 
@@ -307,11 +344,14 @@ def sweep(
         ).path
     resolve_sweep_thresholds(thresholds, count_run)
     masks = {parse_threshold(t): str(path) for t, path in (masks or {}).items()}
+    # seed by seed, each seed's baseline first (the order sweep_report reads baselines in)
     jobs_to_run = [
         {
             "config": str(config), "threshold": threshold, "name": name, "overrides": overrides or {},
             "count_run": str(count_run), **({"token_mask": masks[threshold]} if threshold in masks else {}),
+            **({"seed": seed} if seed is not None else {}),
         }
+        for seed in (seeds or [None])
         for threshold in thresholds
     ]  # fmt: skip
     if executor == "ray":
@@ -387,18 +427,25 @@ def _local_run_notebooks(
 def sweep_report(training_runs: list[Run], name: str, *, runs_root: Path | None = None, raise_on_failure: bool = True) -> Run:
     """The comparison report (05_compare) of a sweep's completed runs; failed ones are listed in it.
 
-    The first run is the baseline every delta and McNemar test is measured against. If it did not complete,
-    no report is made (whatever `raise_on_failure`): comparing with the first masked run instead would look
-    like a normal sweep report and mean something else. The error names the baseline run; the other runs
-    have finished by then, so their records are kept."""
+    The first run is the baseline every delta and McNemar test is measured against; with seeds (the manifests'
+    `seed`), the first run of each seed is that seed's baseline. If one did not complete, no report is made
+    (whatever `raise_on_failure`): comparing with the first masked run instead would look like a normal sweep
+    report and mean something else. The error names the baseline run; the other runs have finished by then,
+    so their records are kept."""
+    manifests = [r.manifest() for r in training_runs]
     statuses = [r.status() for r in training_runs]  # a run whose processes died is interrupted, never done
     completed = [str(r.path) for r, status in zip(training_runs, statuses) if status == "completed"]
-    failed = {r.run_id: r.manifest().get("error") or status for r, status in zip(training_runs, statuses) if status != "completed"}
-    if training_runs and statuses[0] != "completed":
-        baseline = training_runs[0]
-        outcome = f"failed ({_first_line(failed[baseline.run_id])})" if statuses[0] == "failed" else f"is {statuses[0]}"
+    failed = {r.run_id: m.get("error") or status for r, m, status in zip(training_runs, manifests, statuses) if status != "completed"}
+    seeds = [m.get("seed") for m in manifests]
+    baselines = {seed: index for index, seed in reversed(list(enumerate(seeds)))}  # the first run of each seed
+    for seed, index in sorted(baselines.items(), key=lambda item: item[1]):
+        if statuses[index] == "completed":
+            continue
+        baseline = training_runs[index]
+        outcome = f"failed ({_first_line(failed[baseline.run_id])})" if statuses[index] == "failed" else f"is {statuses[index]}"
+        which = f", seed {seed}" if len(baselines) > 1 else ""
         raise WLDetectError(
-            f"sweep: the baseline run {baseline.run_id} (threshold {baseline.manifest().get('threshold')}) {outcome}, "
+            f"sweep: the baseline run {baseline.run_id} (threshold {manifests[index].get('threshold')}{which}) {outcome}, "
             f"so no comparison report was made (every run is compared with the baseline); {len(completed)} of "
             f"{len(training_runs)} training runs completed and are kept: rerun the baseline and compare them with "
             f"`wldetect compare BASELINE RUN...`"
