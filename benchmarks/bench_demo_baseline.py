@@ -17,8 +17,11 @@ What it does, in the order `make demo` does it:
   maps to the demo's code by `REFERENCE_CODES`); open set for information. Their predictions are cached
   (`<cache>/bench_demo_baseline/`) by the texts and the reference's version.
 
-One table: accuracy (%) full / 1 / 2 / 3 / 5 words, each seed's and their mean, the references, the training
-seconds, and the margin of the mean over the best reference at each length.
+One table: accuracy (%) full / 1 / 2 / 3 / 5 words, each seed's, their mean and worst, the references, and
+each training's CPU seconds (torch on one thread, so CPU time is the wall time an idle core would take; on a
+shared machine the wall time stretches with the load and says little), then the margin of the worst seed over
+the best reference at each length. Step 1's wall and CPU seconds (its tokeniser uses every core) are printed
+above the table.
 
     PYTHONPATH=. nice .venv/bin/python benchmarks/bench_demo_baseline.py \\
         [--examples 4000] [--fragments 0.3] [--pooling average] [--seeds 42 0 1] \\
