@@ -37,7 +37,33 @@ DEMO_LANGUAGES: dict[str, str] = {
 }  # fmt: skip
 _NO_SPACES = {"zh", "ja"}  # scripts written without spaces between words
 _VOCABULARY_SIZE = 20_000  # most frequent words kept per language: the long tail is what masking is about
-_CORPUS_VERSION = 2  # bump when the generator changes, so stale caches are not reused
+_GENERATOR_VERSION = 3  # bump when the generator's code changes
+# Short texts: this share of each language's examples are fragments, the first 1..5 words of a generated
+# pseudo-sentence (uniform; no end mark), the shape of a text cut to its first K words. Trained on whole
+# sentences only, average pooling never learns what one or two tokens alone say.
+FRAGMENT_SHARE = 0.4
+FRAGMENT_WORDS = (1, 5)
+# Real text is not lower case without punctuation (wordfreq's lists are): a share of the words capitalised
+# (names, German nouns, a word after a quote: capitalised tokens are other tokens), numbers, commas, and
+# sentences in quotes. Quotes and numbers are drawn alike for every language, so the model learns that they
+# say nothing, instead of leaving their tokens' logits untrained, which on a one-word text is half the evidence.
+CAPITALISED_SHARE = 0.1
+NUMBER_SHARE = 0.01
+COMMA_SHARE = 0.05
+QUOTE_SHARE = 0.1
+_QUOTES = [("\u201c", "\u201d"), ('"', '"'), ("\u201e", "\u201c"), ("\u00ab", "\u00bb"), ("'", "'")]
+# The values above, and the corpus size in params/training/demo.yaml, were chosen with
+# `benchmarks/bench_demo_baseline.py` (accuracy on the shipped PUD sentences, whole and cut to 1-5 words).
+
+
+def corpus_version() -> str:
+    """The generator's version and settings: a change of either is another corpus, for the demo corpus's cache
+    and for step 1's (`counting.cache_key` reads `_CORPUS_VERSION`), so stale caches are never reused."""
+    settings = [FRAGMENT_SHARE, list(FRAGMENT_WORDS), CAPITALISED_SHARE, NUMBER_SHARE, COMMA_SHARE, QUOTE_SHARE]
+    return f"{_GENERATOR_VERSION} {json.dumps(settings)}"
+
+
+_CORPUS_VERSION = corpus_version()
 
 
 def sentence_lengths(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -72,21 +98,77 @@ def word_distribution(wordfreq_code: str) -> tuple[list[str], np.ndarray]:
     return words, probabilities / probabilities.sum()
 
 
-def generate_sentences(code: str, n: int, seed: int) -> list[str]:
-    """`n` pseudo-sentences of one language, with words drawn by their real frequencies (vectorised)."""
-    wordfreq_code = DEMO_LANGUAGES[code]
-    words, probabilities = word_distribution(wordfreq_code)
-    rng = np.random.default_rng([seed, int(hashlib.md5(code.encode()).hexdigest()[:8], 16)])
+def _sentence_words(code: str, n: int, seed: int) -> list[np.ndarray]:
+    """The words of `n` pseudo-sentences of one language, drawn by their real frequencies (vectorised), then
+    dressed as real text is (`_dress`)."""
+    words, probabilities = word_distribution(DEMO_LANGUAGES[code])
+    rng = np.random.default_rng([seed, _code_hash(code)])
     lengths = sentence_lengths(rng, n)
-    drawn = rng.choice(len(words), size=int(lengths.sum()), p=probabilities)
-    vocabulary = np.asarray(words, dtype=object)
-    separator = "" if wordfreq_code in _NO_SPACES else " "
-    end = "。" if wordfreq_code in _NO_SPACES else "."
-    sentences = []
-    for chunk in np.split(vocabulary[drawn], np.cumsum(lengths)[:-1]):
-        text = separator.join(chunk)
-        sentences.append(text[:1].upper() + text[1:] + end)
-    return sentences
+    drawn = np.asarray(words, dtype=object)[rng.choice(len(words), size=int(lengths.sum()), p=probabilities)]
+    ends = np.cumsum(lengths)
+    _dress(code, drawn, ends, np.random.default_rng([seed, _code_hash(code), 2]))
+    return np.split(drawn, ends[:-1])
+
+
+def _dress(code: str, words: np.ndarray, ends: np.ndarray, rng: np.random.Generator) -> None:
+    """Capitalise, replace by numbers, follow by commas and quote (whole sentences) in place, each at its share.
+
+    A stream of its own: with every share at 0 the words are exactly those drawn."""
+    n = len(words)
+    capitalised, number, comma = (rng.random(n) < share for share in (CAPITALISED_SHARE, NUMBER_SHARE, COMMA_SHARE))
+    comma[ends - 1] = False  # no comma before the end mark
+    for i in np.flatnonzero(capitalised):
+        words[i] = words[i][:1].upper() + words[i][1:]
+    for i, value in zip(np.flatnonzero(number), rng.integers(1, 2100, size=int(number.sum()))):
+        words[i] = str(value)
+    mark = "\uff0c" if DEMO_LANGUAGES[code] in _NO_SPACES else ","
+    for i in np.flatnonzero(comma):
+        words[i] = words[i] + mark
+    quoted = np.flatnonzero(rng.random(len(ends)) < QUOTE_SHARE)
+    for s, q in zip(quoted, rng.integers(len(_QUOTES), size=len(quoted))):
+        first, last = (ends[s - 1] if s else 0), ends[s] - 1
+        words[first] = _QUOTES[q][0] + words[first][:1].upper() + words[first][1:]
+        words[last] = words[last] + _QUOTES[q][1]
+
+
+def _code_hash(code: str) -> int:
+    return int(hashlib.md5(code.encode()).hexdigest()[:8], 16)
+
+
+def _join(code: str, words, end: bool) -> str:
+    no_spaces = DEMO_LANGUAGES[code] in _NO_SPACES
+    text = ("" if no_spaces else " ").join(words)
+    return text[:1].upper() + text[1:] + (("。" if no_spaces else ".") if end else "")
+
+
+def generate_sentences(code: str, n: int, seed: int) -> list[str]:
+    """`n` pseudo-sentences of one language, with words drawn by their real frequencies."""
+    return [_join(code, words, end=True) for words in _sentence_words(code, n, seed)]
+
+
+def fragment_lengths(code: str, n: int, seed: int, share: float) -> np.ndarray:
+    """Words kept of each of `n` examples: 0 (the whole sentence) or 1..5 for the `round(n * share)` fragments.
+
+    Which examples are cut, and how short, comes from a stream of its own, so the sentences themselves are
+    those of `generate_sentences` with the same seed, whatever the share."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"fragment share {share!r}: expected a number in [0, 1]")
+    rng = np.random.default_rng([seed, _code_hash(code), 1])
+    cut = np.zeros(n, dtype=np.int64)
+    chosen = rng.permutation(n)[: round(n * share)]
+    cut[chosen] = rng.integers(FRAGMENT_WORDS[0], FRAGMENT_WORDS[1] + 1, size=len(chosen))
+    return cut
+
+
+def generate_examples(code: str, n: int, seed: int, fragment_share: float | None = None) -> list[str]:
+    """`n` training examples of one language: pseudo-sentences, `fragment_share` of them (default
+    `FRAGMENT_SHARE`) cut to their first 1..5 words, which then carry no end mark (as a cut text does not)."""
+    share = FRAGMENT_SHARE if fragment_share is None else fragment_share
+    cuts = fragment_lengths(code, n, seed, share)
+    return [
+        _join(code, words[:cut], end=False) if cut else _join(code, words, end=True)
+        for words, cut in zip(_sentence_words(code, n, seed), cuts.tolist())
+    ]
 
 
 def demo_corpus_path(examples_per_language: int = 2000, seed: int = 0, languages: list[str] | None = None) -> Path:
@@ -107,7 +189,7 @@ def demo_corpus(examples_per_language: int = 2000, seed: int = 0, languages: lis
     texts: list[str] = []
     labels: list[str] = []
     for code in languages:
-        texts.extend(generate_sentences(code, examples_per_language, seed))
+        texts.extend(generate_examples(code, examples_per_language, seed))
         labels.extend([code] * examples_per_language)
     dataset = Dataset.from_dict({"text": texts, "language": labels})
     tmp = path.with_name(path.name + ".tmp")
