@@ -46,8 +46,9 @@ def demo(
     summary_only: bool = typer.Option(False, "--summary-only", help="only load the model and data and summarise them"),
 ) -> None:
     """The whole workflow on the embedded default: step 1 count tokens, step 2 create mask, step 3 train for
-    thresholds 0, 1, 5, 10, 50 with step 5's comparison, step 4 evaluate on the shipped PUD sentences, and the
-    weight analysis; each an executed notebook in runs/."""
+    thresholds 0, 1% (of the training tokens) and 10 over seeds 0, 1, 2 with step 5's seed-aware comparison and
+    the reference detectors, step 4 evaluate on the shipped PUD sentences, and the weight analysis; each an
+    executed notebook in runs/."""
     from wldetect.config import load_training_config
     from wldetect.masking import parse_threshold
     from wldetect.sources.data import prepare_training_dataset

@@ -1182,7 +1182,7 @@ def score_references(
     one thread, for the model too (`detector`, the evaluated `WLDetect`, run with `num_threads=1`), each after
     an untimed warm-up on the first 256 texts.
     """
-    from wldetect.references import ReferenceUnavailable, load_reference
+    from wldetect.references import ReferenceUnavailable, cached_scores, load_reference, scores_key, store_scores
 
     in_model = result.predictions["in_model"].to_numpy(bool)
     full = evaluation_set.sentences[in_model]
@@ -1219,6 +1219,12 @@ def score_references(
     }
     say = print if verbose else (lambda *a, **k: None)
     for name in names:
+        key = scores_key(name, texts, gold, lengths, model_languages, targets, result.model_path)
+        cached = cached_scores(key)
+        if cached is not None:  # the same sentences and languages scored before (another run of a sweep)
+            record["references"][name] = {**cached, "reused": True}
+            say(f"Reference {name}: the scores of an earlier evaluation of these sentences, reused (cache {key})")
+            continue
         try:
             reference = load_reference(name, targets, result.model_path)
         except ReferenceUnavailable as err:
@@ -1246,6 +1252,7 @@ def score_references(
                 "languages": {"count": count, "missing": [code for code in evaluated if code not in known]},
                 "by_length": length_accuracy(gold, answers, lengths),
             }
+        store_scores(key, entry)
         record["references"][name] = entry
     return record
 

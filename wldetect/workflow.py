@@ -551,7 +551,10 @@ def ray_run_notebooks(
     return runs
 
 
-DEMO_THRESHOLDS = (0, 1, 5, 10, 50)
+# The demo's sweep: no mask, a share of the training tokens (the seed's own unit: 1 % of this small corpus's
+# tokens resolves to threshold 2), and the seed's threshold 10, each trained with three seeds.
+DEMO_THRESHOLDS = (0, "1%", 10)
+DEMO_SEEDS = (0, 1, 2)
 
 
 def demo(
@@ -560,12 +563,13 @@ def demo(
     thresholds: tuple[int | str, ...] = DEMO_THRESHOLDS,
     evaluation_set: str = "pud",
     jobs: int | None = None,
+    seeds: tuple[int, ...] = DEMO_SEEDS,
 ) -> dict[str, Run]:
     """The whole workflow on the embedded default, each step reading the files of the one before: step 1's
     token ids and counts, step 2's mask report at `threshold`, a sweep of `thresholds` (0 first: the
-    baseline) training from step 1's ids (the `threshold` run from step 2's mask file) with its comparison
-    report, evaluation of the `threshold` model's tables on the shipped PUD sentences against the baseline,
-    and its weight analysis.
+    baseline) over `seeds`, training from step 1's ids (the `threshold` runs from step 2's mask file), with
+    its seed-aware comparison report, evaluation of the first seed's `threshold` model's tables on the
+    shipped PUD sentences against its baseline, and its weight analysis.
 
     The sweep trains `jobs` runs at a time (default: one per core, each on its share of the threads): on a
     small machine the kernels' start-up, imports and reports then overlap with another run's training.
@@ -576,6 +580,7 @@ def demo(
     threshold = parse_threshold(threshold)
     given = {parse_threshold(t) for t in (0, threshold, *thresholds)}  # counts first, in order, then shares
     thresholds = tuple(sorted(given, key=lambda t: (isinstance(t, str), t if isinstance(t, int) else float(t[:-1]))))
+    seeds = tuple(seeds) or (None,)
     steps: dict[str, Run] = {}
     steps["01_count_tokens"] = count_run = run_notebook("01_count_tokens", {"config": config}, run_name="demo")
     steps["02_create_mask"] = mask_run = run_notebook(
@@ -583,16 +588,21 @@ def demo(
     )
     report = sweep(
         config, list(thresholds), name="demo", jobs=jobs or os.cpu_count() or 1, count_run=count_run.path,
-        masks={threshold: mask_run.path / "token_mask.npy"},
+        masks={threshold: mask_run.path / "token_mask.npy"}, seeds=None if seeds == (None,) else list(seeds),
     )  # fmt: skip
-    training_runs = dict(zip(thresholds, (open_run(p) for p in report.manifest()["parameters"]["runs"])))
-    for t, run in training_runs.items():
-        steps["03_train (baseline)" if t == 0 else f"03_train (t={t})"] = run
+    runs = iter(open_run(p) for p in report.manifest()["parameters"]["runs"])  # seed by seed, thresholds in order
+    training_runs = {(seed, t): next(runs) for seed in seeds for t in thresholds}
+    for (seed, t), run in training_runs.items():
+        label = "baseline" if t == 0 else f"t={t}"
+        steps[f"03_train ({label}" + (f", seed {seed})" if seed is not None else ")")] = run
     steps["05_compare"] = report
-    baseline_run, masked_run = training_runs[0], training_runs[threshold]
+    baseline_run, masked_run = training_runs[(seeds[0], 0)], training_runs[(seeds[0], threshold)]
     steps["04_evaluate"] = run_notebook(
         "04_evaluate",
-        {"model_path": str(masked_run.artifacts_dir), "dataset": evaluation_set, "compare_with": str(baseline_run.artifacts_dir)},
+        {
+            "config": config, "model_path": str(masked_run.artifacts_dir), "dataset": evaluation_set,
+            "compare_with": str(baseline_run.artifacts_dir),
+        },  # fmt: skip
         run_name="demo",
     )
     steps["06_weight_analysis"] = run_notebook(
