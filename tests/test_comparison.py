@@ -158,6 +158,18 @@ def test_a_directory_with_several_evaluations_names_them_and_the_choice(evaluate
     assert str(info.value) == f"{model}: 2 evaluations (other-set, tiny-set); choose one with --results NAME"
 
 
+def test_the_summary_shows_the_references_scored_on_the_baselines_sentences(tmp_path):
+    """The references of the baseline's `<set>_references.json` are rows of the comparison's summary (once)."""
+    pytest.importorskip("py3langid")
+    evalset = write_tiny_evalset(tmp_path / "tiny-set", per_language=20)
+    baseline, run = write_tiny_artifacts(tmp_path / "baseline"), write_tiny_artifacts(tmp_path / "run", misattributed={"cat": "fra_Latn"})
+    evaluate(baseline, dataset=str(evalset), verbose=False, heatmap=False, references=["py3langid"])
+    evaluate(run, dataset=str(evalset), verbose=False, heatmap=False)
+    summary = compare_runs([baseline, run], results="tiny-set", verbose=False).summary()
+    assert summary.count("References on the same 60 sentences (one thread):") == 1
+    assert [line.split()[:2] for line in summary.splitlines() if line.startswith("py3langid")] == [["py3langid", "open"], ["py3langid", "closed"]]
+
+
 # --------------------------------------------------------------- what compare reads is checked first (issue 13)
 
 
@@ -432,14 +444,25 @@ def test_runs_of_two_seeds_are_paired_with_their_own_seeds_baseline(tmp_path):
     for r in languages.itertuples():  # flagged only when worse in every seed, beyond 1 point, interval below 0
         assert r.flagged == (r.seeds_worse == 2 and r.accuracy_delta < -0.01 and r.ci_high < 0)
 
+    # by text length, over seeds: the same fragments for every seed, full sentences agreeing with the row above
+    lengths = report.by_length_across_seeds
+    assert list(lengths["length"]) == ["1", "2", "3", "5", "full"] and set(lengths["threshold"]) == {10}
+    full_sentences = lengths[lengths["length"] == "full"].iloc[0]
+    assert full_sentences["accuracy_delta"] == pytest.approx(row["accuracy_delta"])
+    assert full_sentences["n_seeds"] == 2 and full_sentences["n"] == int(overall["n_sentences"].iloc[0])
+    for r in lengths.itertuples():
+        assert r.ci_low <= r.accuracy_delta <= r.ci_high and r.real == (r.ci_low > 0 or r.ci_high < 0)
+
     verdict = report.verdict()
     assert "threshold 10:" in verdict and "over seeds 0, 1" in verdict and "seed 1 " in verdict
+    assert "By text length" in verdict
     assert verdict.splitlines()[-1].startswith("Across seeds 0, 1 (each run paired with its own seed's baseline, threshold 0)")
     assert ("a real loss" in verdict) == bool(row["real"]) and ("not a real effect" in verdict) != bool(row["real"])
-    for name in ("overall", "per_language", "significance", "across_seeds", "language_across_seeds"):
+    for name in ("overall", "per_language", "significance", "across_seeds", "language_across_seeds", "by_length_across_seeds"):
         assert (output / f"{name}.csv").is_file(), name
     summary = (output / "summary.txt").read_text(encoding="utf-8")
     assert summary.startswith("Across seeds 0, 1") and verdict in summary and "Seed 1:" in summary
+    assert "Masking effect by text length across seeds" in summary
     assert (output / "accuracy_vs_threshold.png").read_bytes().startswith(b"\x89PNG")
 
 

@@ -161,6 +161,24 @@ def by_length_effect(
     rare tokens carry the whole decision. Empty (with the columns) when either result has no by-length view."""
     if baseline.by_length is None or run.by_length is None:
         return pd.DataFrame(columns=list(BY_LENGTH_COLUMNS))
+    rows = []
+    for length, base_correct, correct in paired_by_length(baseline, run):
+        test = mcnemar_test(base_correct, correct)
+        difference, low, high = paired_bootstrap_ci(base_correct, correct, n_resamples, confidence, seed)
+        rows.append(
+            {
+                "run": label, "length": length, "n": len(correct), "accuracy_baseline": float(base_correct.mean()),
+                "accuracy": float(correct.mean()), "accuracy_delta": difference, "ci_low": low, "ci_high": high,
+                "worsened": test.baseline_only, "improved": test.run_only, "p_mcnemar": test.p_value,
+            }
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=list(BY_LENGTH_COLUMNS))
+
+
+def paired_by_length(baseline: EvaluationResult, run: EvaluationResult) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(length, baseline correct, run correct) per length ("1", "2", "3", "5", then "full"), paired by
+    `(language, id, length)` and in that order, so the arrays of every run of a sweep line up sentence for
+    sentence (what the seed-aware bootstrap needs). A fragment missing on one side is an error."""
     keys = ["language", "id", "length"]
     full = {"length": "full"}
     base = pd.concat(
@@ -177,22 +195,10 @@ def by_length_effect(
             f"by length: {int(unpaired.sum())} fragments are not in both evaluations (first: {row['language']} "
             f"{row['id']} at length {row['length']}); evaluate both on the same set"
         )
-    rows = []
+    paired = paired.sort_values(keys, kind="stable")
     order = sorted({k for k in paired["length"] if k != "full"}, key=int) + ["full"]
-    for length in order:
-        group = paired[paired["length"] == length]
-        base_correct = group["correct_base"].to_numpy(bool)
-        correct = group["correct_run"].to_numpy(bool)
-        test = mcnemar_test(base_correct, correct)
-        difference, low, high = paired_bootstrap_ci(base_correct, correct, n_resamples, confidence, seed)
-        rows.append(
-            {
-                "run": label, "length": length, "n": len(group), "accuracy_baseline": float(base_correct.mean()),
-                "accuracy": float(correct.mean()), "accuracy_delta": difference, "ci_low": low, "ci_high": high,
-                "worsened": test.baseline_only, "improved": test.run_only, "p_mcnemar": test.p_value,
-            }
-        )  # fmt: skip
-    return pd.DataFrame(rows, columns=list(BY_LENGTH_COLUMNS))
+    groups = [paired[paired["length"] == length] for length in order]
+    return [(length, g["correct_base"].to_numpy(bool), g["correct_run"].to_numpy(bool)) for length, g in zip(order, groups)]
 
 
 def by_length_table(
@@ -362,6 +368,7 @@ class Comparison:
     confidence: float
     paths: dict[str, Path] = field(default_factory=dict)
     by_length: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(BY_LENGTH_COLUMNS)))
+    show_references: bool = True  # False for the per-seed parts of a seed-aware report, which shows them once
 
     @property
     def baseline(self) -> str:
@@ -425,6 +432,9 @@ class Comparison:
                     )
         if not self.by_length.empty:
             lines.extend(["", describe_by_length(self.by_length, self.confidence)])
+        references = describe_references_of(self)
+        if references and self.show_references:
+            lines.extend(["", references])
         for key, path in self.paths.items():
             lines.append(f"{key}: {path}")
         return "\n".join(lines)
@@ -925,6 +935,7 @@ class SeedAwareComparison(Comparison):
     effects: dict[Any, SeedEffect] = field(default_factory=dict)
     baseline_threshold: Any = 0
     alpha: float = 0.05
+    by_length_across_seeds: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(BY_LENGTH_ACROSS_COLUMNS)))
 
     @property
     def baselines(self) -> dict[int, str]:
@@ -977,6 +988,9 @@ class SeedAwareComparison(Comparison):
                 f"({100 * r.accuracy_delta:+.2f} pp, CI [{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}], worse in "
                 f"{r.seeds_worse} of {r.n_seeds} seeds)"
             )
+        for extra in (describe_by_length_across_seeds(self.by_length_across_seeds, self.confidence), describe_references_of(self)):
+            if extra:
+                lines.extend(["", extra])
         for s, comparison in self.seed_comparisons.items():
             lines.append("")
             lines.append(f"Seed {s}:")
@@ -1013,6 +1027,21 @@ class SeedAwareComparison(Comparison):
                     f"{r.language} {100 * r.accuracy_baseline:.1f} % -> {100 * r.accuracy:.1f} %" for r in losers.itertuples()
                 )
                 lines.append(f"  Languages that drop in every seed (interval below 0): {named}.")
+        lengths = self.by_length_across_seeds
+        if not lengths.empty:
+            short = lengths[lengths["length"] != "full"]
+            bitten = short[short["real"]]
+            if bitten.empty:
+                lines.append(
+                    "By text length (first 1, 2, 3, 5 words): no threshold changes short texts beyond seed and sentence noise."
+                )
+            else:
+                named = "; ".join(
+                    f"threshold {r.threshold} at {r.length} word(s) {100 * r.accuracy_delta:+.2f} pp "
+                    f"[{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}]"
+                    for r in bitten.itertuples()
+                )
+                lines.append(f"By text length, effects whose seed-aware interval excludes 0: {named}.")
         pairing = f"each run paired with its own seed's baseline, threshold {self.baseline_threshold}"
         if not real:
             lines.append(
@@ -1033,6 +1062,7 @@ class SeedAwareComparison(Comparison):
             ("overall", self.overall, True), ("per_language", self.per_language, False),
             ("significance", self.significance, True), ("across_seeds", self.across_seeds, True),
             ("language_across_seeds", self.language_across_seeds, False),
+            ("by_length_across_seeds", self.by_length_across_seeds, False),
         )  # fmt: skip
         for name, table, index in tables:
             path = output_dir / f"{name}.csv"
@@ -1090,6 +1120,8 @@ def compare_seeds(
             per_seed[s] = compare_runs([r.result for r in ordered], labels=[r.label for r in ordered], verbose=False, **options)
     if not per_seed:
         raise WLDetectError("compare: no seed has a run besides its baseline: nothing to compare")
+    for comparison in per_seed.values():
+        comparison.show_references = False
     threshold_of = {run.label: t for group in groups.runs.values() for t, run in group.items()}
 
     def tagged(table: pd.DataFrame, s: int, comparison: Comparison, position: int) -> pd.DataFrame:
@@ -1154,6 +1186,7 @@ def compare_seeds(
                 }
             )  # fmt: skip
     across = pd.DataFrame(across_rows).set_index("threshold")
+    length_table = by_length_across_seeds(groups, per_seed, base_t, n_resamples, confidence, seed)
     language_table = pd.DataFrame(language_rows)
     if not language_table.empty:
         rank = {t: i for i, t in enumerate(groups.thresholds)}
@@ -1167,4 +1200,74 @@ def compare_seeds(
         runs=loaded, overall=overall, per_language=per_language, significance=significance,
         drop_threshold=drop_threshold, confidence=confidence, seed_comparisons=per_seed, across_seeds=across,
         language_across_seeds=language_table, effects=effects, baseline_threshold=base_t, alpha=alpha,
+        by_length_across_seeds=length_table,
     )  # fmt: skip
+
+
+BY_LENGTH_ACROSS_COLUMNS = (
+    "threshold", "length", "n", "n_seeds", "accuracy_baseline", "accuracy", "accuracy_delta", "ci_low", "ci_high",
+    "delta_min", "delta_max", "same_sign", "real",
+)  # fmt: skip
+
+
+def by_length_across_seeds(
+    groups: SeedGroups, per_seed: dict[int, Comparison], base_t: Any, n_resamples: int, confidence: float, seed: int
+) -> pd.DataFrame:
+    """The masking effect at each text length over seeds: per threshold and length, the mean of the seeds'
+    differences (each run against its own seed's baseline, on the same fragments) and the seed-aware interval
+    (`seed_effect`). Where masking bites, it bites short texts first; this says whether that holds across
+    seeds. Empty when the runs' results have no by-length view."""
+    rows = []
+    for t in groups.thresholds[1:]:
+        seeds = [s for s in per_seed if t in groups.runs[s]]
+        paired = {}
+        for s in seeds:
+            base, run = groups.runs[s][base_t].result, groups.runs[s][t].result
+            if base.by_length is None or run.by_length is None:
+                return pd.DataFrame(columns=list(BY_LENGTH_ACROSS_COLUMNS))
+            paired[s] = paired_by_length(base, run)
+        if not paired:
+            continue
+        for i, (length, _, _) in enumerate(next(iter(paired.values()))):
+            effect = seed_effect(
+                {s: paired[s][i][1] for s in paired}, {s: paired[s][i][2] for s in paired}, n_resamples, confidence, seed
+            )
+            rows.append(
+                {
+                    "threshold": t, "length": length, "n": len(paired[seeds[0]][i][1]), "n_seeds": len(paired),
+                    "accuracy_baseline": float(np.mean([paired[s][i][1].mean() for s in paired])),
+                    "accuracy": float(np.mean([paired[s][i][2].mean() for s in paired])),
+                    "accuracy_delta": effect.difference, "ci_low": effect.ci_low, "ci_high": effect.ci_high,
+                    "delta_min": min(effect.differences), "delta_max": max(effect.differences),
+                    "same_sign": effect.same_sign, "real": effect.real,
+                }
+            )  # fmt: skip
+    return pd.DataFrame(rows, columns=list(BY_LENGTH_ACROSS_COLUMNS))
+
+
+def describe_by_length_across_seeds(table: pd.DataFrame, confidence: float = 0.95) -> str:
+    """The across-seed by-length table, one line per threshold and length, for the summary."""
+    if table.empty:
+        return ""
+    lines = [
+        "Masking effect by text length across seeds (first K words; CJK/Thai 2K characters), each run against its own "
+        "seed's baseline:",
+        f"  {'threshold':>10} {'length':>6} {'n':>7} {'acc base':>9} {'acc':>8} {'Δ pp':>7} "
+        f"{f'{confidence:.0%} CI seeds+sent.':>20} {'same sign':>9} {'real':>5}",
+    ]
+    for r in table.itertuples():
+        lines.append(
+            f"  {str(r.threshold):>10} {r.length:>6} {r.n:>7,} {r.accuracy_baseline:>9.2%} {r.accuracy:>8.2%} "
+            f"{100 * r.accuracy_delta:>+7.2f} {f'[{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}]':>20} "
+            f"{f'{r.same_sign}/{r.n_seeds}':>9} {'yes' if r.real else 'no':>5}"
+        )
+    return "\n".join(lines)
+
+
+def describe_references_of(comparison: Comparison) -> str:
+    """The reference detectors scored on the baseline's sentences (its `<set>_references.json`), as rows
+    beside the model, or "" when the baseline was evaluated without references."""
+    from wldetect.evaluation import describe_references
+
+    record = getattr(comparison.runs[0].result, "references", None)
+    return describe_references(record) if record else ""
