@@ -1043,15 +1043,17 @@ class SeedAwareComparison(Comparison):
                 )
                 lines.append(f"By text length, effects whose seed-aware interval excludes 0: {named}.")
         pairing = f"each run paired with its own seed's baseline, threshold {self.baseline_threshold}"
+        short_real = sorted({str(t) for t in lengths[(lengths["length"] != "full") & lengths["real"]]["threshold"]}) if not lengths.empty else []
+        shorter = f"; on short texts {len(short_real)} do ({', '.join(short_real)}, above)" if short_real else ""
         if not real:
             lines.append(
-                f"Across seeds {seeds} ({pairing}): no threshold has a real effect; every seed-aware "
-                f"{self.confidence:.0%} interval includes 0."
+                f"Across seeds {seeds} ({pairing}): on full sentences no threshold has a real effect; every seed-aware "
+                f"{self.confidence:.0%} interval includes 0{shorter}."
             )
         else:
             lines.append(
-                f"Across seeds {seeds} ({pairing}): {len(real)} of {len(self.across_seeds)} thresholds have a real "
-                f"effect (the seed-aware {self.confidence:.0%} interval excludes 0): {', '.join(real)}."
+                f"Across seeds {seeds} ({pairing}): on full sentences {len(real)} of {len(self.across_seeds)} thresholds "
+                f"have a real effect (the seed-aware {self.confidence:.0%} interval excludes 0): {', '.join(real)}{shorter}."
             )
         return "\n".join(lines)
 
