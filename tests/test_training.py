@@ -229,7 +229,7 @@ def test_cli_train_with_a_token_mask(project_env, tmp_path):
     result = runner.invoke(app, args + ["--token-mask", str(project_env["mask_path"])])
     assert result.exit_code == 0, result.output
     assert "E3M4 saved: lookup_table_fp8_e3m4.safetensors (0.0 MB)" in result.output
-    assert f"5 of {V} tokens start at weight 0" in result.output
+    assert f"Tokens to zero: 5 ({5 / V * 100:.2f}%)" in result.output and f"Tokens to train: {V - 5:,}" in result.output
     assert (tmp_path / "cli" / "lookup_table_fp8_e3m4.safetensors").is_file()
     both = runner.invoke(app, args + ["--token-mask", str(project_env["mask_path"]), "--threshold", "2"])
     assert both.exit_code != 0

@@ -436,9 +436,12 @@ def sweep_report(training_runs: list[Run], name: str, *, runs_root: Path | None 
     statuses = [r.status() for r in training_runs]  # a run whose processes died is interrupted, never done
     completed = [str(r.path) for r, status in zip(training_runs, statuses) if status == "completed"]
     failed = {r.run_id: m.get("error") or status for r, m, status in zip(training_runs, manifests, statuses) if status != "completed"}
-    # the seed each run was asked to train with (a sweep's --seeds), not the one a finished run recorded: a run
-    # that failed before training records none, and must still count in its seed's group, not start one
-    seeds = [(m.get("parameters") or {}).get("seed") for m in manifests]
+    # the seed each run was asked to train with (a sweep's --seeds), else the one its record names; with at most
+    # one seed named, all runs are one group (a run that failed before training records no seed, and must not
+    # become a baseline of its own)
+    seeds = [(m.get("parameters") or {}).get("seed", m.get("seed")) for m in manifests]
+    if len({s for s in seeds if s is not None}) <= 1:
+        seeds = [None] * len(seeds)
     baselines = {seed: index for index, seed in reversed(list(enumerate(seeds)))}  # the first run of each seed
     for seed, index in sorted(baselines.items(), key=lambda item: item[1]):
         if statuses[index] == "completed":
