@@ -31,9 +31,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from wldetect.config import load_training_config
-    from wldetect.counting import count_dataset
     from wldetect.sources.data import prepare_training_dataset
     from wldetect.sources.models import load_model
+    from wldetect.steps.counting import count_dataset
     from wldetect.tokenization import configure
 
     config = load_training_config(args.training_config)

@@ -46,11 +46,11 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     from wldetect.config import load_training_config
-    from wldetect.counting import count_dataset, ray_count_dataset
-    from wldetect.executors import init_ray
     from wldetect.sources.data import prepare_training_dataset
     from wldetect.sources.models import load_model
+    from wldetect.steps.counting import count_dataset, ray_count_dataset
     from wldetect.tokenization import configure
+    from wldetect.workflow.executors import init_ray
 
     os.chdir(REPO)
     config = load_training_config(args.training_config)

@@ -5,7 +5,7 @@ on exactly the same texts, closed set (their scores restricted to the model's 41
 What it does, in the order `make demo` does it:
 - step 1 on `params/training/demo.yaml` with the overrides given (the generated corpus and its token ids,
   cached by their settings; `--fresh-step1` tokenises again into a temporary directory to time it honestly);
-- step 3 (`wldetect.training.train`, the library call the notebooks make) once per `--seeds`, torch on
+- step 3 (`wldetect.steps.training.train`, the library call the notebooks make) once per `--seeds`, torch on
   `--threads` threads (default 1: `make demo` trains two runs at a time on two cores), timed;
 - the evaluation: the PUD sentences of the languages the model knows (17 of the 20 shipped; cmn_Hant, glg_Latn
   and tha_Thai are not among the demo's), each whole and cut to its first K words (Chinese, Japanese and
@@ -228,7 +228,7 @@ def step1(config, fresh: bool, workdir: Path):
     """Step 1's token ids; `fresh` times it as a first run does: the corpus generated and tokenised again, in
     a cache of its own (under `workdir`) that shares only the converted model with the user's cache."""
     from wldetect.config import cache_dir
-    from wldetect.counting import count_tokens
+    from wldetect.steps.counting import count_tokens
 
     if not fresh:
         start, cpu = time.perf_counter(), time.process_time()
@@ -256,7 +256,7 @@ def train_and_score(config, seed: int, token_ids: Path, gold: np.ndarray, sets: 
     import torch
 
     from wldetect.detect import WLDetect
-    from wldetect.training import train
+    from wldetect.steps.training import train
 
     torch.set_num_threads(threads)
     config = config.model_copy(deep=True)

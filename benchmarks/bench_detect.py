@@ -385,7 +385,7 @@ def probe(args: list[str]) -> None:
 def newest_trained_model() -> Path:
     """The artifacts of the newest completed 03_train run under runs/ (`make demo` writes five), or exit."""
     from wldetect.errors import WLDetectError
-    from wldetect.runs import latest_runs
+    from wldetect.workflow.runs import latest_runs
 
     try:
         return latest_runs("03_train")[0].artifacts_dir

@@ -139,9 +139,9 @@ def config_for(parquet: Path):
 
 def child(parquet: Path, rows: int, steps: int, workdir: Path) -> dict:
     """One size, in this (fresh) process: step 1 cold, then `steps` training steps. Printed as one JSON line."""
-    from wldetect.counting import count_tokens
     from wldetect.sources.models import load_model
-    from wldetect.training import TrainState, fit, prepare
+    from wldetect.steps.counting import count_tokens
+    from wldetect.steps.training import TrainState, fit, prepare
 
     config = config_for(parquet)
     model = load_model(config.model)
@@ -181,9 +181,9 @@ def ceiling(parquet: Path, sample: int = 50_000) -> dict:
     ids), with the ids already computed: what limits one process however many tokeniser threads it has."""
     import numpy as np
 
-    from wldetect.counting import TokenCounter, TokenIdsWriter
     from wldetect.sources.data import prepare_training_dataset
     from wldetect.sources.models import load_model
+    from wldetect.steps.counting import TokenCounter, TokenIdsWriter
     from wldetect.tokenization import configure, encode_texts
 
     config = config_for(parquet)

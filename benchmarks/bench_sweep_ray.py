@@ -31,8 +31,8 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "tests"))
     from conftest import TINY_EXTRA_ROWS, tiny_vocabulary, write_hub_model, write_tiny_project
 
-    from wldetect import executors, workflow
-    from wldetect.counting import count_tokens
+    from wldetect.steps.counting import count_tokens
+    from wldetect.workflow import executors, notebooks
 
     with tempfile.TemporaryDirectory(prefix="wldetect-bench-sweep-") as tmp:
         root = Path(tmp)
@@ -46,10 +46,10 @@ def main() -> None:
         startup = time.perf_counter() - started
 
         def local() -> None:
-            workflow._local_run_notebooks("03_train", parameter_sets, run_name="bench", runs_root=root / "local", jobs=1, device="cpu")
+            notebooks._local_run_notebooks("03_train", parameter_sets, run_name="bench", runs_root=root / "local", jobs=1, device="cpu")
 
         def on_ray() -> None:
-            runs = workflow.ray_run_notebooks("03_train", parameter_sets, run_name="bench", runs_root=root / "ray", device="cpu")
+            runs = notebooks.ray_run_notebooks("03_train", parameter_sets, run_name="bench", runs_root=root / "ray", device="cpu")
             assert all(r.manifest()["status"] == "completed" for r in runs)
 
         timings: dict[str, list[float]] = {"local, --jobs 1": [], "ray, 1 CPU": []}

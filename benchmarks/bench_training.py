@@ -94,10 +94,10 @@ def torch_batches(batches: list) -> list:
 
 def demo_setting(args) -> None:
     from wldetect.config import load_training_config
-    from wldetect.counting import count_tokens
-    from wldetect.model import LanguageDetectionModel
     from wldetect.sources.models import load_model
-    from wldetect.training import epoch_batches, train
+    from wldetect.steps.counting import count_tokens
+    from wldetect.steps.model import LanguageDetectionModel
+    from wldetect.steps.training import epoch_batches, train
 
     config = load_training_config(args.config, {"training.batch_size": args.batch_size})
     loaded = load_model(config.model)
@@ -138,7 +138,7 @@ def demo_setting(args) -> None:
 
 def gemma_setting(args) -> None:
     from wldetect.lookup import compute_lookup_table, quantize
-    from wldetect.model import LanguageDetectionModel
+    from wldetect.steps.model import LanguageDetectionModel
 
     vocab_size, hidden, n_languages = 262_208, 5_376, 148
     start = time.perf_counter()

@@ -78,7 +78,7 @@ def _imports(module: str, type_checking: bool = False) -> tuple[frozenset[str], 
                 source = ".".join(base + ([node.module] if node.module else []))
             else:
                 source = node.module or ""
-            # `from wldetect import plots` imports the submodule wldetect.plots; `from wldetect.x import name`, x
+            # `from wldetect import plots` imports the submodule wldetect.steps.plots; `from wldetect.x import name`, x
             targets = [f"{source}.{alias.name}" if f"{source}.{alias.name}" in _modules() else source for alias in node.names]
         for target in targets:
             if target.split(".")[0] == "wldetect":
@@ -136,9 +136,9 @@ def test_the_graph_sees_the_imports_it_should():
     graph = _graph()
     assert "wldetect.errors" in graph["wldetect.io"]  # module level
     assert "wldetect.detect" in graph["wldetect"]  # inside a function, `from wldetect.detect import ...`
-    assert "wldetect.plots" in graph["wldetect.evaluation"]  # `from wldetect import plots` is the submodule
+    assert "wldetect.steps.plots" in graph["wldetect.steps.evaluation"]  # `from wldetect import plots` is the submodule
     assert "wldetect.sources.demo" in graph["wldetect.sources.data"]  # `from wldetect.sources import demo`
-    assert "torch" in _imports("wldetect.model")[1]
+    assert "torch" in _imports("wldetect.steps.model")[1]
 
 
 def test_find_cycle_reports_the_cycle():

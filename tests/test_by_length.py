@@ -10,9 +10,9 @@ import pytest
 from test_comparison import outcomes
 from test_evaluation import write_tiny_artifacts, write_tiny_evalset
 
-from wldetect.comparison import compare_runs
 from wldetect.errors import WLDetectError
-from wldetect.evaluation import evaluate
+from wldetect.steps.comparison import compare_runs
+from wldetect.steps.evaluation import evaluate
 
 
 def _hand_made(one_word_correct: np.ndarray):
@@ -20,8 +20,8 @@ def _hand_made(one_word_correct: np.ndarray):
     `one_word_correct` says, at lengths 2, 3, 5 always right."""
     import pandas as pd
 
-    from wldetect.evaluation import length_cuts, score_fragments, score_predictions
     from wldetect.sources.evalsets import EvaluationSet
+    from wldetect.steps.evaluation import length_cuts, score_fragments, score_predictions
 
     gold = ["a"] * 20 + ["b"] * 20
     sentences = pd.DataFrame({"id": list(range(1, 21)) * 2, "language": gold, "text": ["w x y z v u"] * 40})
@@ -36,7 +36,7 @@ def _hand_made(one_word_correct: np.ndarray):
 
 
 def test_by_length_table_and_effect_on_a_constructed_case(tmp_path):
-    from wldetect.comparison import by_length_effect
+    from wldetect.steps.comparison import by_length_effect
 
     baseline_correct, run_correct = outcomes(18, 12, 2, 8)  # one-word fragments: 12 worsened, 2 improved
     baseline, run = _hand_made(baseline_correct), _hand_made(run_correct)

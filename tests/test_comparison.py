@@ -9,7 +9,8 @@ import pytest
 from scipy import stats
 from test_evaluation import write_tiny_artifacts, write_tiny_evalset
 
-from wldetect.comparison import (
+from wldetect.errors import WLDetectError
+from wldetect.steps.comparison import (
     SeedAwareComparison,
     compare_runs,
     mcnemar_test,
@@ -17,8 +18,7 @@ from wldetect.comparison import (
     seed_bootstrap_ci,
     seed_effect,
 )
-from wldetect.errors import WLDetectError
-from wldetect.evaluation import evaluate
+from wldetect.steps.evaluation import evaluate
 
 
 def outcomes(both_correct: int, baseline_only: int, run_only: int, both_wrong: int) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +147,7 @@ def test_missing_results_file_names_the_command_to_run(evaluated):
 
 
 def test_a_directory_with_several_evaluations_names_them_and_the_choice(evaluated, tmp_path):
-    from wldetect.comparison import results_file
+    from wldetect.steps.comparison import results_file
 
     model = tmp_path / "model"
     shutil.copytree(evaluated["baseline"], model)
@@ -391,7 +391,7 @@ def _seeded_run(root, name: str, threshold: int, seed: int, misattributed: dict[
     `seed`: the seed in its training summary or, with `summary_seed` False, only in its manifest."""
     import json
 
-    from wldetect.runs import create_run
+    from wldetect.workflow.runs import create_run
 
     run = create_run(name, kind="03_train", parameters={"threshold": threshold}, threshold=threshold, root=root, seed=seed)
     artifacts = write_tiny_artifacts(run.artifacts_dir, misattributed=misattributed)

@@ -68,7 +68,7 @@ def link_distributions(distributions: list[metadata.Distribution], directory: Pa
 def trained(tmp_path_factory) -> Path:
     """A tiny model trained here (the full install): the artifacts directory."""
     from wldetect.config import load_training_config
-    from wldetect.training import train
+    from wldetect.steps.training import train
 
     root = tmp_path_factory.mktemp("core-install-project")
     with module_tiny_project(root) as (config, _, _):

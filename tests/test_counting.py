@@ -14,8 +14,8 @@ import yaml
 from conftest import TINY_EXTRA_ROWS, TINY_LANGUAGES, tiny_vocabulary
 from tokenizers import Tokenizer
 
-from wldetect.counting import TokenCounter, count_tokens, load_per_language_counts, per_language_paths
 from wldetect.errors import WLDetectError
+from wldetect.steps.counting import TokenCounter, count_tokens, load_per_language_counts, per_language_paths
 
 V = len(tiny_vocabulary()) + TINY_EXTRA_ROWS
 
@@ -182,7 +182,7 @@ def test_the_default_counts_and_mask_live_beside_the_artifacts_and_survive_train
     """count-tokens and create-mask without --output write to `<artifacts_dir>-counts/`, which no training run
     into the artifacts directory touches; a mask file that would be a trained model's own is refused."""
     from wldetect.cli import main
-    from wldetect.training import train
+    from wldetect.steps.training import train
 
     config = project / "params" / "training" / "tiny.yaml"
     artifacts, counts_dir = project / "artifacts" / "tiny", project / "artifacts" / "tiny-counts"
@@ -238,7 +238,7 @@ def test_the_embedded_default_end_to_end(tmp_path, embedded_default):
 
 
 def test_language_summary_and_top_tokens(project, tiny_model_dir, tiny_training_config, tmp_path):
-    from wldetect.counting import language_summary, top_tokens
+    from wldetect.steps.counting import language_summary, top_tokens
 
     result = count_tokens(tiny_training_config, verbose=False)
     cached = count_tokens(tiny_training_config, verbose=False)
@@ -265,7 +265,7 @@ def test_the_default_counts_path_is_beside_the_artifacts_directory_it_names(tmp_
     """`<artifacts_dir>-counts/token_counts.npy`; the file system root, which has no place beside it, is a
     one-line error rather than a traceback."""
     from wldetect.config import load_training_config
-    from wldetect.counting import default_counts_path
+    from wldetect.steps.counting import default_counts_path
 
     config_path = Path(__file__).resolve().parent.parent / "params" / "training" / "demo.yaml"
     assert default_counts_path(load_training_config(config_path, {"output.artifacts_dir": str(tmp_path / "m")})) == (
@@ -292,10 +292,10 @@ def _many_rows(n: int = 150, seed: int = 0) -> list[tuple[str, str]]:
 def test_step_1_in_small_chunks_gives_the_counts_ids_and_training_order_of_one_chunk(project, tmp_path, monkeypatch):
     """Classifying, shuffling and capping the rows 3 at a time (a chunk far smaller than the corpus) gives
     byte-identical counts and token ids, and the same training batches, as one chunk holding every row."""
-    import wldetect.counting as counting
     import wldetect.sources.data as data
-    from wldetect.counting import TokenizedCorpus
-    from wldetect.training import epoch_batches
+    import wldetect.steps.counting as counting
+    from wldetect.steps.counting import TokenizedCorpus
+    from wldetect.steps.training import epoch_batches
 
     write_corpus(project, _many_rows())
     config = project / "params" / "training" / "tiny.yaml"
@@ -353,7 +353,7 @@ def test_a_damaged_cache_entry_is_rebuilt_saying_so_never_reused(project, tmp_pa
 
 
 def test_a_truncated_chunk_in_a_run_is_refused_where_it_is_read(project, tmp_path):
-    from wldetect.counting import TokenizedCorpus, load_counts
+    from wldetect.steps.counting import TokenizedCorpus, load_counts
 
     config = project / "params" / "training" / "tiny.yaml"
     result = count_tokens(config, output=tmp_path / "run" / "token_counts.npy", use_cache=False, verbose=False)
@@ -426,7 +426,7 @@ def test_a_full_disk_names_the_destination_and_leaves_no_staging_folder(project,
 def test_reused_counts_say_reused_never_saved(project, tmp_path, capsys):
     """What `train` prints when step 1 is cached: the counts were reused, not saved (#19)."""
     from wldetect.config import load_training_config
-    from wldetect.training import prepare
+    from wldetect.steps.training import prepare
 
     config = project / "params" / "training" / "tiny.yaml"
     count_tokens(config, verbose=False)

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from wldetect.cli import app
 from wldetect.detect import TablePooler, WLDetect
 from wldetect.errors import WLDetectError
-from wldetect.model import LanguageDetectionModel, pool_padded
+from wldetect.steps.model import LanguageDetectionModel, pool_padded
 
 REPO = Path(__file__).resolve().parent.parent
 V = len(tiny_vocabulary()) + TINY_EXTRA_ROWS
@@ -34,7 +34,7 @@ V = len(tiny_vocabulary()) + TINY_EXTRA_ROWS
 def trained(tmp_path_factory):
     """A tiny model trained without a mask (module-scoped: one ~1 s training run for all tests here)."""
     from wldetect.config import load_training_config
-    from wldetect.training import train
+    from wldetect.steps.training import train
 
     root = tmp_path_factory.mktemp("detect-project")
     with module_tiny_project(root) as (config, embeddings, _):

@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from wldetect import executors, workflow
 from wldetect.errors import WLDetectError
+from wldetect.workflow import executors, notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,15 +67,15 @@ def test_each_kernel_gets_its_own_environment(tmp_path):
 
     book = nbformat.v4.new_notebook()
     book.cells = [nbformat.v4.new_code_cell("import os\nprint(os.environ.get('CUDA_VISIBLE_DEVICES'), os.environ.get('OMP_NUM_THREADS'))")]
-    book.metadata["kernelspec"] = {"name": workflow.KERNEL, "language": "python", "display_name": "Python 3"}
+    book.metadata["kernelspec"] = {"name": notebooks.KERNEL, "language": "python", "display_name": "Python 3"}
     source = tmp_path / "env.ipynb"
     nbformat.write(book, str(source))
     before = dict(__import__("os").environ)
 
     def execute(device: str) -> None:
         papermill.execute_notebook(
-            str(source), str(tmp_path / f"out{device}.ipynb"), kernel_name=workflow.KERNEL, progress_bar=False,
-            kernel_manager_class=workflow.kernel_manager_class({"CUDA_VISIBLE_DEVICES": device, "OMP_NUM_THREADS": "1"}),
+            str(source), str(tmp_path / f"out{device}.ipynb"), kernel_name=notebooks.KERNEL, progress_bar=False,
+            kernel_manager_class=notebooks.kernel_manager_class({"CUDA_VISIBLE_DEVICES": device, "OMP_NUM_THREADS": "1"}),
         )  # fmt: skip
 
     threads = [threading.Thread(target=execute, args=(d,)) for d in ("0", "1")]
@@ -96,13 +96,13 @@ def test_the_kernels_own_output_goes_to_the_log_and_the_cells_to_the_notebook(tm
 
     book = nbformat.v4.new_notebook()
     book.cells = [nbformat.v4.new_code_cell("import os\nos.write(2, b'kernel-fd-marker\\n')\nprint('cell-output')")]
-    book.metadata["kernelspec"] = {"name": workflow.KERNEL, "language": "python", "display_name": "Python 3"}
+    book.metadata["kernelspec"] = {"name": notebooks.KERNEL, "language": "python", "display_name": "Python 3"}
     source = tmp_path / "fd.ipynb"
     nbformat.write(book, str(source))
     with open(tmp_path / "kernel.log", "ab") as log:
         papermill.execute_notebook(
-            str(source), str(tmp_path / "out.ipynb"), kernel_name=workflow.KERNEL, progress_bar=False,
-            kernel_manager_class=workflow.kernel_manager_class(log=log),
+            str(source), str(tmp_path / "out.ipynb"), kernel_name=notebooks.KERNEL, progress_bar=False,
+            kernel_manager_class=notebooks.kernel_manager_class(log=log),
         )  # fmt: skip
     logged = (tmp_path / "kernel.log").read_text()
     assert "kernel-fd-marker" in logged and "cell-output" not in logged
@@ -113,7 +113,7 @@ def test_the_kernels_own_output_goes_to_the_log_and_the_cells_to_the_notebook(tm
 
 def test_local_sweep_runs_record_their_gpu(monkeypatch, tmp_path):
     """With two (pretend) GPUs and --jobs 2, the two runs' records name different GPUs."""
-    monkeypatch.setattr(workflow, "detect_gpus", lambda: ["0", "1"])
+    monkeypatch.setattr(notebooks, "detect_gpus", lambda: ["0", "1"])
     calls = []
 
     def fake_execute(run, name, parameters, *, raise_on_failure, env):
@@ -121,14 +121,14 @@ def test_local_sweep_runs_record_their_gpu(monkeypatch, tmp_path):
         run.finish()
         return run
 
-    monkeypatch.setattr(workflow, "execute_into_run", fake_execute)  # the kernel is tested above; this is the dealing
+    monkeypatch.setattr(notebooks, "execute_into_run", fake_execute)  # the kernel is tested above; this is the dealing
     monkeypatch.setenv("WLDETECT_PROJECT_ROOT", str(ROOT))
-    runs = workflow._local_run_notebooks(
+    runs = notebooks._local_run_notebooks(
         "03_train", [{"threshold": t, "name": "g"} for t in (0, 1)], run_name="g", runs_root=tmp_path, jobs=2, device="auto"
     )
     assert sorted(calls[:2]) == ["0", "1"]
     assert sorted(r.manifest()["executor"]["cuda_visible_devices"] for r in runs) == ["0", "1"]
-    none = workflow._local_run_notebooks(
+    none = notebooks._local_run_notebooks(
         "03_train", [{"threshold": 0, "name": "c"}], run_name="c", runs_root=tmp_path, jobs=2, device="cpu"
     )
     assert none[0].manifest()["executor"] == {"executor": "local"}
@@ -149,7 +149,7 @@ def test_without_ray_the_ray_executor_is_a_one_line_error_naming_the_extra(tmp_p
 
 def test_ray_is_not_imported_until_an_executor_needs_it():
     code = (
-        "import sys, wldetect.cli, wldetect.workflow, wldetect.counting, wldetect.executors, wldetect.runs\n"
+        "import sys, wldetect.cli, wldetect.workflow.notebooks, wldetect.steps.counting, wldetect.workflow.executors, wldetect.workflow.runs\n"
         "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

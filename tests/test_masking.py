@@ -10,9 +10,9 @@ import pytest
 import scipy.sparse
 from conftest import TINY_EXTRA_ROWS, tiny_vocabulary, write_tokenizer_json
 
-from wldetect.counting import load_token_counts
 from wldetect.errors import WLDetectError
-from wldetect.masking import (
+from wldetect.steps.counting import load_token_counts
+from wldetect.steps.masking import (
     create_mask,
     language_impact,
     mask_coverage,
@@ -162,7 +162,7 @@ def test_masked_tokens_are_decoded_with_their_script_and_rows_beyond_the_tokeniz
 def test_coverage_analysis_and_figure(tmp_path, tiny_tokenizer):
     from matplotlib.figure import Figure
 
-    from wldetect.counting import save_token_counts
+    from wldetect.steps.counting import save_token_counts
 
     V = len(tiny_vocabulary()) + TINY_EXTRA_ROWS
     rng = np.random.default_rng(0)
@@ -284,7 +284,7 @@ def test_a_mask_of_the_wrong_length_is_rejected(tmp_path):
 
 @pytest.mark.parametrize("name, message", [("mask", "expected a file name ending in .npy"), ("adir", "is a directory")])
 def test_an_output_that_numpy_would_rename_is_refused_before_writing(tmp_path, name, message):
-    from wldetect.masking import create_mask
+    from wldetect.steps.masking import create_mask
 
     (tmp_path / "adir").mkdir()
     with pytest.raises(WLDetectError, match=message):
@@ -293,7 +293,7 @@ def test_an_output_that_numpy_would_rename_is_refused_before_writing(tmp_path, n
 
 
 def test_threshold_strings_must_be_whole_numbers():
-    from wldetect.masking import parse_threshold
+    from wldetect.steps.masking import parse_threshold
 
     assert parse_threshold(" 7 ") == 7 and parse_threshold("10.0") == 10
     for bad in ("1e30", "inf", "0x10", "10 5"):
@@ -324,7 +324,7 @@ SHARE_CASES = [
 
 @pytest.mark.parametrize("spec, count, data_share", SHARE_CASES, ids=[str(case[0]) for case in SHARE_CASES])
 def test_a_share_resolves_to_the_count_that_masks_closest_without_exceeding_it(spec, count, data_share):
-    from wldetect.masking import resolve_threshold
+    from wldetect.steps.masking import resolve_threshold
 
     resolved = resolve_threshold(spec, SHARE_COUNTS)
     assert resolved.count == count and resolved.masked_data_share == pytest.approx(data_share)
@@ -341,7 +341,7 @@ def test_a_share_resolves_to_the_count_that_masks_closest_without_exceeding_it(s
 
 
 def test_a_share_on_counts_without_unseen_tokens_may_mask_nothing():
-    from wldetect.masking import resolve_threshold
+    from wldetect.steps.masking import resolve_threshold
 
     counts = np.array([5, 5, 90])
     assert [resolve_threshold(s, counts).count for s in ("0%", "9.99%", "10%", "99%")] == [0, 0, 6, 6]
@@ -394,7 +394,7 @@ def test_a_mask_file_brings_its_threshold_and_share_into_the_training_record(tmp
     file's record says so, and only while that record describes these very bits."""
     from types import SimpleNamespace
 
-    from wldetect.masking import resolve_mask
+    from wldetect.steps.masking import resolve_mask
 
     counts_path = tmp_path / "token_counts.npy"
     np.save(counts_path, SHARE_COUNTS)
@@ -412,7 +412,7 @@ def test_a_mask_file_brings_its_threshold_and_share_into_the_training_record(tmp
 
 @pytest.mark.parametrize("value", ["1%", "0.0025%", 10, "0"])
 def test_p_threshold_accepts_a_share(value):
-    from wldetect.workflow import check_parameters
+    from wldetect.workflow.notebooks import check_parameters
 
     check_parameters("03_train", {"threshold": value})
     check_parameters("02_create_mask", {"threshold": value, "thresholds": [1, value]})
@@ -434,7 +434,7 @@ def test_p_threshold_refuses_a_bad_share_before_any_run_record(tmp_path, monkeyp
 
 
 def test_a_share_threshold_names_the_run_and_the_manifest_gets_its_count(tmp_path):
-    from wldetect.runs import create_run, list_runs
+    from wldetect.workflow.runs import create_run, list_runs
 
     run = create_run("sweep", kind="03_train", parameters={"threshold": "0.0025%"}, threshold="0.0025%", root=tmp_path)
     assert run.run_id.endswith("-sweep-t0.0025pct")
@@ -449,12 +449,12 @@ def test_a_sweep_resolves_its_share_thresholds_on_the_count_run_before_training(
     """`wldetect sweep --thresholds 0,11,<share>`: the share is resolved on the count run's counts before any
     training run starts (printed with the other threshold that masks the same tokens), and the training run
     is asked for the share itself, so its record names both; its run id reads `-t<share>pct`."""
-    from wldetect import workflow
     from wldetect.cli import main
     from wldetect.config import load_training_config
-    from wldetect.counting import count_tokens
-    from wldetect.masking import resolve_threshold
-    from wldetect.runs import list_runs
+    from wldetect.steps.counting import count_tokens
+    from wldetect.steps.masking import resolve_threshold
+    from wldetect.workflow import notebooks
+    from wldetect.workflow.runs import list_runs
 
     monkeypatch.setenv("WLDETECT_RUNS_DIR", str(tmp_path / "runs"))
     counts = count_tokens(load_training_config(tiny_training_config), verbose=False).counts
@@ -473,7 +473,7 @@ def test_a_sweep_resolves_its_share_thresholds_on_the_count_run_before_training(
         run.finish()
         return run
 
-    monkeypatch.setattr(workflow, "execute_into_run", execute_without_a_kernel)
+    monkeypatch.setattr(notebooks, "execute_into_run", execute_without_a_kernel)
     argv = ["wldetect", "sweep", "--config", str(tiny_training_config), "--thresholds", f"0,11,{share}", "--name", "s"]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as stopped:
@@ -503,9 +503,9 @@ def test_steps_2_and_3_take_a_share_threshold_and_every_record_names_both(tmp_pa
     import nbformat
     from conftest import evaluate_on_text_directory, module_tiny_project
 
-    from wldetect import workflow
-    from wldetect.counting import load_counts
-    from wldetect.runs import project_root
+    from wldetect.steps.counting import load_counts
+    from wldetect.workflow import notebooks
+    from wldetect.workflow.runs import project_root
 
     root = tmp_path_factory.mktemp("share-notebooks")
     with module_tiny_project(root) as (config_path, _, patch):
@@ -513,13 +513,13 @@ def test_steps_2_and_3_take_a_share_threshold_and_every_record_names_both(tmp_pa
         patch.setenv("WLDETECT_RUNS_DIR", str(root / "runs"))
         patch.setenv("WLDETECT_PROJECT_ROOT", str(project_root()))
         config = str(config_path)
-        counted = workflow.run_notebook("01_count_tokens", {"config": config})
+        counted = notebooks.run_notebook("01_count_tokens", {"config": config})
         counts = load_counts(counted.path).counts
         share = f"{math.ceil(100 * int(counts[counts < 11].sum()) / int(counts.sum()) * 1e6) / 1e6:.6f}%"
         common = {"config": config, "count_run": str(counted.path), "threshold": share}
-        workflow.check_parameters("02_create_mask", common)
-        mask_run = workflow.run_notebook("02_create_mask", common)
-        trained = workflow.run_notebook("03_train", {**common, "token_mask": str(mask_run.path / "token_mask.npy")})
+        notebooks.check_parameters("02_create_mask", common)
+        mask_run = notebooks.run_notebook("02_create_mask", common)
+        trained = notebooks.run_notebook("03_train", {**common, "token_mask": str(mask_run.path / "token_mask.npy")})
 
     for run in (mask_run, trained):
         manifest = run.manifest()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from wldetect.errors import WLDetectError
-from wldetect.model import LanguageDetectionModel, drop_, pool_padded
+from wldetect.steps.model import LanguageDetectionModel, drop_, pool_padded
 
 V, H, C = 30, 6, 4
 

@@ -11,7 +11,8 @@ import pytest
 import scipy.sparse
 
 from wldetect.errors import WLDetectError
-from wldetect.notebook import (
+from wldetect.steps.weight_analysis import WeightAnalysis, summarise_weights
+from wldetect.workflow.cells import (
     count_metrics,
     counts_verdict,
     notebook_run,
@@ -20,7 +21,6 @@ from wldetect.notebook import (
     weights_metrics,
     weights_verdict,
 )
-from wldetect.weight_analysis import WeightAnalysis, summarise_weights
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def test_the_weight_analysis_and_the_training_record_count_revived_tokens_alike(
     """Any difference from the initial weight is training's (a token without gradient keeps it bit for bit):
     step 6 must count a masked token that learned 1e-9 as revived, as step 3's mask record (`!= 0`) does;
     with a tolerance the two reports of one run disagreed (67,774 vs 67,791 on the demo's t10 run)."""
-    from wldetect.masking import MaskInfo
+    from wldetect.steps.masking import MaskInfo
 
     mask = np.array([True, True, True, False, False, False, False])
     weights = np.array([1.0, 1.0 + 1e-7, 0.8, 0.0, 1e-9, -3e-8, 0.4], dtype=np.float32)
@@ -156,15 +156,15 @@ def test_the_support_module_does_not_import_what_runs_must_not():
     import subprocess
     import sys
 
-    code = "import sys, wldetect.runs; assert 'wldetect.notebook' not in sys.modules; import wldetect.notebook"
+    code = "import sys, wldetect.workflow.runs; assert 'wldetect.workflow.cells' not in sys.modules; import wldetect.workflow.cells"
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
 
 
 def test_a_comparison_of_two_runs_artifacts_records_both_as_inputs_and_lineage(project, tmp_path):
     """`runs/A/artifacts` and `runs/B/artifacts` share their name: keyed by it, the report's manifest kept one
     input and `wldetect runs --lineage` lost a run. Each input is keyed by the run that wrote it."""
-    from wldetect.notebook import compared_inputs
-    from wldetect.runs import create_run, lineage
+    from wldetect.workflow.cells import compared_inputs
+    from wldetect.workflow.runs import create_run, lineage
 
     trained = []
     for threshold in (0, 10):
@@ -201,7 +201,7 @@ def test_the_comparison_notebook_keys_its_inputs_with_compared_inputs():
 def test_step_4_evaluates_where_its_config_says_unless_told_otherwise(tiny_training_config):
     import yaml
 
-    from wldetect.notebook import evaluation_set_parameters
+    from wldetect.workflow.cells import evaluation_set_parameters
 
     data = yaml.safe_load(tiny_training_config.read_text())
     data["evaluation"] = {"dataset": "flores_plus", "split": "devtest"}

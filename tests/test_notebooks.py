@@ -13,16 +13,16 @@ import pytest
 import yaml
 from conftest import evaluate_on_text_directory, module_tiny_project
 
-from wldetect import workflow
 from wldetect.errors import WLDetectError
-from wldetect.runs import list_runs, open_run
+from wldetect.workflow import notebooks
+from wldetect.workflow.runs import list_runs, open_run
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_FILES = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def test_all_six_step_notebooks_exist():
-    assert [p.stem for p in NOTEBOOK_FILES] == workflow.NOTEBOOKS
+    assert [p.stem for p in NOTEBOOK_FILES] == notebooks.NOTEBOOKS
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.stem)
@@ -32,7 +32,7 @@ def test_notebooks_are_committed_clean_with_one_parameters_cell(path):
     code_cells = [c for c in notebook.cells if c.cell_type == "code"]
     assert all(not c.outputs and c.execution_count is None for c in code_cells), "stored outputs"
     assert sum("parameters" in c.metadata.get("tags", []) for c in notebook.cells) == 1
-    assert notebook.metadata["kernelspec"]["name"] == workflow.KERNEL
+    assert notebook.metadata["kernelspec"]["name"] == notebooks.KERNEL
     assert any(c.cell_type == "markdown" for c in notebook.cells)
 
 
@@ -49,19 +49,19 @@ def test_config_is_a_parameter_of_every_step_that_reads_one(monkeypatch):
     section); 05 and 06 read finished runs' files, which name their config, and `-p config` says so."""
     monkeypatch.setenv("WLDETECT_PROJECT_ROOT", str(ROOT))
     for step in ("01_count_tokens", "02_create_mask", "03_train", "04_evaluate"):
-        workflow.check_parameters(step, {"config": "params/training/demo.yaml"})
+        notebooks.check_parameters(step, {"config": "params/training/demo.yaml"})
     with pytest.raises(WLDetectError, match="^-p split 5: expected a string$"):  # None by default, a string when given
-        workflow.check_parameters("04_evaluate", {"split": 5})
+        notebooks.check_parameters("04_evaluate", {"split": 5})
     for step, reason in [("05_compare", "-p runs_to_compare"), ("06_weight_analysis", "-p model_path")]:
         with pytest.raises(WLDetectError, match=rf"^-p config: {step} takes no config: .*{reason}") as refused:
-            workflow.check_parameters(step, {"config": "params/training/demo.yaml"})
+            notebooks.check_parameters(step, {"config": "params/training/demo.yaml"})
         assert "\n" not in str(refused.value)
 
 
 def test_the_notebooks_kernel_resolves_to_this_environment():
     from jupyter_client.kernelspec import KernelSpecManager
 
-    spec = KernelSpecManager().get_kernel_spec(workflow.KERNEL)
+    spec = KernelSpecManager().get_kernel_spec(notebooks.KERNEL)
     # jupyter_client runs a spec whose argv starts with "python" with its own interpreter: the .venv's.
     assert spec.argv[0] in ("python", "python3", sys.executable)
     assert spec.language == "python"
@@ -99,7 +99,7 @@ def executed(tmp_path_factory):
         patch.setenv("WLDETECT_PROJECT_ROOT", str(ROOT))
         config = str(config_path)
 
-        counted = workflow.run_notebook("01_count_tokens", {"config": config})  # first: the others reuse its cached count
+        counted = notebooks.run_notebook("01_count_tokens", {"config": config})  # first: the others reuse its cached count
 
         params = root / "p.yaml"
         params.write_text(yaml.safe_dump({"config": config}))
@@ -112,25 +112,25 @@ def executed(tmp_path_factory):
         )  # fmt: skip
         with ThreadPoolExecutor(max_workers=2) as pool:
             cli = pool.submit(_wldetect, "run", "02", "-f", str(params), "-p", "threshold", "3", env_runs=runs_dir)
-            failing = pool.submit(workflow.run_notebook, "02_create_mask", {"config": config, "threshold": -1})
+            failing = pool.submit(notebooks.run_notebook, "02_create_mask", {"config": config, "threshold": -1})
             raw_output = raw.communicate()[0]
             cli = cli.result()
             failure = failing.exception()
 
         mask_run = _run_of(runs_dir, kind="02_create_mask", status="completed")
-        report = workflow.sweep(  # trains from step 1's token ids and, at threshold 3, from step 2's mask file
+        report = notebooks.sweep(  # trains from step 1's token ids and, at threshold 3, from step 2's mask file
             config, [0, 3], name="tiny-sweep", jobs=2, count_run=counted.path, masks={3: mask_run.path / "token_mask.npy"}
         )
         baseline, trained = (open_run(p) for p in report.manifest()["parameters"]["runs"])
 
         with ThreadPoolExecutor(max_workers=2) as pool:
             evaluated = pool.submit(
-                workflow.run_notebook, "04_evaluate",
+                notebooks.run_notebook, "04_evaluate",
                 {"model_path": str(trained.artifacts_dir), "config": config, "compare_with": str(baseline.artifacts_dir),
                  "references": "fasttext,py3langid"},
             )  # fmt: skip
             weights = pool.submit(
-                workflow.run_notebook, "06_weight_analysis",
+                notebooks.run_notebook, "06_weight_analysis",
                 {"model_path": str(trained.artifacts_dir), "baseline_path": str(baseline.artifacts_dir)},
             )  # fmt: skip
             evaluated, weights = evaluated.result(), weights.result()
@@ -210,7 +210,7 @@ def test_step_3_reads_step_1s_token_ids_and_step_2s_mask_file_and_its_manifest_s
     import numpy as np
     from safetensors.numpy import load_file
 
-    from wldetect.runs import input_hash, lineage
+    from wldetect.workflow.runs import input_hash, lineage
 
     counted, mask_run, trained = executed["01_count_tokens"], executed["02_create_mask"], executed["trained"]
     inputs = trained.manifest()["inputs"]
@@ -346,7 +346,7 @@ def test_cli_workflow_errors_are_one_line_with_status_2(tiny_workflow, args, mes
 def test_a_sweep_whose_baseline_failed_makes_no_comparison_and_names_it(tiny_workflow):
     """The first threshold's run is the baseline of every delta and McNemar test: when it failed, the first
     masked run must not silently take its place; the other runs' records are kept."""
-    from wldetect.runs import create_run
+    from wldetect.workflow.runs import create_run
 
     runs_root = tiny_workflow["runs"]
     baseline = create_run("s", kind="03_train", parameters={"threshold": 0}, threshold=0, root=runs_root)
@@ -356,7 +356,7 @@ def test_a_sweep_whose_baseline_failed_makes_no_comparison_and_names_it(tiny_wor
         run.finish({"accuracy": 0.9})
     for raise_on_failure in (True, False):
         with pytest.raises(WLDetectError) as raised:
-            workflow.sweep_report([baseline, *masked], "s", runs_root=runs_root, raise_on_failure=raise_on_failure)
+            notebooks.sweep_report([baseline, *masked], "s", runs_root=runs_root, raise_on_failure=raise_on_failure)
         message = str(raised.value)
         expected = f"sweep: the baseline run {baseline.run_id} (threshold 0) failed (RuntimeError: CUDA out of memory)"
         assert message.startswith(expected)
@@ -378,7 +378,7 @@ def test_sweep_p_overrides_reach_every_run(tiny_training_config, tiny_workflow, 
         return run
 
     # The kernels are executed by the slow tests above; here the question is what parameters reach them.
-    monkeypatch.setattr(workflow, "execute_into_run", execute_without_a_kernel)
+    monkeypatch.setattr(notebooks, "execute_into_run", execute_without_a_kernel)
     overrides = {"training.seed": 7, "training.epochs": 2}
     argv = ["sweep", "--config", str(tiny_training_config), "--thresholds", "0,3", "--name", "seeded"]
     argv += ["-p", "overrides", '{"training.seed": 7, "training.epochs": 2}']
@@ -431,7 +431,7 @@ def test_sweep_seeds_train_every_threshold_with_every_seed(tiny_training_config,
         run.finish()
         return run
 
-    monkeypatch.setattr(workflow, "execute_into_run", execute_without_a_kernel)  # what reaches the kernels
+    monkeypatch.setattr(notebooks, "execute_into_run", execute_without_a_kernel)  # what reaches the kernels
     argv = ["sweep", "--config", str(tiny_training_config), "--thresholds", "0,3", "--seeds", "0,1", "--name", "seeded", "--jobs", "2"]
     monkeypatch.setattr(sys, "argv", ["wldetect", *argv])
     with pytest.raises(SystemExit) as stopped:
@@ -449,7 +449,7 @@ def test_sweep_seeds_train_every_threshold_with_every_seed(tiny_training_config,
 
 
 def test_a_sweep_whose_baseline_failed_in_one_seed_makes_no_report_and_names_the_seed(tiny_workflow):
-    from wldetect.runs import create_run
+    from wldetect.workflow.runs import create_run
 
     runs_root = tiny_workflow["runs"]
     made = {}
@@ -459,7 +459,7 @@ def test_a_sweep_whose_baseline_failed_in_one_seed_makes_no_report_and_names_the
     for key, run in made.items():
         run.fail("RuntimeError: killed") if key == (0, 1) else run.finish({"accuracy": 0.9})
     with pytest.raises(WLDetectError) as raised:
-        workflow.sweep_report(list(made.values()), "s", runs_root=runs_root)
+        notebooks.sweep_report(list(made.values()), "s", runs_root=runs_root)
     assert str(raised.value).startswith(f"sweep: the baseline run {made[0, 1].run_id} (threshold 0, seed 1) failed (RuntimeError: killed)")
     assert len(list(runs_root.iterdir())) == 4  # no report
 
@@ -472,7 +472,7 @@ def seeded_sweep(tmp_path_factory):
         evaluate_on_text_directory(root, config_path)
         patch.setenv("WLDETECT_RUNS_DIR", str(root / "runs"))
         patch.setenv("WLDETECT_PROJECT_ROOT", str(ROOT))
-        report = workflow.sweep(str(config_path), [0, 3], seeds=[0, 1], name="seeds", jobs=2)
+        report = notebooks.sweep(str(config_path), [0, 3], seeds=[0, 1], name="seeds", jobs=2)
         yield {"report": report, "trained": [open_run(p) for p in report.manifest()["parameters"]["runs"]]}
 
 
@@ -514,11 +514,11 @@ def test_a_one_seed_sweep_report_says_its_verdict_ignores_seed_variance(executed
 
 
 def test_step_3s_seed_parameter_becomes_training_seed():
-    from wldetect.notebook import training_overrides
+    from wldetect.workflow.cells import training_overrides
 
     assert training_overrides({"training.learning_rate": 0.1}, epochs=2, seed=4) == {
         "training.learning_rate": 0.1, "training.epochs": 2, "training.seed": 4,
     }  # fmt: skip
     assert training_overrides({"training.seed": 4}, seed=4) == {"training.seed": 4}
     assert training_overrides({}) == {}
-    assert workflow.chosen_seed({"overrides": {"training.seed": 5}}) == 5 and workflow.chosen_seed({"seed": 0}) == 0
+    assert notebooks.chosen_seed({"overrides": {"training.seed": 5}}) == 5 and notebooks.chosen_seed({"seed": 0}) == 0

@@ -321,7 +321,7 @@ def test_the_published_model_predicts_as_the_published_loader_on_pud(published_d
 def trained(tmp_path_factory):
     """A tiny model trained without a mask, its tokenizer storing padding (as MiniLM's does)."""
     from wldetect.config import load_training_config
-    from wldetect.training import train
+    from wldetect.steps.training import train
 
     root = tmp_path_factory.mktemp("published-project")
     with module_tiny_project(root) as (config, _, _):

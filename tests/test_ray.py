@@ -11,8 +11,9 @@ from conftest import TINY_LANGUAGES, evaluate_on_text_directory, module_tiny_pro
 
 ray = pytest.importorskip("ray")
 
-from wldetect import counting, executors, workflow  # noqa: E402
-from wldetect.runs import list_runs, open_run  # noqa: E402
+from wldetect.steps import counting  # noqa: E402
+from wldetect.workflow import executors, notebooks  # noqa: E402
+from wldetect.workflow.runs import list_runs, open_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data")  # Ray Data's own settings
@@ -83,9 +84,9 @@ def ray_and_local_sweeps(ray_cluster, tmp_path_factory):
     with module_tiny_project(root) as (config, _, patch):
         evaluate_on_text_directory(root, config)
         patch.setenv("WLDETECT_PROJECT_ROOT", str(ROOT))
-        remote = workflow.sweep(str(config), [0, 3], name="tiny", runs_root=root / "runs-ray", executor="ray")
+        remote = notebooks.sweep(str(config), [0, 3], name="tiny", runs_root=root / "runs-ray", executor="ray")
         count_run = open_run(remote.manifest()["parameters"]["runs"][0]).manifest()["parameters"]["count_run"]
-        local = workflow._local_run_notebooks(  # the local sweep's training runs (its report is tested elsewhere)
+        local = notebooks._local_run_notebooks(  # the local sweep's training runs (its report is tested elsewhere)
             "03_train",
             [{"config": str(config), "threshold": t, "name": "tiny", "overrides": {}, "count_run": count_run} for t in (0, 3)],
             run_name="tiny", runs_root=root / "runs-local", jobs=1, device="auto",
@@ -135,12 +136,12 @@ def test_a_failed_ray_task_fails_only_its_run_and_the_report_names_it(ray_and_lo
     runs_root = root / "runs-failure"
     good = {"config": config, "threshold": 1, "name": "tiny"}
     bad = {"config": config, "threshold": -1, "name": "tiny"}  # create_mask refuses it inside the notebook
-    failed, completed = workflow.ray_run_notebooks("03_train", [bad, good], run_name="tiny", runs_root=runs_root)
+    failed, completed = notebooks.ray_run_notebooks("03_train", [bad, good], run_name="tiny", runs_root=runs_root)
     assert failed.manifest()["status"] == "failed" and "threshold" in failed.manifest()["error"]
     assert completed.manifest()["status"] == "completed" and (completed.artifacts_dir / "projection.safetensors").is_file()
     baseline = open_run(ray_and_local_sweeps["ray"].manifest()["parameters"]["runs"][0])
-    with pytest.raises(workflow.WLDetectError, match=rf"1 of 3 training runs failed \({failed.run_id}: .*threshold"):
-        workflow.sweep_report([baseline, failed, completed], "tiny", runs_root=runs_root)
+    with pytest.raises(notebooks.WLDetectError, match=rf"1 of 3 training runs failed \({failed.run_id}: .*threshold"):
+        notebooks.sweep_report([baseline, failed, completed], "tiny", runs_root=runs_root)
     (report_path,) = [p for p in runs_root.iterdir() if p.name.endswith("tiny-report")]
     report = open_run(report_path)
     assert report.manifest()["status"] == "completed" and report.manifest()["metrics"]["failed_runs"] == 1

@@ -15,8 +15,8 @@ import pytest
 from test_evaluation import MODEL_LANGUAGES, write_tiny_artifacts
 
 from wldetect.errors import WLDetectError
-from wldetect.evaluation import EvaluationResult, evaluate, references_table
-from wldetect.references import (
+from wldetect.steps.evaluation import EvaluationResult, evaluate, references_table
+from wldetect.steps.references import (
     ISO_TO_FLORES,
     FastTextReference,
     Py3LangidReference,

@@ -15,7 +15,7 @@ from conftest import module_tiny_project, use_cache
 
 from wldetect.errors import WLDetectError
 from wldetect.io import StagedDirectory, directory_lock, lock_file, split_lines
-from wldetect.training import train
+from wldetect.steps.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("robustness-project")
     with module_tiny_project(root) as (config_path, _, patch):
         result = train(config_path, output_dir=root / "model", verbose=False)
-        from wldetect.counting import count_tokens
+        from wldetect.steps.counting import count_tokens
 
         counts = count_tokens(config_path, output=root / "counts" / "token_counts.npy", verbose=False)
         yield {"root": root, "config": config_path, "model": result.artifacts_dir, "counts": counts.counts_path}
@@ -73,7 +73,7 @@ def test_a_diverging_retrain_leaves_the_earlier_model_byte_identical_and_loadabl
 
 def test_two_concurrent_trains_into_one_directory_do_not_both_succeed(project_env, tmp_path, monkeypatch):
     """The first run is held at its first checkpoint while a second one starts into the same directory."""
-    import wldetect.training as training
+    import wldetect.steps.training as training
 
     directory = tmp_path / "shared"
     reached, release = threading.Event(), threading.Event()
@@ -147,7 +147,7 @@ def test_a_swap_keeps_the_users_files_and_drops_what_the_new_outputs_replace(tmp
 def assert_filter_lookup_refused(project_env, directory: Path, match: str) -> None:
     """filter-lookup into `directory` without --overwrite: a WLDetectError matching `match` from the API, one
     line and exit 2 from the CLI, and the directory unchanged by either."""
-    from wldetect.posthoc import filter_lookup
+    from wldetect.steps.posthoc import filter_lookup
 
     before = snapshot(directory)
     with pytest.raises(WLDetectError, match=match):
@@ -163,7 +163,7 @@ def assert_filter_lookup_refused(project_env, directory: Path, match: str) -> No
 def test_filter_lookup_into_another_models_directory_is_refused(project_env, tmp_path):
     import shutil
 
-    from wldetect.posthoc import filter_lookup
+    from wldetect.steps.posthoc import filter_lookup
 
     other = tmp_path / "other"
     shutil.copytree(project_env["model"], other)
@@ -228,7 +228,7 @@ def test_training_into_an_empty_or_missing_directory_needs_no_overwrite(project_
 
 
 def test_filter_lookup_into_a_directory_of_files_but_no_model_is_refused_unless_overwrite(project_env, tmp_path):
-    from wldetect.posthoc import filter_lookup
+    from wldetect.steps.posthoc import filter_lookup
 
     directory = someone_elses_directory(tmp_path / "mine")
     before = snapshot(directory)
@@ -365,7 +365,7 @@ def test_each_bad_input_class_is_one_line_and_exit_2(project_env, tmp_path, case
 
 
 def test_runs_listing_survives_a_run_that_failed_on_a_bad_parameter(tmp_path):
-    from wldetect.runs import create_run, list_runs
+    from wldetect.workflow.runs import create_run, list_runs
 
     run = create_run("bad", kind="03_train", parameters={"threshold": "abc"}, threshold="abc", root=tmp_path)
     run.fail("TypeError: '>' not supported between instances of 'str' and 'int'")
@@ -428,7 +428,8 @@ def test_count_tokens_never_writes_all_zero_counts_even_from_a_stale_cache(proje
     import scipy.sparse
 
     from wldetect.config import load_training_config
-    from wldetect.counting import (
+    from wldetect.sources.models import load_model
+    from wldetect.steps.counting import (
         COUNTS_FILE,
         _cache_path,
         cache_key,
@@ -437,7 +438,6 @@ def test_count_tokens_never_writes_all_zero_counts_even_from_a_stale_cache(proje
         save_token_counts,
         token_ids_path,
     )
-    from wldetect.sources.models import load_model
 
     config = load_training_config(_config_with_data(project_env, "zero.jsonl", b'{"text": "hi", "language": "eng_Latn"}\n'))
     model = load_model(config.model)
@@ -561,11 +561,11 @@ PARAMETER_CASES = {
 
 @pytest.mark.parametrize("case", sorted(PARAMETER_CASES))
 def test_a_notebook_parameter_the_step_cannot_use_is_refused_in_one_line(case):
-    from wldetect import workflow
+    from wldetect.workflow import notebooks
 
     notebook, parameters, message = PARAMETER_CASES[case]
     with pytest.raises(WLDetectError) as error:
-        workflow.check_parameters(notebook, parameters)
+        notebooks.check_parameters(notebook, parameters)
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from wldetect.errors import WLDetectError
-from wldetect.runs import create_run, input_hash, list_runs, open_run, start_run
+from wldetect.workflow.runs import create_run, input_hash, list_runs, open_run, start_run
 
 
 def test_run_directories_are_never_reused(tmp_path):
@@ -91,7 +91,7 @@ def test_start_run_refuses_a_finished_run_directory_and_leaves_it_as_it_was(tmp_
 def test_papermill_out_is_read_with_papermills_own_argument_parser(argv, expected):
     from pathlib import Path
 
-    from wldetect.runs import output_path_from_papermill_argv
+    from wldetect.workflow.runs import output_path_from_papermill_argv
 
     found = output_path_from_papermill_argv(argv)
     assert found == (str(Path(expected).resolve()) if expected not in (None, "-") else expected)
@@ -100,7 +100,7 @@ def test_papermill_out_is_read_with_papermills_own_argument_parser(argv, expecte
 def test_inputs_name_the_run_that_wrote_them_and_lineage_walks_back_to_step_1(tmp_path):
     from typer.testing import CliRunner
 
-    from wldetect.runs import lineage, lineage_text
+    from wldetect.workflow.runs import lineage, lineage_text
 
     counted = create_run("demo", kind="01_count_tokens", parameters={}, root=tmp_path)
     (counted.path / "token_counts.npy").write_bytes(b"counts")
@@ -195,7 +195,7 @@ def test_lineage_through_a_damaged_manifest_is_one_line_naming_it(tmp_path, monk
 
 
 def test_lineage_skips_input_entries_of_the_wrong_shape(tmp_path):
-    from wldetect.runs import lineage_text
+    from wldetect.workflow.runs import lineage_text
 
     run = create_run("demo", kind="03_train", parameters={}, root=tmp_path)
     manifest = run.manifest()
@@ -212,7 +212,7 @@ def test_lineage_skips_input_entries_of_the_wrong_shape(tmp_path):
 _OWNER = r"""
 import sys, time
 from wldetect.io import directory_lock
-from wldetect.runs import create_run
+from wldetect.workflow.runs import create_run
 
 run = create_run("killed", kind="03_train", parameters={"threshold": 0}, root=sys.argv[1])
 staging = run.path / ".artifacts.staging" / "checkpoints"
@@ -274,7 +274,7 @@ def test_a_reused_pid_or_a_zombie_is_not_the_runs_process_and_another_hosts_is_l
     import os
     import socket
 
-    from wldetect.runs import process_alive, run_status, this_process
+    from wldetect.workflow.runs import process_alive, run_status, this_process
 
     me = this_process("created")
     assert process_alive(me) is True and me["start"]
@@ -304,7 +304,7 @@ def test_a_reused_pid_or_a_zombie_is_not_the_runs_process_and_another_hosts_is_l
 
 
 def test_a_sweep_report_never_counts_an_interrupted_run_as_done(tmp_path):
-    from wldetect.workflow import sweep_report
+    from wldetect.workflow.notebooks import sweep_report
 
     baseline = create_run("sweep", kind="03_train", parameters={"threshold": 0}, threshold=0, root=tmp_path)
     manifest = baseline.manifest()
@@ -325,7 +325,7 @@ def test_a_kernel_that_reopens_a_run_records_its_own_process(tmp_path):
 
     run = create_run("x", kind="01_count_tokens", parameters={}, root=tmp_path)
     kernel = (
-        "import sys; from wldetect.runs import start_run; "
+        "import sys; from wldetect.workflow.runs import start_run; "
         "start_run('x', kind='01_count_tokens', parameters={'config': 'c.yaml'}, run_dir=sys.argv[1])"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}

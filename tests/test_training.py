@@ -15,7 +15,15 @@ from typer.testing import CliRunner
 
 from wldetect.config import load_model_config, load_training_config
 from wldetect.errors import WLDetectError
-from wldetect.training import LOG_INTERVAL, class_weights_for, epoch_batches, lr_factor, make_loss, padded_batch, train
+from wldetect.steps.training import (
+    LOG_INTERVAL,
+    class_weights_for,
+    epoch_batches,
+    lr_factor,
+    make_loss,
+    padded_batch,
+    train,
+)
 
 VOCAB = tiny_vocabulary()
 V = len(VOCAB) + TINY_EXTRA_ROWS
@@ -193,7 +201,7 @@ def test_resume_ends_exactly_where_an_uninterrupted_run_ends(project_env, tmp_pa
 
 
 def test_threshold_builds_the_mask_from_the_counted_tokens(project_env, tmp_path):
-    counting = pytest.importorskip("wldetect.counting")
+    counting = pytest.importorskip("wldetect.steps.counting")
     result = train(project_env["config"], output_dir=tmp_path / "t", threshold=3, verbose=False)
     counts = counting.count_tokens(project_env["config"], verbose=False).counts
     mask = np.load(tmp_path / "t" / "token_mask.npy")
@@ -208,8 +216,8 @@ def test_threshold_builds_the_mask_from_the_counted_tokens(project_env, tmp_path
 def test_a_share_threshold_is_resolved_on_the_counted_tokens_and_the_mask_record_names_both(project_env, tmp_path):
     """`train(threshold="x%")`, as `wldetect train --threshold x%` calls it: the mask is the resolved count's, and
     mask_stats.json (what evaluation and comparison read) names the share beside the count."""
-    counting = pytest.importorskip("wldetect.counting")
-    from wldetect.masking import resolve_threshold
+    counting = pytest.importorskip("wldetect.steps.counting")
+    from wldetect.steps.masking import resolve_threshold
 
     counts = counting.count_tokens(project_env["config"], verbose=False).counts
     resolved = resolve_threshold("5%", counts)
@@ -275,7 +283,7 @@ def test_padded_batches_are_as_long_as_their_longest_example():
 
 
 def test_each_example_is_seen_once_per_epoch_from_step_1s_token_ids(project_env, tmp_path, monkeypatch):
-    import wldetect.counting as counting
+    import wldetect.steps.counting as counting
 
     monkeypatch.setattr(counting, "CHUNK_EXAMPLES", 32)  # 120 examples: 4 chunk files
     counted = counting.count_tokens(project_env["config"], output=tmp_path / "token_counts.npy", use_cache=False, verbose=False)
@@ -291,7 +299,7 @@ def test_each_example_is_seen_once_per_epoch_from_step_1s_token_ids(project_env,
 
 
 def test_training_reads_step_1s_files_and_tokenises_nothing(project_env, tmp_path, monkeypatch):
-    import wldetect.counting as counting
+    import wldetect.steps.counting as counting
     import wldetect.tokenization
 
     counted = counting.count_tokens(project_env["config"], output=tmp_path / "step1" / "token_counts.npy", verbose=False)
@@ -333,7 +341,7 @@ def test_training_reads_step_1s_files_and_tokenises_nothing(project_env, tmp_pat
 
 
 def test_an_unmasked_run_after_a_masked_one_is_reported_as_unmasked(project_env, tmp_path, capsys):
-    from wldetect.evaluation import mask_statistics
+    from wldetect.steps.evaluation import mask_statistics
 
     directory = tmp_path / "run"
     shutil.copytree(project_env["result"].artifacts_dir, directory)  # a masked run's outputs and checkpoints
@@ -376,7 +384,7 @@ def test_an_unmasked_run_after_a_masked_one_is_reported_as_unmasked(project_env,
 
 
 def test_mask_statistics_prefer_the_training_summary_over_a_stale_mask_record(tmp_path):
-    from wldetect.evaluation import mask_statistics
+    from wldetect.steps.evaluation import mask_statistics
 
     (tmp_path / "training_summary.json").write_text(json.dumps({"vocab_size": 10, "mask": None}))
     stale = {"threshold": 3, "vocab_size": 10, "tokens_masked": 8, "vocab_masked_fraction": 0.8}
@@ -428,7 +436,7 @@ def test_a_fresh_run_is_not_overridden_by_an_earlier_runs_checkpoints(project_en
 
 
 def test_pruning_keeps_the_latest_checkpoints_of_the_current_run_only(tmp_path):
-    from wldetect.training import checkpoint_paths, save_checkpoint
+    from wldetect.steps.training import checkpoint_paths, save_checkpoint
 
     save_checkpoint(tmp_path, {"step": 33, "fingerprint": {"training": "other"}})
     for step in (5, 10, 15):

@@ -40,7 +40,7 @@ MASK_FILE = "token_mask.npy"
 MASK_RECORD_FILE = "mask_stats.json"
 QUANTIZATION_FILE = "quantization.json"
 CHECKPOINT_DIR = "checkpoints"
-# What evaluation writes next to the artifacts (`<set>_results.json`, ...; see wldetect.evaluation).
+# What evaluation writes next to the artifacts (`<set>_results.json`, ...; see wldetect.steps.evaluation).
 EVALUATION_SUFFIXES = ("_results.json", "_predictions.csv", "_confusion.png", "_by_length.csv", "_references.json")
 MODEL_FILES = (PROJECTION_FILE, *LOOKUP_FILES.values(), MODEL_CONFIG_FILE, TOKENIZER_FILE)
 # Every top-level file that describes the model of the directory: what its readers take for part of it.
@@ -48,7 +48,7 @@ MODEL_RECORD_FILES = (*MODEL_FILES, HISTORY_FILE, SUMMARY_FILE, MASK_FILE, MASK_
 
 
 class TrainingMask(Protocol):
-    """What `write_artifacts` needs of the mask a run trained with (`wldetect.masking.MaskInfo` is one): the
+    """What `write_artifacts` needs of the mask a run trained with (`wldetect.steps.masking.MaskInfo` is one): the
     bool mask (True = keep) and its record given the learned weights. A protocol, so that this module, which
     step 2 reads for the model directory's file names, does not depend on step 2 in turn."""
 
@@ -63,7 +63,7 @@ def previous_outputs(artifacts_dir: str | Path) -> list[Path]:
     The model files, history, summary, mask files, quantisation report, the checkpoints
     (`checkpoints/checkpoint_step_*.pt`), and each evaluation's `<set>_results.json` with the
     `_predictions.csv` / `_confusion.png` it names. A `*_results.json` that is not an evaluation's (a JSON
-    object with `schema_version` and `overall`, see `wldetect.evaluation`) is a file of the user's, and so are
+    object with `schema_version` and `overall`, see `wldetect.steps.evaluation`) is a file of the user's, and so are
     the predictions and figure of its name.
     """
     artifacts_dir = Path(artifacts_dir)

@@ -50,10 +50,10 @@ def demo(
     the reference detectors, step 4 evaluate on the shipped PUD sentences, and the weight analysis; each an
     executed notebook in runs/."""
     from wldetect.config import load_training_config
-    from wldetect.masking import parse_threshold
     from wldetect.sources.data import prepare_training_dataset
     from wldetect.sources.evalsets import load_evaluation_set
     from wldetect.sources.models import load_model
+    from wldetect.steps.masking import parse_threshold
 
     threshold = parse_threshold(threshold)  # a bad one is one line now, not after the model has loaded
     training_config = load_training_config(config)
@@ -65,10 +65,10 @@ def demo(
     print(f"Evaluation set: {evaluation_set.describe()}")
     if summary_only:
         return
-    from wldetect import workflow
+    from wldetect.workflow import notebooks
 
     started = time.time()
-    steps = workflow.demo(config, threshold=threshold)
+    steps = notebooks.demo(config, threshold=threshold)
     print(f"\nDemo finished in {time.time() - started:.0f} s. Executed notebooks (open the .html files in a browser):")
     for step, run in steps.items():
         notebook = run.path / f"{run.manifest()['kind']}.html"
@@ -93,7 +93,7 @@ def count_tokens_command(
 ) -> None:
     """Step 1: count every token id in the training examples (int64, one entry per embedding row)."""
     from wldetect.config import load_training_config
-    from wldetect.counting import count_tokens, default_counts_path
+    from wldetect.steps.counting import count_tokens, default_counts_path
 
     config = load_training_config(training_config)
     output = output or default_counts_path(config)
@@ -128,7 +128,7 @@ def create_mask_command(
     `--threshold 0.0025%` masks the rarest tokens that together carry at most that share of the training tokens
     (the seed's threshold 10 carried 0.0025 % on OpenLID-v2); the record names both (`0.0025% -> threshold 1`)."""
     from wldetect.artifacts import MASK_FILE, refuse_model_file
-    from wldetect.masking import create_mask
+    from wldetect.steps.masking import create_mask
 
     output = output or token_counts.with_name(MASK_FILE)
     refuse_model_file(output, "--output")  # before "already exists": --overwrite would not make it right
@@ -151,7 +151,7 @@ def visualize_mask_command(
     """Step 2's report: CDF of token counts, share of training data masked (< 0.01% check), per-language impact."""
     import pandas as pd
 
-    from wldetect.masking import mask_coverage
+    from wldetect.steps.masking import mask_coverage
 
     tokenizer = None
     if training_config is not None:
@@ -198,9 +198,9 @@ def train(
     """Step 3: train (optionally with a token mask) and write the artifacts; then the FP8 tables' quantisation
     report and step 4's evaluation on the configured set, each as its own step."""
     from wldetect.config import load_training_config
-    from wldetect.evaluation import evaluate_configured
-    from wldetect.posthoc import quantization_report
-    from wldetect.training import train as train_step
+    from wldetect.steps.evaluation import evaluate_configured
+    from wldetect.steps.posthoc import quantization_report
+    from wldetect.steps.training import train as train_step
 
     if token_mask is not None and threshold is not None:
         raise WLDetectError("give --token-mask or --threshold, not both")
@@ -227,7 +227,7 @@ def filter_lookup_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
 ) -> None:
     """Post-hoc masking of step 3's artifacts: zero rare tokens' weights without retraining (new artifacts dir)."""
-    from wldetect.posthoc import filter_lookup
+    from wldetect.steps.posthoc import filter_lookup
 
     result = filter_lookup(model_path, token_counts, threshold, output_dir, overwrite=overwrite)
     print(f"Filtered artifacts saved to: {result.output_dir}")
@@ -328,8 +328,8 @@ def eval_command(
 ) -> None:
     """Step 4: evaluate a trained model; save <set>_results.json (pud, devset, flores_dev, ...), predictions, accuracy
     by length (<set>_by_length.csv) and a confusion heatmap."""
-    from wldetect.comparison import evaluate_tables
-    from wldetect.evaluation import evaluate
+    from wldetect.steps.comparison import evaluate_tables
+    from wldetect.steps.evaluation import evaluate
 
     if table == "all":
         if output is not None:
@@ -353,7 +353,7 @@ def compare(
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
 ) -> None:
     """Step 5: compare runs with the baseline: metric deltas, McNemar p, bootstrap CI, per-language drops."""
-    from wldetect.comparison import compare_runs
+    from wldetect.steps.comparison import compare_runs
 
     compare_runs(runs, results=results, output_dir=output, drop_threshold=flag_drop / 100, n_resamples=resamples, seed=seed)
 
@@ -397,8 +397,8 @@ def run_command(
     ),
 ) -> None:
     """Execute a step notebook with papermill straight into a new run record: `wldetect run 03_train -p threshold 10`."""
-    from wldetect import workflow
     from wldetect.config import read_yaml_mapping
+    from wldetect.workflow import notebooks
 
     parameters = {}
     if parameters_file is not None:
@@ -408,14 +408,14 @@ def run_command(
     if seed_list is not None and parameters.get("seed") is not None:
         raise WLDetectError("--seeds and -p seed both set the training seed: give one")
     for seed in seed_list or [None]:  # every parameter set is checked before the first run record exists
-        workflow.check_parameters(notebook, {**parameters, **({"seed": seed} if seed is not None else {})})
+        notebooks.check_parameters(notebook, {**parameters, **({"seed": seed} if seed is not None else {})})
     if seed_list is not None:
-        workflow.check_seeds(seed_list, parameters.get("overrides") if isinstance(parameters.get("overrides"), dict) else None)
+        notebooks.check_seeds(seed_list, parameters.get("overrides") if isinstance(parameters.get("overrides"), dict) else None)
     for seed in seed_list or [None]:
-        run = workflow.run_notebook(notebook, {**parameters, **({"seed": seed} if seed is not None else {})}, run_name=name)
+        run = notebooks.run_notebook(notebook, {**parameters, **({"seed": seed} if seed is not None else {})}, run_name=name)
         print(f"Run {run.run_id}: {run.manifest()['status']}")
-        print(f"  notebook: {run.path / workflow.notebook_path(notebook).name}")
-        print(f"  html:     {run.path / workflow.notebook_path(notebook).with_suffix('.html').name}")
+        print(f"  notebook: {run.path / notebooks.notebook_path(notebook).name}")
+        print(f"  html:     {run.path / notebooks.notebook_path(notebook).with_suffix('.html').name}")
 
 
 @app.command("runs")
@@ -424,7 +424,7 @@ def runs_command(
     lineage: str | None = typer.Option(None, "--lineage", help="a run id or directory: the runs and files it consumed"),
 ) -> None:
     """List past runs: id, step, status, threshold and key metrics; or one run's lineage."""
-    from wldetect.runs import lineage_text, list_runs, reap_interrupted, runs_dir
+    from wldetect.workflow.runs import lineage_text, list_runs, reap_interrupted, runs_dir
 
     if lineage is not None:
         print(lineage_text(lineage))
@@ -486,10 +486,10 @@ def sweep(
     the report's verdict then rests on an interval that includes seed-to-seed variation. `-p overrides
     '{"training.learning_rate": 0.01}'` gives step 1 and every training run these config overrides (a YAML
     mapping of dotted keys, as for `wldetect run`)."""
-    from wldetect import workflow
+    from wldetect.workflow import notebooks
 
     overrides = _sweep_overrides(_parse_parameters(_parameter_words(ctx)))
-    from wldetect.masking import parse_threshold
+    from wldetect.steps.masking import parse_threshold
 
     try:
         values = [parse_threshold(t) for t in thresholds.split(",") if t.strip()]
@@ -498,7 +498,7 @@ def sweep(
             f"--thresholds {thresholds!r}: expected comma-separated integers or shares of the training tokens like "
             f"0,10,0.0025%,1% ({err})"
         ) from None
-    report = workflow.sweep(
+    report = notebooks.sweep(
         config, values, jobs=jobs, name=name, overrides=overrides, executor=executor, address=address, runs_per_gpu=runs_per_gpu,
         seeds=_parse_seeds(seeds),
     )  # fmt: skip

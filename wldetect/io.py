@@ -162,7 +162,7 @@ def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray], metadata
 # ------------------------------------------------------------------------------- results directories
 
 
-RUN_MANIFEST = "manifest.json"  # wldetect.runs.MANIFEST (not imported: runs imports this module)
+RUN_MANIFEST = "manifest.json"  # wldetect.workflow.runs.MANIFEST (not imported: runs imports this module)
 _held_locks: dict[Path, tuple[int, int]] = {}  # lock file -> (thread id, depth) of the locks this process holds
 _held_guard = threading.Lock()
 

@@ -3,7 +3,7 @@
 After training, each token's language logits are fixed: `(E * w) @ W.T + b`, one row per token id, shape
 `(vocab_size, n_languages)`. Inference is then a row gather and a pooling, so the table is the whole model.
 The detector reads these files, so this module imports nothing of the package but `errors` and `io`; what
-rewrites a trained directory (post-hoc masking, the quantisation report) is in `wldetect.posthoc`.
+rewrites a trained directory (post-hoc masking, the quantisation report) is in `wldetect.steps.posthoc`.
 
 On-disk format (safetensors; all three files have the same layout)
 ------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Pooling lookup-table rows over texts, vectorised over a whole batch: the detector and the reports share it.
 
-The model (`wldetect.model`) pools per-token logits in torch while training; after training the table holds
+The model (`wldetect.steps.model`) pools per-token logits in torch while training; after training the table holds
 those per-token logits, and `TablePooler` pools them the same way with NumPy, so a text gets the same
 language from the torch model, the detector, the quantisation report and the evaluation.
 """

@@ -43,10 +43,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wldetect import plots
 from wldetect.artifacts import MODEL_CONFIG_FILE, SUMMARY_FILE
 from wldetect.errors import WLDetectError
-from wldetect.evaluation import (
+from wldetect.io import (
+    StagedDirectory,
+    atomic_path,
+    check_output_directory,
+    refuse_finished_run_record,
+    write_text_atomic,
+)
+from wldetect.sources.evalsets import load_evaluation_set
+from wldetect.steps import plots
+from wldetect.steps.evaluation import (
     RESULTS_SUFFIX,
     EvaluationResult,
     _check_model_dir,
@@ -55,15 +63,7 @@ from wldetect.evaluation import (
     evaluate,
     mask_statistics,
 )
-from wldetect.io import (
-    StagedDirectory,
-    atomic_path,
-    check_output_directory,
-    refuse_finished_run_record,
-    write_text_atomic,
-)
-from wldetect.masking import SEED_REGIME, VALIDATION_LIMIT_PCT
-from wldetect.sources.evalsets import load_evaluation_set
+from wldetect.steps.masking import SEED_REGIME, VALIDATION_LIMIT_PCT
 
 DEFAULT_RESULTS = "flores_dev"
 EXACT_BELOW = 25  # discordant pairs under which McNemar's exact binomial test is used
@@ -706,7 +706,7 @@ def evaluate_tables(
 
 def _training_manifest(model_path: str | Path) -> dict[str, Any]:
     """The manifest of the 03_train run record holding `model_path`, or {} (no record, another kind, damaged)."""
-    from wldetect.runs import MANIFEST, owning_run, read_manifest
+    from wldetect.workflow.runs import MANIFEST, owning_run, read_manifest
 
     producer = owning_run(model_path)
     if producer is None:
@@ -1269,7 +1269,7 @@ def describe_by_length_across_seeds(table: pd.DataFrame, confidence: float = 0.9
 def describe_references_of(comparison: Comparison) -> str:
     """The reference detectors scored on the baseline's sentences (its `<set>_references.json`), as rows
     beside the model, or "" when the baseline was evaluated without references."""
-    from wldetect.evaluation import describe_references
+    from wldetect.steps.evaluation import describe_references
 
     record = getattr(comparison.runs[0].result, "references", None)
     return describe_references(record) if record else ""

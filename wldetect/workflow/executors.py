@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from wldetect.errors import WLDetectError
-from wldetect.runs import project_root
+from wldetect.workflow.runs import project_root
 
 EXECUTORS = ("local", "ray")
 RAY_INSTALL_HINT = "--executor ray needs Ray, which is not installed: pip install -e '.[ray]'"

@@ -73,7 +73,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from wldetect import plots
 from wldetect.artifacts import MASK_FILE, MASK_RECORD_FILE, MODEL_CONFIG_FILE, SUMMARY_FILE, no_mask_record
 from wldetect.detect import WLDetect
 from wldetect.errors import WLDetectError
@@ -87,6 +86,7 @@ from wldetect.io import (
     write_text_atomic,
 )
 from wldetect.sources.evalsets import EvaluationSet, load_evaluation_set, output_set_stem
+from wldetect.steps import plots
 
 SCHEMA_VERSION = 1
 TABLES = ("e3m4", "e4m3fn", "fp32")
@@ -1139,7 +1139,7 @@ def evaluate_configured(model_path: str | Path, config, verbose: bool = True) ->
 def _parse_references(references: str | Sequence[str] | None) -> list[str]:
     if not references:
         return []
-    from wldetect.references import parse_references
+    from wldetect.steps.references import parse_references
 
     return parse_references(references)
 
@@ -1182,7 +1182,7 @@ def score_references(
     one thread, for the model too (`detector`, the evaluated `WLDetect`, run with `num_threads=1`), each after
     an untimed warm-up on the first 256 texts.
     """
-    from wldetect.references import ReferenceUnavailable, cached_scores, load_reference, scores_key, store_scores
+    from wldetect.steps.references import ReferenceUnavailable, cached_scores, load_reference, scores_key, store_scores
 
     in_model = result.predictions["in_model"].to_numpy(bool)
     full = evaluation_set.sentences[in_model]

@@ -28,7 +28,6 @@ from wldetect.artifacts import (
     TOKENIZER_FILE,
     outputs_to_replace,
 )
-from wldetect.counting import load_token_counts
 from wldetect.errors import WLDetectError
 from wldetect.io import StagedDirectory, atomic_path, write_safetensors, write_text_atomic
 from wldetect.lookup import (
@@ -38,9 +37,10 @@ from wldetect.lookup import (
     write_lookup_tables,
     zero_token_rows,
 )
-from wldetect.masking import mask_statistics, parse_threshold, resolve_threshold
 from wldetect.pooling import TablePooler
 from wldetect.sources.evalsets import load_evaluation_set
+from wldetect.steps.counting import load_token_counts
+from wldetect.steps.masking import mask_statistics, parse_threshold, resolve_threshold
 from wldetect.tokenization import configure, encode_texts
 
 # ------------------------------------------------------------------------------------- quantisation report

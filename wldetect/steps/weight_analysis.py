@@ -16,8 +16,8 @@ import pandas as pd
 from safetensors.numpy import load_file
 
 from wldetect.artifacts import MASK_FILE, PROJECTION_FILE
-from wldetect.counting import load_token_counts, validate_counts
 from wldetect.errors import WLDetectError
+from wldetect.steps.counting import load_token_counts, validate_counts
 
 
 def load_token_weights(model_path: str | Path) -> np.ndarray:
@@ -165,7 +165,7 @@ def training_counts_path(model_path: str | Path) -> Path | None:
     import json
 
     from wldetect.artifacts import SUMMARY_FILE
-    from wldetect.counting import COUNTS_FILE
+    from wldetect.steps.counting import COUNTS_FILE
 
     model_path = Path(model_path)
     try:

@@ -5,12 +5,12 @@ The workflow's steps, everywhere in the project: 1 count tokens (`01_count_token
 5 compare (`05_compare`), and the analysis of the learned weights (`06_weight_analysis`).
 
 A notebook's setup cell is its imports and `run = notebook_run(...)`; its closing cell is `run.close(metrics,
-inputs=...)` (`wldetect.runs.Run.close`; step 5's inputs come keyed by run from `compared_inputs`). Each report ends with its verdict in words: `counts_verdict`
+inputs=...)` (`wldetect.workflow.runs.Run.close`; step 5's inputs come keyed by run from `compared_inputs`). Each report ends with its verdict in words: `counts_verdict`
 (step 1), `training_verdict` (step 3) and `weights_verdict` (analysis) here; step 2's mask coverage
 (`masking.MaskCoverage.verdict`) and the comparisons of steps 4 and 5 (`comparison.Comparison.verdict`)
 carry their own.
 
-This module may import `wldetect.runs`; `runs` never imports it. The verdicts read only the public fields
+This module may import `wldetect.workflow.runs`; `runs` never imports it. The verdicts read only the public fields
 of the results they describe, and import nothing heavy.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from wldetect.errors import WLDetectError
-from wldetect.runs import Run, owning_run, project_root, start_run
+from wldetect.workflow.runs import Run, owning_run, project_root, start_run
 
 
 def notebook_run(
@@ -129,7 +129,7 @@ def compared_inputs(paths: list[str | Path], results: str | None = None) -> dict
     the id of the run record that wrote it, else by the entry's own name; a key already taken gets `#2`,
     `#3`. Keyed by the entry's name alone, `runs/A/artifacts` and `runs/B/artifacts` were both `artifacts`:
     the manifest kept one, and `wldetect runs --lineage` lost the other run."""
-    from wldetect.comparison import results_file
+    from wldetect.steps.comparison import results_file
 
     inputs: dict[str, Path] = {}
     for path in paths:

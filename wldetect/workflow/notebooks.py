@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from wldetect.errors import WLDetectError
-from wldetect.executors import (
+from wldetect.workflow.executors import (
     check_executor,
     detect_gpus,
     forwarded_env,
@@ -24,7 +24,7 @@ from wldetect.executors import (
     local_slots,
     patched_environ,
 )
-from wldetect.runs import Run, create_run, open_run, project_root
+from wldetect.workflow.runs import Run, create_run, open_run, project_root
 
 NOTEBOOKS = ["01_count_tokens", "02_create_mask", "03_train", "04_evaluate", "05_compare", "06_weight_analysis"]
 KERNEL = "python3"
@@ -127,7 +127,7 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
         if key == "seed" and value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise WLDetectError(f"-p seed {value!r}: expected a whole number >= 0")
     if parameters.get("seed") is not None and isinstance(parameters.get("overrides"), dict):
-        from wldetect.notebook import training_overrides
+        from wldetect.workflow.cells import training_overrides
 
         training_overrides(parameters["overrides"], seed=parameters["seed"])  # a disagreeing overrides seed: one line
     if "run_dir" in parameters:  # it would be replaced by the record made here: refused rather than dropped
@@ -135,7 +135,7 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
             f"-p run_dir {parameters['run_dir']!r}: `wldetect run` makes the run record itself (under "
             "$WLDETECT_RUNS_DIR, default runs/); to fill a record made elsewhere, run the notebook with papermill"
         )
-    from wldetect.notebook import check_parameter_values
+    from wldetect.workflow.cells import check_parameter_values
 
     check_parameter_values(stem, parameters)  # values (batch_size >= 1, epochs >= 1, paths): notebook_run's rules
 
@@ -143,7 +143,7 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
 def _check_thresholds(key: str, value: Any) -> None:
     """`-p threshold 10` or `-p threshold 1%` (a share of the training tokens, resolved in the notebook on
     step 1's counts), and every entry of `-p thresholds [1, 0.5%]`: parsed as the notebook will parse them."""
-    from wldetect.masking import parse_threshold
+    from wldetect.steps.masking import parse_threshold
 
     if key == "thresholds" and not isinstance(value, list):
         raise WLDetectError(f"-p thresholds {value!r}: expected a list like [1, 5, 0.0025%]")
@@ -323,7 +323,7 @@ def sweep(
     from wldetect.config import load_training_config
 
     check_executor(executor, address)
-    from wldetect.masking import parse_threshold
+    from wldetect.steps.masking import parse_threshold
 
     if not thresholds:
         raise WLDetectError("sweep: give at least one threshold")
@@ -376,8 +376,8 @@ def resolve_sweep_thresholds(thresholds: list[int | str], count_run: str | Path)
     shares = [t for t in thresholds if isinstance(t, str)]
     if not shares:
         return {}
-    from wldetect.counting import load_counts
-    from wldetect.masking import resolve_threshold
+    from wldetect.steps.counting import load_counts
+    from wldetect.steps.masking import resolve_threshold
 
     counts = load_counts(count_run).counts
     resolved = {spec: resolve_threshold(spec, counts) for spec in shares}
@@ -522,7 +522,7 @@ def ray_run_notebooks(
     worker or node, is still marked failed here); the task fills it on its node. No retries: a rerun of a
     half-written run record is not the same run.
     """
-    from wldetect.runs import runs_dir
+    from wldetect.workflow.runs import runs_dir
 
     ray = init_ray(address)
     gpus = gpus_per_task(device, ray.cluster_resources().get("GPU", 0))
@@ -579,7 +579,7 @@ def demo(
     The sweep trains `jobs` runs at a time (default: one per core, each on its share of the threads): on a
     small machine the kernels' start-up, imports and reports then overlap with another run's training.
     Returns the run of each step."""
-    from wldetect.masking import parse_threshold
+    from wldetect.steps.masking import parse_threshold
 
     config = str(config)
     threshold = parse_threshold(threshold)

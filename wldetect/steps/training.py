@@ -48,12 +48,12 @@ from tqdm import tqdm  # the text bar: papermill and logs record it (tqdm.auto n
 
 from wldetect.artifacts import CHECKPOINT_DIR, HISTORY_FILE, SUMMARY_FILE, outputs_to_replace, write_artifacts
 from wldetect.config import TrainingConfig, TrainingSection, load_training_config
-from wldetect.counting import TokenizedCorpus, cache_key, count_tokens, resolve_token_ids
 from wldetect.errors import WLDetectError
 from wldetect.io import StagedDirectory, atomic_path, write_text_atomic
-from wldetect.masking import MaskInfo, resolve_mask
-from wldetect.model import LanguageDetectionModel
 from wldetect.sources.models import LoadedModel, load_model
+from wldetect.steps.counting import TokenizedCorpus, cache_key, count_tokens, resolve_token_ids
+from wldetect.steps.masking import MaskInfo, resolve_mask
+from wldetect.steps.model import LanguageDetectionModel
 
 CHECKPOINT_VERSION = 2
 KEEP_CHECKPOINTS = 2

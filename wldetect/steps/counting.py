@@ -38,13 +38,13 @@ from tqdm import tqdm  # the text bar: papermill and logs record it (tqdm.auto n
 
 from wldetect.config import TrainingConfig, cache_dir, load_training_config
 from wldetect.errors import WLDetectError
-from wldetect.executors import check_executor, init_ray
 from wldetect.io import atomic_path, check_output_path, load_npy, write_text_atomic
 from wldetect.sources import demo
 from wldetect.sources.data import prepare_training_dataset
 from wldetect.sources.models import load_model
 from wldetect.tokenization import configure, encode_texts
 from wldetect.vocab import describe_tokens
+from wldetect.workflow.executors import check_executor, init_ray
 
 if TYPE_CHECKING:  # pandas is imported where tables are built, not at import time
     import pandas as pd

@@ -1,0 +1,7 @@
+"""The workflow's steps (the `[train]` extra: torch, datasets, pandas, matplotlib): step 1 counting, step 2
+masking, step 3 model + training, step 4 evaluation (+ references, the other detectors), step 5 comparison,
+and the analyses after training (posthoc: quantisation and filtered tables; weight_analysis; plots).
+
+Each step reads the files the step before wrote and writes its own; the detector they produce is the core's
+(`wldetect.WLDetect`), which imports nothing from here.
+"""
