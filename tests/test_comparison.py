@@ -386,16 +386,22 @@ def test_seed_variation_widens_the_interval_beyond_the_sentence_noise():
     assert spread.ci_high - spread.ci_low > 2 * (equal.ci_high - equal.ci_low)
 
 
-def _seeded_run(root, name: str, threshold: int, seed: int, misattributed: dict[str, str], evalset, summary_seed: bool):
+def _seeded_run(root, name: str, threshold: int, seed: int, misattributed: dict[str, str], evalset, summary_seed: bool, share=None):
     """A 03_train run record holding tiny artifacts trained (as far as the records say) at `threshold` with
-    `seed`: the seed in its training summary or, with `summary_seed` False, only in its manifest."""
+    `seed`: the seed in its training summary or, with `summary_seed` False, only in its manifest; with
+    `share`, the threshold was asked for as that share of the training tokens (`1%`) and resolved to `threshold`."""
     import json
 
     from wldetect.workflow.runs import create_run
 
-    run = create_run(name, kind="03_train", parameters={"threshold": threshold}, threshold=threshold, root=root, seed=seed)
+    asked = share or threshold
+    run = create_run(name, kind="03_train", parameters={"threshold": asked}, threshold=asked, root=root, seed=seed)
+    if share:
+        run.record_threshold(threshold, share)
     artifacts = write_tiny_artifacts(run.artifacts_dir, misattributed=misattributed)
     summary = {"mask": None, "vocab_size": 64} if threshold == 0 else {"mask": {"threshold": threshold, "tokens_masked": 3, "vocab_size": 64}}
+    if share:
+        summary["mask"]["threshold_share"] = share
     if summary_seed:
         summary["config"] = {"training": {"seed": seed}}
     (artifacts / "training_summary.json").write_text(json.dumps(summary))
@@ -464,6 +470,38 @@ def test_runs_of_two_seeds_are_paired_with_their_own_seeds_baseline(tmp_path):
     assert summary.startswith("Across seeds 0, 1") and verdict in summary and "Seed 1:" in summary
     assert "Masking effect by text length across seeds" in summary
     assert (output / "accuracy_vs_threshold.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_share_threshold_is_named_by_its_share_and_thresholds_are_in_count_order(tmp_path):
+    """A sweep's runs arrive in run-id order (t10 before t1pct): the across-seed rows, the summary, the verdict
+    and the figure place the thresholds by count (0, 4, 10) and name the share as asked for (`1% -> 4`)."""
+    evalset = write_tiny_evalset(tmp_path / "tiny-set", per_language=20)
+    root = tmp_path / "runs"
+    runs = []
+    for seed in (0, 1):
+        runs.append(_seeded_run(root, "s", 0, seed, {}, evalset, summary_seed=True))
+        runs.append(_seeded_run(root, "s", 10, seed, {"cat": "fra_Latn"}, evalset, summary_seed=True))
+        runs.append(_seeded_run(root, "s", 4, seed, {"hund": "eng_Latn"}, evalset, summary_seed=True, share="1%"))
+    output = tmp_path / "report"
+    report = compare_runs([r.path for r in runs], results="tiny-set", output_dir=output, verbose=False)
+    assert isinstance(report, SeedAwareComparison)
+    assert list(report.across_seeds.index) == [4, 10]
+    assert report.label(4) == "1% -> 4" and report.label(10) == "10"
+    summary, verdict = report.summary(), report.verdict()
+    assert "threshold 1% -> 4:" in verdict and "threshold 10:" in verdict
+    assert [line.split()[:3] for line in summary.splitlines()[2:4]] == [["1%", "->", "4"], ["10", "2", "3"]]
+    lengths = [line.strip() for line in summary.splitlines() if line.strip().startswith("1% -> 4 ")]
+    assert len(lengths) >= 5  # the across-seed row and the by-length rows name the share
+    assert (output / "accuracy_vs_threshold.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_ordered_thresholds_keep_the_baseline_first_and_sort_the_rest_by_count():
+    from wldetect.steps.comparison import ordered_thresholds, threshold_label
+
+    assert ordered_thresholds([0, 10, 4, 10, 0, 4]) == [0, 4, 10]
+    assert ordered_thresholds([5, 10, 1]) == [5, 1, 10]  # the baseline is whatever came first
+    assert ordered_thresholds([0, "b", "a"]) == [0, "b", "a"]  # not numbers: the order given
+    assert threshold_label(4, "1%") == "1% -> 4" and threshold_label(10, None) == "10" and threshold_label(10, float("nan")) == "10"
 
 
 def test_a_single_seed_comparison_says_it_ignores_seed_variance(evaluated):

@@ -35,7 +35,7 @@ Tables (pandas; rates are fractions, deltas are run minus baseline, also fractio
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -775,7 +775,22 @@ def seed_groups(loaded: Sequence[ComparedRun]) -> SeedGroups | None:
         group[t] = run
     if any(thresholds[0] not in group for group in grouped.values()):
         return None
-    return SeedGroups(grouped, list(dict.fromkeys(thresholds)))
+    return SeedGroups(grouped, ordered_thresholds(thresholds))
+
+
+def ordered_thresholds(thresholds: Sequence[Any]) -> list[Any]:
+    """The distinct thresholds, the first (the baseline's) first, then the others by count: a sweep's runs
+    arrive in run-id order (t10 before t1pct), which would draw 0, 10, 4."""
+    distinct = list(dict.fromkeys(thresholds))
+    rest = distinct[1:]
+    if all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in rest):
+        rest = sorted(rest)
+    return distinct[:1] + rest
+
+
+def threshold_label(threshold: Any, share: Any = None) -> str:
+    """A threshold as reports write it: the count, or `1% -> 4` for a share resolved to a count."""
+    return f"{share} -> {threshold}" if isinstance(share, str) and share else str(threshold)
 
 
 def one_seed_note(runs: Sequence[ComparedRun]) -> str | None:
@@ -951,6 +966,11 @@ class SeedAwareComparison(Comparison):
     def seeds(self) -> list[int]:
         return list(self.seed_comparisons)
 
+    def label(self, threshold: Any) -> str:
+        """`threshold_label` of one of the compared thresholds (its share, when it was asked for as one)."""
+        shares = self.across_seeds["threshold_share"] if "threshold_share" in self.across_seeds else {}
+        return threshold_label(threshold, shares.get(threshold) if threshold in shares else None)
+
     def summary(self, top: int = 10) -> str:
         across = self.across_seeds
         n = int(self.overall["n_sentences"].iloc[0])
@@ -972,7 +992,7 @@ class SeedAwareComparison(Comparison):
                 f"s{s} {row[f'p_mcnemar_s{s}']:.2g}" for s in self.seeds if pd.notna(row.get(f"p_mcnemar_s{s}", np.nan))
             )
             lines.append(
-                f"{str(threshold):>12} {int(row['n_seeds']):>5} {masked:>16} {occurrences:>11} {row['accuracy']:>9.2%} "
+                f"{self.label(threshold):>12} {int(row['n_seeds']):>5} {masked:>16} {occurrences:>11} {row['accuracy']:>9.2%} "
                 f"{100 * row['accuracy_delta']:>+10.2f} {ci:>20} {spread:>16} {f'{row.same_sign}/{row.n_seeds}':>9} "
                 f"{'yes' if row['real'] else 'no':>5}  {p_values}"
             )
@@ -984,11 +1004,11 @@ class SeedAwareComparison(Comparison):
         )
         for r in flagged.head(top).itertuples():
             lines.append(
-                f"  threshold {r.threshold}: {r.language:<10} {r.accuracy_baseline:.2%} -> {r.accuracy:.2%} "
+                f"  threshold {self.label(r.threshold)}: {r.language:<10} {r.accuracy_baseline:.2%} -> {r.accuracy:.2%} "
                 f"({100 * r.accuracy_delta:+.2f} pp, CI [{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}], worse in "
                 f"{r.seeds_worse} of {r.n_seeds} seeds)"
             )
-        for extra in (describe_by_length_across_seeds(self.by_length_across_seeds, self.confidence), describe_references_of(self)):
+        for extra in (describe_by_length_across_seeds(self.by_length_across_seeds, self.confidence, self.label), describe_references_of(self)):
             if extra:
                 lines.extend(["", extra])
         for s, comparison in self.seed_comparisons.items():
@@ -1016,11 +1036,11 @@ class SeedAwareComparison(Comparison):
                 )  # fmt: skip
                 masked = f" masks {int(row['tokens_masked']):,} tokens ({row['vocab_masked_fraction']:.1%} of the vocabulary{occurrences});"
             lines.append(
-                f"threshold {threshold}:{masked} accuracy {row['accuracy_baseline']:.2%} -> {row['accuracy']:.2%}, "
+                f"threshold {self.label(threshold)}:{masked} accuracy {row['accuracy_baseline']:.2%} -> {row['accuracy']:.2%}, "
                 f"{effect.words()}."
             )
             if effect.real:
-                real.append(str(threshold))
+                real.append(self.label(threshold))
             losers = self.flagged[self.flagged["threshold"] == threshold].head(languages_named)
             if not losers.empty:
                 named = ", ".join(
@@ -1037,13 +1057,13 @@ class SeedAwareComparison(Comparison):
                 )
             else:
                 named = "; ".join(
-                    f"threshold {r.threshold} at {r.length} word(s) {100 * r.accuracy_delta:+.2f} pp "
+                    f"threshold {self.label(r.threshold)} at {r.length} word(s) {100 * r.accuracy_delta:+.2f} pp "
                     f"[{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}]"
                     for r in bitten.itertuples()
                 )
                 lines.append(f"By text length, effects whose seed-aware interval excludes 0: {named}.")
         pairing = f"each run paired with its own seed's baseline, threshold {self.baseline_threshold}"
-        short_real = sorted({str(t) for t in lengths[(lengths["length"] != "full") & lengths["real"]]["threshold"]}) if not lengths.empty else []
+        short_real = sorted({self.label(t) for t in lengths[(lengths["length"] != "full") & lengths["real"]]["threshold"]}) if not lengths.empty else []
         shorter = f"; on short texts {len(short_real)} do ({', '.join(short_real)}, above)" if short_real else ""
         if not real:
             lines.append(
@@ -1074,10 +1094,10 @@ class SeedAwareComparison(Comparison):
         if figures:
             paths["threshold_figure"] = plots.seed_threshold_curves(
                 self._seed_points(), self.across_seeds, output_dir / "accuracy_vs_threshold.png",
-                baseline_threshold=self.baseline_threshold, confidence=self.confidence,
+                baseline_threshold=self.baseline_threshold, confidence=self.confidence, label=self.label,
             )  # fmt: skip
             language = self.language_across_seeds.assign(
-                run=[f"threshold {t}, mean of {n} seeds" for t, n in zip(self.language_across_seeds["threshold"], self.language_across_seeds["n_seeds"])]
+                run=[f"threshold {self.label(t)}, mean of {n} seeds" for t, n in zip(self.language_across_seeds["threshold"], self.language_across_seeds["n_seeds"])]
             )
             paths["language_figure"] = plots.language_delta_bars(
                 language, output_dir / "language_deltas.png", drop_threshold=self.drop_threshold
@@ -1247,8 +1267,8 @@ def by_length_across_seeds(
     return pd.DataFrame(rows, columns=list(BY_LENGTH_ACROSS_COLUMNS))
 
 
-def describe_by_length_across_seeds(table: pd.DataFrame, confidence: float = 0.95) -> str:
-    """The across-seed by-length table, one line per threshold and length, for the summary."""
+def describe_by_length_across_seeds(table: pd.DataFrame, confidence: float = 0.95, label: Callable[[Any], str] = str) -> str:
+    """The across-seed by-length table, one line per threshold and length (named by `label`), for the summary."""
     if table.empty:
         return ""
     lines = [
@@ -1259,7 +1279,7 @@ def describe_by_length_across_seeds(table: pd.DataFrame, confidence: float = 0.9
     ]
     for r in table.itertuples():
         lines.append(
-            f"  {str(r.threshold):>10} {r.length:>6} {r.n:>7,} {r.accuracy_baseline:>9.2%} {r.accuracy:>8.2%} "
+            f"  {label(r.threshold):>10} {r.length:>6} {r.n:>7,} {r.accuracy_baseline:>9.2%} {r.accuracy:>8.2%} "
             f"{100 * r.accuracy_delta:>+7.2f} {f'[{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}]':>20} "
             f"{f'{r.same_sign}/{r.n_seeds}':>9} {'yes' if r.real else 'no':>5}"
         )

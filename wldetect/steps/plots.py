@@ -6,6 +6,7 @@ notebooks, scripts and parallel kernels alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -388,7 +389,8 @@ def plot_training_curves(history, path: str | Path | None = None, smooth: int = 
 
 
 def seed_threshold_curves(
-    points: pd.DataFrame, across: pd.DataFrame, path: str | Path, baseline_threshold: Any = 0, confidence: float = 0.95
+    points: pd.DataFrame, across: pd.DataFrame, path: str | Path, baseline_threshold: Any = 0, confidence: float = 0.95,
+    label: Callable[[Any], str] = str,
 ) -> Path:
     """Accuracy against the masking threshold over several training seeds, and the change each threshold makes.
 
@@ -396,12 +398,13 @@ def seed_threshold_curves(
     the same seed's baseline as a small point, the mean with its seed-aware interval (resampling seeds and
     sentences): filled where the interval excludes 0, the only effects the report calls real. `points`: one row
     per run (threshold, seed, accuracy, accuracy_delta); `across`: `SeedAwareComparison.across_seeds`.
-    Thresholds are placed in the order given (counts and shares of the data alike)."""
+    Thresholds are placed in the order given (counts and shares of the data alike), each named by `label`
+    (`SeedAwareComparison.label`: `1% -> 4` for a share)."""
     from matplotlib.figure import Figure
 
     order = [baseline_threshold, *(t for t in across.index if t != baseline_threshold)]
     position = {t: i for i, t in enumerate(order)}
-    labels = [f"{t} (baseline)" if t == baseline_threshold else str(t) for t in order]
+    labels = [f"{label(t)} (baseline)" if t == baseline_threshold else label(t) for t in order]
     x = np.array([position[t] for t in points["threshold"]], dtype=float)
     seeds = sorted(points["seed"].unique())
     jitter = {s: (i - (len(seeds) - 1) / 2) * 0.06 for i, s in enumerate(seeds)}
