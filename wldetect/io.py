@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from wldetect.errors import WLDetectError
+from wldetect.records import refuse_finished_run_record
 
 
 @contextlib.contextmanager
@@ -162,7 +163,6 @@ def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray], metadata
 # ------------------------------------------------------------------------------- results directories
 
 
-RUN_MANIFEST = "manifest.json"  # wldetect.workflow.runs.MANIFEST (not imported: runs imports this module)
 _held_locks: dict[Path, tuple[int, int]] = {}  # lock file -> (thread id, depth) of the locks this process holds
 _held_guard = threading.Lock()
 
@@ -271,32 +271,6 @@ def directory_lock(directory: str | Path, what: str = "output directory", lock: 
             else:
                 del _held_locks[lock]
                 lock.unlink(missing_ok=True)
-
-
-def run_record_status(manifest: Path) -> str | None:
-    """The `status` a run record's manifest gives (`running`, `completed`, `failed`), or None where it cannot be
-    read (being rewritten, damaged): a caller that must not write into a finished record treats None as
-    finished."""
-    try:
-        return json.loads(manifest.read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def refuse_finished_run_record(path: str | Path, what: str = "output") -> None:
-    """A path inside a run record (`runs/<id>/`) that is no longer running is refused: a run record keeps
-    what its own notebook wrote, and no later command may add to it or replace it."""
-    path = Path(path).absolute()
-    for parent in [path, *path.parents]:
-        manifest = parent / RUN_MANIFEST
-        if manifest.is_file():
-            status = run_record_status(manifest)
-            if status != "running":
-                raise WLDetectError(
-                    f"{what} {path}: inside the run record {parent} ({status or 'unreadable'}); run records are "
-                    "never written into by a later command, choose a directory outside it"
-                )
-            return
 
 
 def model_origin(directory: str | Path) -> str | None:

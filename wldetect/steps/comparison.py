@@ -45,13 +45,8 @@ import pandas as pd
 
 from wldetect.artifacts import MODEL_CONFIG_FILE, SUMMARY_FILE
 from wldetect.errors import WLDetectError
-from wldetect.io import (
-    StagedDirectory,
-    atomic_path,
-    check_output_directory,
-    refuse_finished_run_record,
-    write_text_atomic,
-)
+from wldetect.io import StagedDirectory, atomic_path, check_output_directory, write_text_atomic
+from wldetect.records import refuse_finished_run_record
 from wldetect.sources.evalsets import load_evaluation_set
 from wldetect.steps import plots
 from wldetect.steps.evaluation import (
@@ -706,7 +701,8 @@ def evaluate_tables(
 
 def _training_manifest(model_path: str | Path) -> dict[str, Any]:
     """The manifest of the 03_train run record holding `model_path`, or {} (no record, another kind, damaged)."""
-    from wldetect.workflow.runs import MANIFEST, owning_run, read_manifest
+    from wldetect.records import MANIFEST, owning_run
+    from wldetect.workflow.runs import read_manifest
 
     producer = owning_run(model_path)
     if producer is None:

@@ -81,10 +81,10 @@ from wldetect.io import (
     atomic_path,
     check_output_directory,
     read_text,
-    refuse_finished_run_record,
     split_lines,
     write_text_atomic,
 )
+from wldetect.records import refuse_finished_run_record
 from wldetect.sources.evalsets import EvaluationSet, load_evaluation_set, output_set_stem
 from wldetect.steps import plots
 

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from wldetect.errors import WLDetectError
-from wldetect.workflow.runs import Run, owning_run, project_root, start_run
+from wldetect.records import owning_run
+from wldetect.workflow.runs import Run, project_root, start_run
 
 
 def notebook_run(

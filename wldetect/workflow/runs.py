@@ -36,9 +36,9 @@ from typing import Any
 import yaml
 
 from wldetect.errors import WLDetectError
-from wldetect.io import lock_holder, run_record_status, write_text_atomic
+from wldetect.io import lock_holder, write_text_atomic
+from wldetect.records import MANIFEST, owning_run, run_record_status
 
-MANIFEST = "manifest.json"
 PARAMS = "params.yaml"
 ARTIFACTS = "artifacts"
 _PACKAGES = [
@@ -127,15 +127,6 @@ def input_hash(path: Path) -> str:
         else:
             digest.update(file_hash(child).encode())
     return ("sampled:" if sampled else "") + digest.hexdigest()
-
-
-def owning_run(path: str | Path) -> Path | None:
-    """The run record directory that holds `path` (a file a step wrote), or None for a file outside any."""
-    path = Path(path).absolute()
-    for parent in [path, *path.parents]:
-        if (parent / MANIFEST).is_file():
-            return parent
-    return None
 
 
 def git_state(root: Path) -> dict[str, Any]:
