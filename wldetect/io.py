@@ -273,31 +273,6 @@ def directory_lock(directory: str | Path, what: str = "output directory", lock: 
                 lock.unlink(missing_ok=True)
 
 
-def model_origin(directory: str | Path) -> str | None:
-    """What produced the model in `directory`, as recorded in its files; None when it holds no model.
-
-    `training <config>` (training_summary.json), `filter-lookup of <model>` (mask_stats.json of a post-hoc
-    mask) or `unknown` (model files without either record). Commands refuse to replace a model of another
-    origin without --overwrite (`wldetect.artifacts.outputs_to_replace`).
-    """
-    directory = Path(directory)
-    if not any((directory / name).is_file() for name in ("projection.safetensors", "model_config.yaml")):
-        return None
-    try:
-        stats = json.loads((directory / "mask_stats.json").read_text(encoding="utf-8"))
-        if isinstance(stats, dict) and stats.get("mode") == "post-hoc":
-            return f"filter-lookup of {Path(str(stats.get('source_model'))).absolute()}"
-    except (OSError, ValueError):
-        pass
-    try:
-        summary = json.loads((directory / "training_summary.json").read_text(encoding="utf-8"))
-        if isinstance(summary, dict) and summary.get("config_path"):
-            return f"training with {Path(str(summary['config_path'])).absolute()}"
-    except (OSError, ValueError):
-        pass
-    return "unknown"
-
-
 def is_wldetect_internal(entry: Path) -> bool:
     """An entry wldetect keeps inside a results directory while writing to it (the file writers' lock, a
     file writer's staging directory): not a file of the user's, and not a reason to call the directory used."""

@@ -34,7 +34,6 @@ Tables (pandas; rates are fractions, deltas are run minus baseline, also fractio
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wldetect.artifacts import MODEL_CONFIG_FILE, SUMMARY_FILE
+from wldetect.artifacts import MODEL_CONFIG_FILE, read_mask_record, training_summary
 from wldetect.errors import WLDetectError
 from wldetect.io import StagedDirectory, atomic_path, check_output_directory, write_text_atomic
 from wldetect.records import refuse_finished_run_record
@@ -56,7 +55,6 @@ from wldetect.steps.evaluation import (
     _check_table,
     configured_dataset,
     evaluate,
-    mask_statistics,
 )
 from wldetect.steps.masking import SEED_REGIME, VALIDATION_LIMIT_PCT
 
@@ -308,7 +306,7 @@ def load_runs(
             path = Path(item).expanduser()
             result = EvaluationResult.load(results_file(path, results))
             if result.mask is None:  # evaluated before a mask statistics file existed: look again
-                result.mask = mask_statistics(result.paths["results"].parent)
+                result.mask = read_mask_record(result.paths["results"].parent)
             loaded.append((path, result, _default_label(path, result)))
     if labels is not None:
         if len(labels) != len(loaded):
@@ -724,9 +722,8 @@ def run_seed(result: EvaluationResult) -> int | None:
     the run record holding the model; None when neither tells (a model from elsewhere, in-memory results)."""
     model_path = Path(result.model_path)
     try:
-        summary = json.loads((model_path / SUMMARY_FILE).read_text(encoding="utf-8"))
-        return _whole(summary["config"]["training"]["seed"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return _whole(training_summary(model_path)["config"]["training"]["seed"])
+    except (KeyError, TypeError):
         return _whole(_training_manifest(model_path).get("seed"))
 
 

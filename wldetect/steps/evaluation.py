@@ -41,7 +41,7 @@ Results JSON schema (`schema_version` 1; every rate is a fraction in [0, 1])
       "confusion_matrix": {"gold": [code], "predicted": [code], "matrix": [[int]]},  # rows gold, cols predicted
       "top_confusions": [{"gold", "predicted": code, "count": int, "share_of_gold": float}],
       "mask": null | {"threshold", "vocab_size", "tokens_masked", "vocab_masked_fraction",
-                      "occurrences_masked_fraction", ...} (see `mask_statistics`),
+                      "occurrences_masked_fraction", ...} (see `wldetect.artifacts.read_mask_record`),
       "timing": {"seconds": float, "sentences_per_second": float},
       "by_length": {"1" | "2" | "3" | "5" | "full": {"accuracy": float, "sentences": int, "correct": int}},
       "files": {"predictions": filename, "heatmap": filename, "by_length": filename, "references": filename}
@@ -71,9 +71,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from wldetect.artifacts import MASK_FILE, MASK_RECORD_FILE, MODEL_CONFIG_FILE, SUMMARY_FILE, no_mask_record
+from wldetect.artifacts import MODEL_CONFIG_FILE, read_mask_record, read_model_config, recorded_evaluation
 from wldetect.detect import WLDetect
 from wldetect.errors import WLDetectError
 from wldetect.io import (
@@ -267,110 +266,9 @@ def length_accuracy(gold: np.ndarray, predicted: Sequence[str | None], lengths: 
     return summary
 
 
-# ------------------------------------------------------------------------------------------ mask stats
-
-
-
-
-def mask_statistics(model_path: str | Path) -> dict[str, Any] | None:
-    """What masking did to the model in `model_path`: threshold, tokens masked, share of training data.
-
-    Read from `mask_stats.json` (the trainer's record: threshold, vocab_size, tokens_masked,
-    vocab_masked_fraction, occurrences_masked_fraction = share of training token occurrences whose token is
-    masked, ...; for a model trained without a mask tokens_masked 0 and threshold null). Without it: counted
-    from `token_mask.npy` (False = masked; threshold and occurrence share unknown). The training summary's
-    `mask` record (`training_summary.json`; `mask: null` = no mask) is the word of the run that wrote the
-    artifacts: where the mask files disagree with it they are left over from another run, and the summary
-    wins. A post-hoc record (`mode: post-hoc`, written by `filter-lookup`, which copies the source model's
-    summary) describes a change made after training and stands. None when nothing tells.
-    """
-    model_path = Path(model_path)
-    recorded = _read_mask_files(model_path)
-    trained = _training_mask_record(model_path)
-    if recorded is None:
-        return trained
-    if trained is None or recorded.get("mode") == "post-hoc" or _same_mask(recorded, trained):
-        return recorded
-    return trained
-
-
-def _read_mask_files(model_path: Path) -> dict[str, Any] | None:
-    """The mask record of `mask_stats.json`, else one counted from `token_mask.npy`; None without either."""
-    stats_path = model_path / MASK_RECORD_FILE
-    if stats_path.is_file():
-        try:
-            stats = json.loads(stats_path.read_text(encoding="utf-8"))
-        except ValueError:
-            raise WLDetectError(f"{stats_path}: not valid JSON") from None
-        if isinstance(stats, dict):
-            return _current_names(stats)
-        raise WLDetectError(f"{stats_path}: expected a JSON object")
-    mask_path = model_path / MASK_FILE
-    if mask_path.is_file():
-        mask = np.asarray(np.load(mask_path, mmap_mode="r"), dtype=bool).reshape(-1)
-        masked = int((~mask).sum())
-        return {
-            "threshold": None,
-            "source": str(mask_path),
-            "vocab_size": int(mask.shape[0]),
-            "tokens_masked": masked,
-            "vocab_masked_fraction": masked / max(int(mask.shape[0]), 1),
-            "occurrences_masked_fraction": None,
-        }
-    return None
-
-
-def _training_mask_record(model_path: Path) -> dict[str, Any] | None:
-    """The `mask` record of `training_summary.json` (all zeros for `mask: null`); None when it has none."""
-    try:
-        summary = json.loads((model_path / SUMMARY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(summary, dict) or "mask" not in summary:
-        return None
-    if isinstance(summary["mask"], dict):
-        return _current_names(summary["mask"])
-    if summary["mask"] is None and isinstance(summary.get("vocab_size"), int):  # written before the record existed
-        return no_mask_record(summary["vocab_size"])
-    return None
-
-
-_OLD_NAMES = {"tokens_masked_share": "vocab_masked_fraction", "masked_occurrence_share": "occurrences_masked_fraction"}
-
-
-def _current_names(record: dict[str, Any]) -> dict[str, Any]:
-    """A mask record with this version's key names: artifacts written before the record had one name per
-    quantity (`tokens_masked_share`, `masked_occurrence_share`) read the same as new ones."""
-    renamed = {_OLD_NAMES.get(key, key): value for key, value in record.items() if key != "masked_share"}
-    if "occurrences_masked_fraction" not in renamed and "masked_share" in record:
-        renamed["occurrences_masked_fraction"] = record["masked_share"]
-    return renamed
-
-
-def _same_mask(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two mask records describe the same mask: tokens masked, threshold and vocabulary size agree.
-
-    No threshold and threshold 0 both mean "none" when nothing is masked; a field one record lacks is not
-    compared.
-    """
-    masked_a, masked_b = int(a.get("tokens_masked") or 0), int(b.get("tokens_masked") or 0)
-    if masked_a != masked_b:
-        return False
-    if masked_a and "threshold" in a and "threshold" in b and a["threshold"] is not None and b["threshold"] is not None:
-        if a["threshold"] != b["threshold"]:
-            return False
-    vocab_a, vocab_b = a.get("vocab_size"), b.get("vocab_size")
-    return vocab_a is None or vocab_b is None or vocab_a == vocab_b
-
-
 def configured_dataset(model_path: str | Path) -> str | None:
     """The evaluation set the model was trained to be evaluated on (`training_summary.json`), if recorded."""
-    path = Path(model_path) / SUMMARY_FILE
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-        dataset = summary["config"]["evaluation"]["dataset"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    dataset = recorded_evaluation(model_path).get("dataset")
     return str(dataset) if dataset else None
 
 
@@ -987,17 +885,6 @@ def _check_table(table: str) -> str:
     return table
 
 
-def model_languages(model_path: Path) -> list[str]:
-    """Codes of the model's output columns, in index order, from the artifacts' model_config.yaml."""
-    path = model_path / MODEL_CONFIG_FILE
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        languages = data["languages"]
-        return sorted(languages, key=languages.__getitem__)
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
-        raise WLDetectError(f"{path}: expected a 'languages' mapping of code to index") from None
-
-
 def load_detector(model_path: Path, table: str):
     return WLDetect.load(model_path, table=table)
 
@@ -1079,7 +966,7 @@ def evaluate(
     check_output_directory(results_dir, "--output" if output is not None else "evaluation output directory")
     refuse_finished_run_record(results_dir, "evaluation output directory")
     reference_names = _parse_references(references)  # a misspelt name fails before any work
-    languages = model_languages(model_path)
+    languages = read_model_config(model_path)[1]
     if evaluation_set is None:
         evaluation_set = load_evaluation_set(dataset if dataset is not None else configured_dataset(model_path), split)
     detector = load_detector(model_path, table)
@@ -1094,7 +981,7 @@ def evaluate(
         languages,
         model_path=model_path,
         table=table,
-        mask=mask_statistics(model_path),
+        mask=read_mask_record(model_path),
         seconds=seconds,
     )
     cuts = None
