@@ -136,7 +136,7 @@ def test_the_graph_sees_the_imports_it_should():
     graph = _graph()
     assert "wldetect.errors" in graph["wldetect.io"]  # module level
     assert "wldetect.detect" in graph["wldetect"]  # inside a function, `from wldetect.detect import ...`
-    assert "wldetect.steps.plots" in graph["wldetect.steps.evaluation"]  # `from wldetect import plots` is the submodule
+    assert "wldetect.steps.plots" in graph["wldetect.steps.results"]  # `from wldetect.steps import plots` is the submodule
     assert "wldetect.sources.demo" in graph["wldetect.sources.data"]  # `from wldetect.sources import demo`
     assert "torch" in _imports("wldetect.steps.model")[1]
 
