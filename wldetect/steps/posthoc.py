@@ -40,7 +40,7 @@ from wldetect.lookup import (
 )
 from wldetect.pooling import TablePooler
 from wldetect.sources.evalsets import load_evaluation_set
-from wldetect.steps.counting import load_token_counts
+from wldetect.steps.count_files import load_token_counts
 from wldetect.steps.masking import mask_statistics, parse_threshold, resolve_threshold
 from wldetect.tokenization import configure, encode_texts
 

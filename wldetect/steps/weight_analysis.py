@@ -17,7 +17,7 @@ from safetensors.numpy import load_file
 
 from wldetect.artifacts import MASK_FILE, PROJECTION_FILE, read_token_mask, training_summary
 from wldetect.errors import WLDetectError
-from wldetect.steps.counting import load_token_counts, validate_counts
+from wldetect.steps.count_files import load_token_counts, validate_counts
 
 
 def load_token_weights(model_path: str | Path) -> np.ndarray:
@@ -161,7 +161,7 @@ def analyse_weights(
 def training_counts_path(model_path: str | Path) -> Path | None:
     """The step 1 counts the model in `model_path` was trained from: the counts written with the token ids
     its training summary names (`token_ids`), else a `token_counts.npy` next to the artifacts; None if neither."""
-    from wldetect.steps.counting import COUNTS_FILE
+    from wldetect.steps.count_files import COUNTS_FILE
 
     model_path = Path(model_path)
     token_ids = (training_summary(model_path) or {}).get("token_ids")

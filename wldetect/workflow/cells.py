@@ -163,7 +163,7 @@ def evaluation_set_parameters(config: str | Path | None, dataset: str | None, sp
 
 
 def count_metrics(token_counts) -> dict[str, Any]:
-    """The manifest metrics of a token count (`counting.TokenCounts`)."""
+    """The manifest metrics of a token count (`count_files.TokenCounts`)."""
     counts = np.asarray(token_counts.counts)
     return {
         "vocab_size": int(counts.shape[0]),
@@ -177,7 +177,7 @@ def counts_verdict(token_counts) -> str:
     """What a token count shows, in words: tokens seen, the share of the vocabulary never seen (what any mask
     removes first), tokens seen once, and the most and least represented languages.
 
-    Reads the public fields of `counting.TokenCounts`: `counts`, `per_language`, `languages`, `n_examples`,
+    Reads the public fields of `count_files.TokenCounts`: `counts`, `per_language`, `languages`, `n_examples`,
     `examples_per_language`."""
     counts = np.asarray(token_counts.counts)
     vocab = int(counts.shape[0])
