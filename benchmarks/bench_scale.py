@@ -183,7 +183,8 @@ def ceiling(parquet: Path, sample: int = 50_000) -> dict:
 
     from wldetect.sources.data import prepare_training_dataset
     from wldetect.sources.models import load_model
-    from wldetect.steps.counting import TokenCounter, TokenIdsWriter
+    from wldetect.steps.count_files import TokenIdsWriter
+    from wldetect.steps.counting import TokenCounter
     from wldetect.tokenization import configure, encode_texts
 
     config = config_for(parquet)

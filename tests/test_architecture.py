@@ -136,7 +136,7 @@ def test_the_graph_sees_the_imports_it_should():
     graph = _graph()
     assert "wldetect.errors" in graph["wldetect.io"]  # module level
     assert "wldetect.detect" in graph["wldetect"]  # inside a function, `from wldetect.detect import ...`
-    assert "wldetect.steps.plots" in graph["wldetect.steps.evaluation"]  # `from wldetect import plots` is the submodule
+    assert "wldetect.steps.plots" in graph["wldetect.steps.results"]  # `from wldetect.steps import plots` is the submodule
     assert "wldetect.sources.demo" in graph["wldetect.sources.data"]  # `from wldetect.sources import demo`
     assert "torch" in _imports("wldetect.steps.model")[1]
 
@@ -159,6 +159,49 @@ def test_detection_imports_no_training_or_analysis_dependency():
         if set(DETECTION_FORBIDDEN) & _imports(module)[1]
     }
     assert not offenders, f"wldetect.detect reaches {sorted(closure)}; these import forbidden packages: {offenders}"
+
+
+CORE_EXCEPTIONS = ("wldetect.cli",)  # the front door: its commands import every layer, inside each command
+UPPER_LAYERS = ("wldetect.steps", "wldetect.workflow")
+
+
+def _core_modules() -> list[str]:
+    """The package root's modules (`wldetect`, `wldetect.detect`, ...): what `pip install wldetect` runs."""
+    return [m for m in _modules() if m.count(".") <= 1 and not m.startswith(("wldetect.steps", "wldetect.workflow", "wldetect.sources"))]
+
+
+def test_the_core_imports_no_step_and_no_workflow_module():
+    """The core (detection, the artifacts directory, config, io, run-record rules) stands below the steps and
+    the workflow: a function-level import, or one only for type checking, counts as much as a module-level one."""
+    core = _core_modules()
+    assert {"wldetect", "wldetect.detect", "wldetect.artifacts", "wldetect.io", "wldetect.records"} <= set(core)
+    offenders = {
+        module: sorted(target for target in _imports(module, type_checking=True)[0] if target.startswith(UPPER_LAYERS))
+        for module in core
+        if module not in CORE_EXCEPTIONS
+    }
+    assert {module: found for module, found in offenders.items() if found} == {}
+
+
+def test_step_one_files_are_read_without_what_writes_them():
+    """Step 1's file format (`steps.count_files`) needs no tokenizer, dataset library, Ray or torch, and the
+    steps that only read those files ask it, not `steps.counting`."""
+    graph, closure, todo = _graph(), set(), ["wldetect.steps.count_files"]
+    while todo:  # what its imports import (the packages above it import nothing at module level but `__getattr__`)
+        module = todo.pop()
+        if module not in closure:
+            closure.add(module)
+            todo.extend(graph[module])
+    heavy = {"tokenizers", "datasets", "ray", "transformers", "torch"}
+    assert {module: sorted(heavy & _imports(module)[1]) for module in closure if heavy & _imports(module)[1]} == {}
+    readers = ("wldetect.steps.masking", "wldetect.steps.posthoc", "wldetect.steps.weight_analysis")
+    assert {m for m in readers if "wldetect.steps.counting" in _imports(m, type_checking=True)[0]} == set()
+    assert all("wldetect.steps.count_files" in _imports(m)[0] for m in readers)
+
+
+def test_run_records_do_not_load_models_or_data():
+    """`workflow.runs` hashes what it is handed: the notebook or its caller says which inputs a step read."""
+    assert not any(m.startswith("wldetect.sources") for m in _imports("wldetect.workflow.runs", type_checking=True)[0])
 
 
 def test_lookup_is_only_table_math_and_formats():

@@ -15,7 +15,8 @@ from conftest import TINY_EXTRA_ROWS, TINY_LANGUAGES, tiny_vocabulary
 from tokenizers import Tokenizer
 
 from wldetect.errors import WLDetectError
-from wldetect.steps.counting import TokenCounter, count_tokens, load_per_language_counts, per_language_paths
+from wldetect.steps.count_files import load_per_language_counts, per_language_paths
+from wldetect.steps.counting import TokenCounter, count_tokens
 
 V = len(tiny_vocabulary()) + TINY_EXTRA_ROWS
 
@@ -294,7 +295,7 @@ def test_step_1_in_small_chunks_gives_the_counts_ids_and_training_order_of_one_c
     byte-identical counts and token ids, and the same training batches, as one chunk holding every row."""
     import wldetect.sources.data as data
     import wldetect.steps.counting as counting
-    from wldetect.steps.counting import TokenizedCorpus
+    from wldetect.steps.count_files import TokenizedCorpus
     from wldetect.steps.training import epoch_batches
 
     write_corpus(project, _many_rows())
@@ -353,7 +354,7 @@ def test_a_damaged_cache_entry_is_rebuilt_saying_so_never_reused(project, tmp_pa
 
 
 def test_a_truncated_chunk_in_a_run_is_refused_where_it_is_read(project, tmp_path):
-    from wldetect.steps.counting import TokenizedCorpus, load_counts
+    from wldetect.steps.count_files import TokenizedCorpus, load_counts
 
     config = project / "params" / "training" / "tiny.yaml"
     result = count_tokens(config, output=tmp_path / "run" / "token_counts.npy", use_cache=False, verbose=False)

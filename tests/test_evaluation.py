@@ -16,7 +16,6 @@ from wldetect.errors import WLDetectError
 from wldetect.lookup import FILE_NAMES, quantize, save_lookup_table
 from wldetect.sources.evalsets import EvaluationSet
 from wldetect.steps.evaluation import (
-    EvaluationResult,
     compute_metrics,
     confusion_table,
     cut_text,
@@ -24,6 +23,7 @@ from wldetect.steps.evaluation import (
     length_cuts,
     score_predictions,
 )
+from wldetect.steps.results import EvaluationResult
 
 MODEL_LANGUAGES = TINY_LANGUAGES + ["ita_Latn"]  # ita_Latn: a model language absent from the evaluation set
 
@@ -175,7 +175,7 @@ def test_the_shipped_sets_results_are_named_after_the_set_without_a_split(tmp_pa
 
 
 def test_evaluate_tables_side_by_side_in_one_call(tmp_path):
-    from wldetect.steps.comparison import evaluate_tables
+    from wldetect.steps.evaluation import evaluate_tables
 
     model = write_tiny_artifacts(tmp_path / "model")
     evalset = write_tiny_evalset(tmp_path / "tiny-set", per_language=8)

@@ -11,7 +11,7 @@ import scipy.sparse
 from conftest import TINY_EXTRA_ROWS, tiny_vocabulary, write_tokenizer_json
 
 from wldetect.errors import WLDetectError
-from wldetect.steps.counting import load_token_counts
+from wldetect.steps.count_files import load_token_counts
 from wldetect.steps.masking import (
     create_mask,
     language_impact,
@@ -162,7 +162,7 @@ def test_masked_tokens_are_decoded_with_their_script_and_rows_beyond_the_tokeniz
 def test_coverage_analysis_and_figure(tmp_path, tiny_tokenizer):
     from matplotlib.figure import Figure
 
-    from wldetect.steps.counting import save_token_counts
+    from wldetect.steps.count_files import save_token_counts
 
     V = len(tiny_vocabulary()) + TINY_EXTRA_ROWS
     rng = np.random.default_rng(0)
@@ -503,7 +503,7 @@ def test_steps_2_and_3_take_a_share_threshold_and_every_record_names_both(tmp_pa
     import nbformat
     from conftest import evaluate_on_text_directory, module_tiny_project
 
-    from wldetect.steps.counting import load_counts
+    from wldetect.steps.count_files import load_counts
     from wldetect.workflow import notebooks
     from wldetect.workflow.runs import project_root
 

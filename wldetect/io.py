@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from wldetect.errors import WLDetectError
+from wldetect.records import refuse_finished_run_record
 
 
 @contextlib.contextmanager
@@ -162,7 +163,6 @@ def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray], metadata
 # ------------------------------------------------------------------------------- results directories
 
 
-RUN_MANIFEST = "manifest.json"  # wldetect.workflow.runs.MANIFEST (not imported: runs imports this module)
 _held_locks: dict[Path, tuple[int, int]] = {}  # lock file -> (thread id, depth) of the locks this process holds
 _held_guard = threading.Lock()
 
@@ -271,57 +271,6 @@ def directory_lock(directory: str | Path, what: str = "output directory", lock: 
             else:
                 del _held_locks[lock]
                 lock.unlink(missing_ok=True)
-
-
-def run_record_status(manifest: Path) -> str | None:
-    """The `status` a run record's manifest gives (`running`, `completed`, `failed`), or None where it cannot be
-    read (being rewritten, damaged): a caller that must not write into a finished record treats None as
-    finished."""
-    try:
-        return json.loads(manifest.read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def refuse_finished_run_record(path: str | Path, what: str = "output") -> None:
-    """A path inside a run record (`runs/<id>/`) that is no longer running is refused: a run record keeps
-    what its own notebook wrote, and no later command may add to it or replace it."""
-    path = Path(path).absolute()
-    for parent in [path, *path.parents]:
-        manifest = parent / RUN_MANIFEST
-        if manifest.is_file():
-            status = run_record_status(manifest)
-            if status != "running":
-                raise WLDetectError(
-                    f"{what} {path}: inside the run record {parent} ({status or 'unreadable'}); run records are "
-                    "never written into by a later command, choose a directory outside it"
-                )
-            return
-
-
-def model_origin(directory: str | Path) -> str | None:
-    """What produced the model in `directory`, as recorded in its files; None when it holds no model.
-
-    `training <config>` (training_summary.json), `filter-lookup of <model>` (mask_stats.json of a post-hoc
-    mask) or `unknown` (model files without either record). Commands refuse to replace a model of another
-    origin without --overwrite (`wldetect.artifacts.outputs_to_replace`).
-    """
-    directory = Path(directory)
-    if not any((directory / name).is_file() for name in ("projection.safetensors", "model_config.yaml")):
-        return None
-    try:
-        stats = json.loads((directory / "mask_stats.json").read_text(encoding="utf-8"))
-        if isinstance(stats, dict) and stats.get("mode") == "post-hoc":
-            return f"filter-lookup of {Path(str(stats.get('source_model'))).absolute()}"
-    except (OSError, ValueError):
-        pass
-    try:
-        summary = json.loads((directory / "training_summary.json").read_text(encoding="utf-8"))
-        if isinstance(summary, dict) and summary.get("config_path"):
-            return f"training with {Path(str(summary['config_path'])).absolute()}"
-    except (OSError, ValueError):
-        pass
-    return "unknown"
 
 
 def is_wldetect_internal(entry: Path) -> bool:

@@ -34,8 +34,7 @@ Tables (pandas; rates are fractions, deltas are run minus baseline, also fractio
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,27 +42,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wldetect.artifacts import MODEL_CONFIG_FILE, SUMMARY_FILE
+from wldetect.artifacts import MODEL_CONFIG_FILE, read_mask_record, training_summary
 from wldetect.errors import WLDetectError
-from wldetect.io import (
-    StagedDirectory,
-    atomic_path,
-    check_output_directory,
-    refuse_finished_run_record,
-    write_text_atomic,
-)
-from wldetect.sources.evalsets import load_evaluation_set
+from wldetect.io import StagedDirectory, atomic_path, check_output_directory, write_text_atomic
+from wldetect.records import refuse_finished_run_record
 from wldetect.steps import plots
-from wldetect.steps.evaluation import (
-    RESULTS_SUFFIX,
-    EvaluationResult,
-    _check_model_dir,
-    _check_table,
-    configured_dataset,
-    evaluate,
-    mask_statistics,
-)
 from wldetect.steps.masking import SEED_REGIME, VALIDATION_LIMIT_PCT
+from wldetect.steps.results import RESULTS_SUFFIX, EvaluationResult, describe_references
 
 DEFAULT_RESULTS = "flores_dev"
 EXACT_BELOW = 25  # discordant pairs under which McNemar's exact binomial test is used
@@ -313,7 +298,7 @@ def load_runs(
             path = Path(item).expanduser()
             result = EvaluationResult.load(results_file(path, results))
             if result.mask is None:  # evaluated before a mask statistics file existed: look again
-                result.mask = mask_statistics(result.paths["results"].parent)
+                result.mask = read_mask_record(result.paths["results"].parent)
             loaded.append((path, result, _default_label(path, result)))
     if labels is not None:
         if len(labels) != len(loaded):
@@ -668,33 +653,6 @@ def _per_language(
     return frame.sort_values(["accuracy_delta", "f1_delta", "language"], kind="stable").reset_index(drop=True)
 
 
-def evaluate_tables(
-    model_path: str | Path,
-    tables: Iterable[str] = ("fp32", "e4m3fn", "e3m4"),
-    dataset: str | Path | None = None,
-    split: str = "dev",
-    output_dir: str | Path | None = None,
-    verbose: bool = True,
-    **compare_options: Any,
-):
-    """Evaluate several lookup tables of one model on the same sentences and compare them (first = baseline).
-
-    Returns the step-5 `Comparison` (overall metrics, per-language deltas, McNemar and bootstrap against the
-    first table); each table's results are saved as by `evaluate`.
-    """
-    model_path = _check_model_dir(model_path)
-    tables = [_check_table(t) for t in tables]
-    if len(set(tables)) != len(tables) or not tables:
-        raise WLDetectError(f"tables {tables}: give each table once")
-    evaluation_set = load_evaluation_set(dataset if dataset is not None else configured_dataset(model_path), split)
-    results = []
-    for table in tables:
-        results.append(
-            evaluate(model_path, split=split, table=table, output_dir=output_dir, verbose=verbose, evaluation_set=evaluation_set)
-        )
-    return compare_runs(results, labels=tables, verbose=verbose, **compare_options)
-
-
 # ------------------------------------------------------------------------------------------------- seeds
 #
 # One training run per threshold measures masking and one seed's luck together: a 0.1-point difference can
@@ -706,7 +664,8 @@ def evaluate_tables(
 
 def _training_manifest(model_path: str | Path) -> dict[str, Any]:
     """The manifest of the 03_train run record holding `model_path`, or {} (no record, another kind, damaged)."""
-    from wldetect.workflow.runs import MANIFEST, owning_run, read_manifest
+    from wldetect.records import MANIFEST, owning_run
+    from wldetect.workflow.runs import read_manifest
 
     producer = owning_run(model_path)
     if producer is None:
@@ -728,9 +687,8 @@ def run_seed(result: EvaluationResult) -> int | None:
     the run record holding the model; None when neither tells (a model from elsewhere, in-memory results)."""
     model_path = Path(result.model_path)
     try:
-        summary = json.loads((model_path / SUMMARY_FILE).read_text(encoding="utf-8"))
-        return _whole(summary["config"]["training"]["seed"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return _whole(training_summary(model_path)["config"]["training"]["seed"])
+    except (KeyError, TypeError):
         return _whole(_training_manifest(model_path).get("seed"))
 
 
@@ -1289,7 +1247,5 @@ def describe_by_length_across_seeds(table: pd.DataFrame, confidence: float = 0.9
 def describe_references_of(comparison: Comparison) -> str:
     """The reference detectors scored on the baseline's sentences (its `<set>_references.json`), as rows
     beside the model, or "" when the baseline was evaluated without references."""
-    from wldetect.steps.evaluation import describe_references
-
     record = getattr(comparison.runs[0].result, "references", None)
     return describe_references(record) if record else ""

@@ -28,12 +28,12 @@ import scipy.sparse
 from wldetect.artifacts import refuse_model_file
 from wldetect.errors import WLDetectError
 from wldetect.io import atomic_path, check_output_path, load_npy, write_text_atomic
-from wldetect.steps.counting import load_per_language_counts, load_token_counts, per_language_paths, validate_counts
+from wldetect.steps.count_files import load_per_language_counts, load_token_counts, per_language_paths, validate_counts
 from wldetect.steps.plots import mask_coverage_figure, save_figure
 from wldetect.vocab import TokenTexts, token_texts
 
 if TYPE_CHECKING:
-    from wldetect.steps.counting import TokenizedCorpus
+    from wldetect.steps.count_files import TokenizedCorpus
 
 DEFAULT_THRESHOLDS = (1, 5, 10, 50, 100)
 VALIDATION_LIMIT_PCT = 0.01  # the seed's check: masked tokens are < 0.01% of the training data

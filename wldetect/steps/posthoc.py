@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 
@@ -27,6 +26,8 @@ from wldetect.artifacts import (
     SUMMARY_FILE,
     TOKENIZER_FILE,
     outputs_to_replace,
+    read_model_config,
+    recorded_evaluation,
 )
 from wldetect.errors import WLDetectError
 from wldetect.io import StagedDirectory, atomic_path, write_safetensors, write_text_atomic
@@ -39,7 +40,7 @@ from wldetect.lookup import (
 )
 from wldetect.pooling import TablePooler
 from wldetect.sources.evalsets import load_evaluation_set
-from wldetect.steps.counting import load_token_counts
+from wldetect.steps.count_files import load_token_counts
 from wldetect.steps.masking import mask_statistics, parse_threshold, resolve_threshold
 from wldetect.tokenization import configure, encode_texts
 
@@ -227,17 +228,9 @@ def quantization_report(artifacts_dir: str | Path, config=None, verbose: bool = 
     agreement on the evaluation set (`config.evaluation` of a training config, else the one the directory's
     training summary records; up to 20,000 sentences) where it can be loaded here, else errors only."""
     artifacts_dir = Path(artifacts_dir)
-    model_config = yaml.safe_load((artifacts_dir / MODEL_CONFIG_FILE).read_text(encoding="utf-8"))
-    inference = model_config.get("inference") or {}
+    inference = read_model_config(artifacts_dir)[0].get("inference") or {}
     tokenizer = configure(Tokenizer.from_file(str(artifacts_dir / TOKENIZER_FILE)), inference.get("max_sequence_length"))
-    if config is not None:
-        evaluation = config.evaluation.model_dump(mode="json")
-    else:
-        summary_path = artifacts_dir / SUMMARY_FILE
-        try:
-            evaluation = json.loads(summary_path.read_text())["config"]["evaluation"] if summary_path.is_file() else {}
-        except (KeyError, ValueError, TypeError):
-            evaluation = {}
+    evaluation = config.evaluation.model_dump(mode="json") if config is not None else recorded_evaluation(artifacts_dir)
     texts, source = [], "none"
     try:
         evaluation_set = load_evaluation_set(evaluation.get("dataset", "demo"), evaluation.get("split", "dev"))

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from wldetect.artifacts import read_model_config
 from wldetect.errors import WLDetectError
 
 REFERENCE_NAMES = ("wordllamadetect", "fasttext", "py3langid")
@@ -263,9 +263,8 @@ def gemma3_tokenizer(model_path: Path | None) -> Path:
     from the shipped GGUF (`sources.gguf.tokenizer_file`)."""
     if model_path is not None:
         try:
-            config = yaml.safe_load((Path(model_path) / "model_config.yaml").read_text(encoding="utf-8"))
-            family = str((config.get("model") or {}).get("type", "")).lower()
-        except (OSError, yaml.YAMLError, AttributeError):
+            family = str((read_model_config(model_path)[0].get("model") or {}).get("type", "")).lower()
+        except (WLDetectError, AttributeError):
             family = ""
         own = Path(model_path) / "tokenizer.json"
         if family == "gemma3" and own.is_file():

@@ -1,6 +1,6 @@
 """Step 3: train a projection and per-token weights over frozen embeddings, from the files of steps 1 and 2.
 
-`train(config, token_ids=..., token_mask=...)` reads step 1's token ids (`counting.TokenizedCorpus`, every
+`train(config, token_ids=..., token_mask=...)` reads step 1's token ids (`count_files.TokenizedCorpus`, every
 example tokenised once, memory-mapped chunk by chunk) and step 2's mask file, and writes the artifacts
 directory (`wldetect.artifacts`). The pieces, in the order a reader meets them:
 
@@ -51,7 +51,8 @@ from wldetect.config import TrainingConfig, TrainingSection, load_training_confi
 from wldetect.errors import WLDetectError
 from wldetect.io import StagedDirectory, atomic_path, write_text_atomic
 from wldetect.sources.models import LoadedModel, load_model
-from wldetect.steps.counting import TokenizedCorpus, cache_key, count_tokens, resolve_token_ids
+from wldetect.steps.count_files import TokenizedCorpus, resolve_token_ids
+from wldetect.steps.counting import cache_key, count_tokens
 from wldetect.steps.masking import MaskInfo, resolve_mask
 from wldetect.steps.model import LanguageDetectionModel
 

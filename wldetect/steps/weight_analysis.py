@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from safetensors.numpy import load_file
 
-from wldetect.artifacts import MASK_FILE, PROJECTION_FILE
+from wldetect.artifacts import MASK_FILE, PROJECTION_FILE, read_token_mask, training_summary
 from wldetect.errors import WLDetectError
-from wldetect.steps.counting import load_token_counts, validate_counts
+from wldetect.steps.count_files import load_token_counts, validate_counts
 
 
 def load_token_weights(model_path: str | Path) -> np.ndarray:
@@ -33,12 +33,11 @@ def load_token_weights(model_path: str | Path) -> np.ndarray:
 
 def load_artifact_mask(model_path: str | Path, vocab_size: int) -> np.ndarray:
     """The mask training started from (all True for an unmasked baseline)."""
-    path = Path(model_path) / MASK_FILE
-    if not path.is_file():
+    mask = read_token_mask(model_path)
+    if mask is None:
         return np.ones(vocab_size, dtype=bool)
-    mask = np.load(path)
     if mask.shape != (vocab_size,):
-        raise WLDetectError(f"{path}: mask shape {mask.shape} does not match {vocab_size} token weights")
+        raise WLDetectError(f"{Path(model_path) / MASK_FILE}: mask shape {mask.shape} does not match {vocab_size} token weights")
     return mask.astype(bool)
 
 
@@ -162,16 +161,10 @@ def analyse_weights(
 def training_counts_path(model_path: str | Path) -> Path | None:
     """The step 1 counts the model in `model_path` was trained from: the counts written with the token ids
     its training summary names (`token_ids`), else a `token_counts.npy` next to the artifacts; None if neither."""
-    import json
-
-    from wldetect.artifacts import SUMMARY_FILE
-    from wldetect.steps.counting import COUNTS_FILE
+    from wldetect.steps.count_files import COUNTS_FILE
 
     model_path = Path(model_path)
-    try:
-        token_ids = json.loads((model_path / SUMMARY_FILE).read_text(encoding="utf-8")).get("token_ids")
-    except (OSError, ValueError, AttributeError):
-        token_ids = None
+    token_ids = (training_summary(model_path) or {}).get("token_ids")
     if token_ids:
         ids_dir = Path(token_ids)
         counts = ids_dir.with_name(ids_dir.name.removesuffix("_token_ids") + ".npy")

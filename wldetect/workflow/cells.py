@@ -5,8 +5,9 @@ The workflow's steps, everywhere in the project: 1 count tokens (`01_count_token
 5 compare (`05_compare`), and the analysis of the learned weights (`06_weight_analysis`).
 
 A notebook's setup cell is its imports and `run = notebook_run(...)`; its closing cell is `run.close(metrics,
-inputs=...)` (`wldetect.workflow.runs.Run.close`; step 5's inputs come keyed by run from `compared_inputs`). Each report ends with its verdict in words: `counts_verdict`
-(step 1), `training_verdict` (step 3) and `weights_verdict` (analysis) here; step 2's mask coverage
+inputs=...)` (`wldetect.workflow.runs.Run.close`; the training data and embeddings a step read come from
+`training_inputs`, step 5's inputs keyed by run from `compared_inputs`). Each report ends with its verdict in
+words: `counts_verdict` (step 1), `training_verdict` (step 3) and `weights_verdict` (analysis) here; step 2's mask coverage
 (`masking.MaskCoverage.verdict`) and the comparisons of steps 4 and 5 (`comparison.Comparison.verdict`)
 carry their own.
 
@@ -24,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from wldetect.errors import WLDetectError
-from wldetect.workflow.runs import Run, owning_run, project_root, start_run
+from wldetect.records import owning_run
+from wldetect.workflow.runs import Run, project_root, start_run
 
 
 def notebook_run(
@@ -49,6 +51,29 @@ def notebook_run(
     run = start_run(name, kind=kind, parameters=parameters, threshold=threshold, run_dir=run_dir, seed=seed)
     print(f"Run record: {run.path}")
     return run
+
+
+def training_inputs(training_config, training_data: bool = True, model=None) -> dict[str, Any]:
+    """What a step that read the training data and the embeddings hands its run record (`run.close(inputs=...)`):
+    the training data (the demo corpus file, a local data path, or a hub dataset's id and split: hashing 121M
+    rows is not worth it), unless `training_data` is False (a step that read step 1's token ids instead), then
+    each embeddings source's float32 cache. `model`: the config's model when the notebook has it loaded already.
+
+    Here and not in `workflow.runs`, so that run records hash what they are given and never load a model."""
+    from wldetect.sources import demo
+    from wldetect.sources.models import load_model
+
+    inputs: dict[str, Any] = {}
+    dataset = training_config.dataset
+    if training_data and dataset.name == "demo":
+        inputs["training_data"] = demo.demo_corpus_path(dataset.demo_examples_per_language, dataset.shuffle_seed)
+    elif training_data and Path(dataset.name).exists():
+        inputs["training_data"] = dataset.name
+    elif training_data:
+        inputs["training_data"] = {"hub_dataset": dataset.name, "split": dataset.split, "sha256": None}
+    for index, source in enumerate((model or load_model(training_config.model)).sources):
+        inputs["embeddings" if index == 0 else f"embeddings_{index}"] = source.cache_path
+    return inputs
 
 
 # Parameters whose value is a path or a name when given (None: the notebook's default applies).
@@ -162,7 +187,7 @@ def evaluation_set_parameters(config: str | Path | None, dataset: str | None, sp
 
 
 def count_metrics(token_counts) -> dict[str, Any]:
-    """The manifest metrics of a token count (`counting.TokenCounts`)."""
+    """The manifest metrics of a token count (`count_files.TokenCounts`)."""
     counts = np.asarray(token_counts.counts)
     return {
         "vocab_size": int(counts.shape[0]),
@@ -176,7 +201,7 @@ def counts_verdict(token_counts) -> str:
     """What a token count shows, in words: tokens seen, the share of the vocabulary never seen (what any mask
     removes first), tokens seen once, and the most and least represented languages.
 
-    Reads the public fields of `counting.TokenCounts`: `counts`, `per_language`, `languages`, `n_examples`,
+    Reads the public fields of `count_files.TokenCounts`: `counts`, `per_language`, `languages`, `n_examples`,
     `examples_per_language`."""
     counts = np.asarray(token_counts.counts)
     vocab = int(counts.shape[0])

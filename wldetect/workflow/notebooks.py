@@ -376,7 +376,7 @@ def resolve_sweep_thresholds(thresholds: list[int | str], count_run: str | Path)
     shares = [t for t in thresholds if isinstance(t, str)]
     if not shares:
         return {}
-    from wldetect.steps.counting import load_counts
+    from wldetect.steps.count_files import load_counts
     from wldetect.steps.masking import resolve_threshold
 
     counts = load_counts(count_run).counts

@@ -36,9 +36,9 @@ from typing import Any
 import yaml
 
 from wldetect.errors import WLDetectError
-from wldetect.io import lock_holder, run_record_status, write_text_atomic
+from wldetect.io import lock_holder, write_text_atomic
+from wldetect.records import MANIFEST, owning_run, run_record_status
 
-MANIFEST = "manifest.json"
 PARAMS = "params.yaml"
 ARTIFACTS = "artifacts"
 _PACKAGES = [
@@ -127,15 +127,6 @@ def input_hash(path: Path) -> str:
         else:
             digest.update(file_hash(child).encode())
     return ("sampled:" if sampled else "") + digest.hexdigest()
-
-
-def owning_run(path: str | Path) -> Path | None:
-    """The run record directory that holds `path` (a file a step wrote), or None for a file outside any."""
-    path = Path(path).absolute()
-    for parent in [path, *path.parents]:
-        if (parent / MANIFEST).is_file():
-            return parent
-    return None
 
 
 def git_state(root: Path) -> dict[str, Any]:
@@ -398,14 +389,19 @@ class Run:
         write_text_atomic(self.manifest_path, json.dumps(manifest, indent=2, default=str) + "\n")
         return manifest
 
-    def record_input(self, name: str, path: str | Path | None) -> None:
+    def record_input(self, name: str, path: str | Path | dict[str, Any] | None) -> None:
         """Hash an input (counts, token ids, mask, model, data, embeddings) into the manifest, with the run
         record that wrote it (`run`: its id, when it is another run's file): the lineage `wldetect runs
-        --lineage` walks."""
+        --lineage` walks. A mapping is an input that is no file, recorded as given (a hub dataset: its id and
+        split identify it, see `wldetect.workflow.cells.training_inputs`)."""
         if path is None:
             return
-        path = Path(path)
         inputs = self.manifest().get("inputs", {})
+        if isinstance(path, dict):
+            inputs[name] = _plain(path)
+            self._update(inputs=inputs)
+            return
+        path = Path(path)
         entry: dict[str, Any] = {"path": str(path), "sha256": input_hash(path) if path.exists() else None}
         producer = owning_run(path)
         if producer is not None and producer.resolve() != self.path.resolve():
@@ -413,26 +409,6 @@ class Run:
             entry["run_path"] = str(producer)
         inputs[name] = entry
         self._update(inputs=inputs)
-
-    def record_training_inputs(self, training_config, training_data: bool = True, **artifacts: str | Path | None) -> None:
-        """Hash what a step read: training data (unless `training_data` is False: a step that read step 1's
-        token ids instead), embeddings (float32 cache), and any counts/mask files given."""
-        from wldetect.sources import demo
-        from wldetect.sources.models import load_model
-
-        dataset = training_config.dataset
-        if training_data and dataset.name == "demo":
-            self.record_input("training_data", demo.demo_corpus_path(dataset.demo_examples_per_language, dataset.shuffle_seed))
-        elif training_data and Path(dataset.name).exists():
-            self.record_input("training_data", dataset.name)
-        elif training_data:  # a hub dataset: the id and split identify it; hashing 121M rows is not worth it
-            inputs = self.manifest().get("inputs", {})
-            inputs["training_data"] = {"hub_dataset": dataset.name, "split": dataset.split, "sha256": None}
-            self._update(inputs=inputs)
-        for index, source in enumerate(load_model(training_config.model).sources):
-            self.record_input("embeddings" if index == 0 else f"embeddings_{index}", source.cache_path)
-        for name, path in artifacts.items():
-            self.record_input(name, path)
 
     def record_executor(self, facts: dict[str, Any], machine: bool = False) -> None:
         """Where the run executed (`executor`: local or ray, node, GPU); with `machine`, the machine facts
@@ -480,24 +456,20 @@ class Run:
         self,
         metrics: dict[str, Any] | None = None,
         *,
-        inputs: dict[str, str | Path | None] | None = None,
-        training_config=None,
-        training_data: bool = True,
+        inputs: dict[str, str | Path | dict[str, Any] | None] | None = None,
         seed: int | None = None,
     ) -> None:
         """A notebook's closing call: hash what the step read into the manifest, mark the run completed with
-        its `metrics`, and print one line. With `training_config`, its training data and embeddings are
-        recorded too (`record_training_inputs`); `inputs` names further files or directories (None: skipped).
-        `seed`: the training seed the run used (a training run's config seed, chosen or not), so a comparison
-        can pair runs by seed from the manifest alone."""
-        inputs = dict(inputs or {})
+        its `metrics`, and print one line. `inputs` names the files or directories the step read (None:
+        skipped; a mapping: an input that is no file), in the order the manifest lists them; the notebook says
+        what they were (`wldetect.workflow.cells.training_inputs` for the training data and embeddings), so a
+        run record never loads a model or a dataset to find out. `seed`: the training seed the run used (a
+        training run's config seed, chosen or not), so a comparison can pair runs by seed from the manifest
+        alone."""
         if seed is not None:
             self._update(seed=seed)
-        if training_config is not None:
-            self.record_training_inputs(training_config, training_data, **inputs)
-        else:
-            for name, path in inputs.items():
-                self.record_input(name, path)
+        for name, path in (inputs or {}).items():
+            self.record_input(name, path)
         self.finish(metrics)
         print(f"Run {self.run_id} completed: {self.path}")
 
