@@ -101,7 +101,8 @@ def demo_setting(args) -> None:
 
     config = load_training_config(args.config, {"training.batch_size": args.batch_size})
     loaded = load_model(config.model)
-    corpus = count_tokens(config, verbose=False, model=loaded).corpus()  # step 1's token ids (cached)
+    counted = count_tokens(config, verbose=False, model=loaded)  # step 1's token ids (cached), which training reads
+    corpus = counted.corpus()
     batches = []
     for ids, mask, rows in epoch_batches(corpus, 0, 0, args.batch_size):
         batches.append((ids, mask, np.asarray(corpus.labels[rows])))
@@ -124,7 +125,7 @@ def demo_setting(args) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:  # the whole loop: reading step 1's ids, batching, logging, checkpoints
         config.training.device = DEVICE.type
-        result = train(config, output_dir=Path(tmp), verbose=False, stop_after_steps=args.loop_steps)
+        result = train(config, output_dir=Path(tmp), token_ids=counted.token_ids_path, verbose=False, stop_after_steps=args.loop_steps)
         loop_rates = [h["examples_per_s"] for h in result.history[1:]]  # the first entry includes warm-up
     rates[f"full train() loop ({args.loop_steps} steps, median)"] = float(np.median(loop_rates))
     report(

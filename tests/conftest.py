@@ -175,6 +175,14 @@ def module_tiny_project(root: Path):
         yield write_tiny_project(root, root / "tiny-model"), embeddings, patch
 
 
+def counted_token_ids(config: Path) -> Path:
+    """Step 1's token ids of `config`, which training consumes and never makes: counted on the first call,
+    reused from the cache after that (as `wldetect train` and notebook 03 run step 1 before step 3)."""
+    from wldetect.steps.counting import count_tokens
+
+    return count_tokens(config, verbose=False).token_ids_path
+
+
 REPO = Path(__file__).resolve().parent.parent
 EMBEDDED_DEFAULT_MODEL = REPO / "params" / "models" / "gemma3-270m-demo.yaml"
 

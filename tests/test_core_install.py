@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from conftest import TINY_LANGUAGES, module_tiny_project, tiny_sentences
+from conftest import TINY_LANGUAGES, counted_token_ids, module_tiny_project, tiny_sentences
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -73,7 +73,7 @@ def trained(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("core-install-project")
     with module_tiny_project(root) as (config, _, _):
         config = load_training_config(config, {"training.epochs": 4})
-        return train(config, output_dir=root / "artifacts", verbose=False).artifacts_dir
+        return train(config, output_dir=root / "artifacts", token_ids=counted_token_ids(config), verbose=False).artifacts_dir
 
 
 @pytest.fixture(scope="module")

@@ -200,8 +200,8 @@ def test_the_default_counts_and_mask_live_beside_the_artifacts_and_survive_train
     before = {p.name: p.read_bytes() for p in counts_dir.iterdir() if p.is_file()}
     assert {"token_counts.npy", "token_mask.npy"} <= set(before)
 
-    train(config, token_mask=counts_dir / "token_mask.npy", verbose=False)
-    train(config, verbose=False)  # unmasked: the model's token_mask.npy goes, the researcher's mask stays
+    train(config, token_mask=counts_dir / "token_mask.npy", token_ids=counts_dir, verbose=False)
+    train(config, token_ids=counts_dir, verbose=False)  # unmasked: the model's token_mask.npy goes, the researcher's mask stays
     assert not (artifacts / "token_mask.npy").exists() and (artifacts / "projection.safetensors").is_file()
     assert {p.name: p.read_bytes() for p in counts_dir.iterdir() if p.is_file()} == before
 
@@ -425,15 +425,19 @@ def test_a_full_disk_names_the_destination_and_leaves_no_staging_folder(project,
 
 
 def test_reused_counts_say_reused_never_saved(project, tmp_path, capsys):
-    """What `train` prints when step 1 is cached: the counts were reused, not saved (#19)."""
+    """What step 1 prints when its counts are cached: reused, not saved (#19); training, which only reads
+    them, says which token ids it read."""
     from wldetect.config import load_training_config
     from wldetect.steps.training import prepare
 
     config = project / "params" / "training" / "tiny.yaml"
     count_tokens(config, verbose=False)
-    prepare(load_training_config(config), verbose=True)
+    counted = count_tokens(config)
     out = capsys.readouterr().out
     assert "Reused the cached token counts" in out and "Saved token counts" not in out
+    prepare(load_training_config(config), counted.token_ids_path, verbose=True)
+    out = capsys.readouterr().out
+    assert f"Token ids: {counted.token_ids_path} (" in out and "token counts" not in out
     count_tokens(config, output=tmp_path / "o" / "token_counts.npy")
     out = capsys.readouterr().out
     assert f"Reused the cached token counts, linked to {tmp_path / 'o' / 'token_counts.npy'}" in out and "Saved token counts" not in out

@@ -14,6 +14,7 @@ import torch
 from conftest import (
     TINY_EXTRA_ROWS,
     TINY_LANGUAGES,
+    counted_token_ids,
     module_tiny_project,
     tiny_sentences,
     tiny_vocabulary,
@@ -39,7 +40,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("detect-project")
     with module_tiny_project(root) as (config, embeddings, _):
         config = load_training_config(config, {"training.epochs": 8})  # well trained: the answers below are clear
-        result = train(config, output_dir=root / "artifacts", verbose=False)
+        result = train(config, output_dir=root / "artifacts", token_ids=counted_token_ids(config), verbose=False)
         yield {"root": root, "artifacts": result.artifacts_dir, "embeddings": embeddings}
 
 

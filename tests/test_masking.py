@@ -410,6 +410,50 @@ def test_a_mask_file_brings_its_threshold_and_share_into_the_training_record(tmp
     assert (record["threshold"], record["threshold_share"]) == (10, None)  # inferred from the bits, no share claimed
 
 
+def test_one_decision_makes_the_mask_training_starts_from(tmp_path, capsys):
+    """`resolve_mask` is the one rule `train`, notebook 03, `wldetect train` and a sweep follow: threshold 0 and
+    None are one path (the config's `training.token_mask_path`, else no mask), a threshold above 0 makes the
+    mask from step 1's counts (written with its record when `output` is given), and a mask file asked together
+    with a threshold must be that threshold's mask."""
+    import json
+    from types import SimpleNamespace
+
+    from wldetect.steps.count_files import TokenCounts
+    from wldetect.steps.masking import MaskInfo, resolve_mask
+
+    counts_path = tmp_path / "token_counts.npy"
+    np.save(counts_path, SHARE_COUNTS)
+    step1 = TokenCounts(SHARE_COUNTS, None, [], counts_path, None, None, tmp_path / "ids", 8, False)
+    config = SimpleNamespace(training=SimpleNamespace(token_mask_path=None))
+    assert resolve_mask(config, step1) is None and resolve_mask(config, step1, threshold=0) is None
+    assert resolve_mask(config, step1, threshold="0") is None
+
+    create_mask(counts_path, 3, tmp_path / "t3.npy", verbose=False)
+    configured = SimpleNamespace(training=SimpleNamespace(token_mask_path=tmp_path / "t3.npy"))
+    for asked in (None, 0):  # nothing asked: the config's mask, with its record's threshold
+        mask = resolve_mask(configured, step1, threshold=asked)
+        assert (mask.path, mask.threshold, mask.tokens_masked) == (tmp_path / "t3.npy", 3, 4)
+    assert resolve_mask(configured, step1, threshold=2).threshold == 2  # asked: the threshold, not the config's
+
+    made = resolve_mask(config, step1, threshold="4%", output=tmp_path / "run" / "token_mask.npy")
+    assert "count >= 3 (resolved from 4% of the training tokens)" in capsys.readouterr().out  # step 2's report
+    assert (made.path, made.threshold, made.share_spec) == (tmp_path / "run" / "token_mask.npy", 3, "4%")
+    np.testing.assert_array_equal(np.load(made.path), SHARE_COUNTS >= 3)
+    assert json.loads((tmp_path / "run" / "token_mask.json").read_text())["threshold_share"] == "4%"
+
+    plain = tmp_path / "plain.npy"
+    np.save(plain, SHARE_COUNTS >= 3)  # step 2's bits without a record: the threshold asked names them
+    both = resolve_mask(config, step1, plain, "4%")
+    assert (both.path, both.threshold, both.share_spec) == (plain, 3, "4%")
+    assert resolve_mask(config, step1, plain, 0).threshold is None  # no threshold asked: inferred later
+    with pytest.raises(WLDetectError, match=r"not the threshold 2 mask of these counts \(1 tokens differ\); .*not both"):
+        resolve_mask(config, step1, plain, 2)
+    decided = MaskInfo(SHARE_COUNTS >= 3, "(array)", SHARE_COUNTS)
+    assert resolve_mask(config, step1, decided) is decided  # a mask decided already passes through
+    with pytest.raises(WLDetectError, match="3 entries, but the vocab size is 8"):
+        resolve_mask(config, step1, np.ones(3, dtype=bool))
+
+
 @pytest.mark.parametrize("value", ["1%", "0.0025%", 10, "0"])
 def test_p_threshold_accepts_a_share(value):
     from wldetect.workflow.notebooks import check_parameters

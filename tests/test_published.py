@@ -21,7 +21,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import EMBEDDED_DEFAULT_MODEL, TINY_LANGUAGES, module_tiny_project, tiny_sentences, tiny_vocabulary
+from conftest import (
+    EMBEDDED_DEFAULT_MODEL,
+    TINY_LANGUAGES,
+    counted_token_ids,
+    module_tiny_project,
+    tiny_sentences,
+    tiny_vocabulary,
+)
 from safetensors import safe_open
 from safetensors.numpy import save_file
 from tokenizers import Tokenizer
@@ -326,7 +333,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("published-project")
     with module_tiny_project(root) as (config, _, _):
         config = load_training_config(config, {"training.epochs": 8})
-        yield train(config, output_dir=root / "artifacts", verbose=False).artifacts_dir
+        yield train(config, output_dir=root / "artifacts", token_ids=counted_token_ids(config), verbose=False).artifacts_dir
 
 
 def held_out() -> list[str]:

@@ -25,11 +25,14 @@ def project(tmp_path_factory):
     """A tiny project with one trained model (no evaluation), shared by the tests of this module."""
     root = tmp_path_factory.mktemp("robustness-project")
     with module_tiny_project(root) as (config_path, _, patch):
-        result = train(config_path, output_dir=root / "model", verbose=False)
         from wldetect.steps.counting import count_tokens
 
         counts = count_tokens(config_path, output=root / "counts" / "token_counts.npy", verbose=False)
-        yield {"root": root, "config": config_path, "model": result.artifacts_dir, "counts": counts.counts_path}
+        result = train(config_path, output_dir=root / "model", token_ids=counts.token_ids_path, verbose=False)
+        yield {
+            "root": root, "config": config_path, "model": result.artifacts_dir, "counts": counts.counts_path,
+            "token_ids": counts.token_ids_path,
+        }  # fmt: skip
 
 
 @pytest.fixture
@@ -65,7 +68,7 @@ def test_a_diverging_retrain_leaves_the_earlier_model_byte_identical_and_loadabl
     before = snapshot(directory)
     diverging = load_training_config(project_env["config"], {"training.learning_rate": 1e30})
     with pytest.raises(WLDetectError, match=f"training diverged.*; {directory} is unchanged"):
-        train(diverging, output_dir=directory, verbose=False)
+        train(diverging, output_dir=directory, token_ids=project_env["token_ids"], verbose=False)
     assert snapshot(directory) == before
     assert WLDetect.load(directory).predict("the cat sat on the mat")[0] == "eng_Latn"
     assert not (tmp_path / ".model.staging").exists() and not lock_file(directory).exists()
@@ -90,7 +93,7 @@ def test_two_concurrent_trains_into_one_directory_do_not_both_succeed(project_en
 
     def first() -> None:
         try:
-            outcome["first"] = train(project_env["config"], output_dir=directory, verbose=False)
+            outcome["first"] = train(project_env["config"], token_ids=project_env["token_ids"], output_dir=directory, verbose=False)
         except BaseException as err:  # noqa: BLE001 (reported by the assertion below)
             outcome["first"] = err
 
@@ -99,7 +102,7 @@ def test_two_concurrent_trains_into_one_directory_do_not_both_succeed(project_en
     assert reached.wait(60)
     try:
         with pytest.raises(WLDetectError, match="is being written by process"):
-            train(project_env["config"], output_dir=directory, verbose=False)
+            train(project_env["config"], token_ids=project_env["token_ids"], output_dir=directory, verbose=False)
     finally:
         release.set()
         thread.join(120)
@@ -193,7 +196,7 @@ def test_training_into_a_directory_of_files_but_no_model_is_refused_unless_overw
     before = snapshot(directory)
     with pytest.raises(WLDetectError, match=r"--output-dir .*mine holds files but no wldetect model \(checkpoints/, "
                        r"experiment_results.json, notes.txt, token_mask.npy\); give --overwrite"):  # fmt: skip
-        train(project_env["config"], output_dir=directory, verbose=False)
+        train(project_env["config"], token_ids=project_env["token_ids"], output_dir=directory, verbose=False)
     assert snapshot(directory) == before
     result = wldetect("train", "--config", str(project_env["config"]), "--output-dir", str(directory),
                       env={"WLDETECT_CACHE_DIR": str(project_env["root"] / "cache")})  # fmt: skip
@@ -203,7 +206,7 @@ def test_training_into_a_directory_of_files_but_no_model_is_refused_unless_overw
 
     # --overwrite adds the model: what makes up a model is replaced (an unmasked run has no mask: the stale
     # one goes), everything else is kept, in checkpoints/ too, next to the run's own checkpoints
-    trained = train(project_env["config"], output_dir=directory, verbose=False, overwrite=True)
+    trained = train(project_env["config"], token_ids=project_env["token_ids"], output_dir=directory, verbose=False, overwrite=True)
     assert trained.completed and (directory / "projection.safetensors").is_file()
     after = snapshot(directory)
     for name in ("checkpoints/my_model.ckpt", "experiment_results.json", "notes.txt"):
@@ -213,7 +216,7 @@ def test_training_into_a_directory_of_files_but_no_model_is_refused_unless_overw
         "checkpoint_step_00000015.pt", "checkpoint_step_00000016.pt", "my_model.ckpt",
     ]  # fmt: skip
     # now it holds a model of this config: the next run replaces it without --overwrite, keeping the same files
-    train(project_env["config"], output_dir=directory, verbose=False)
+    train(project_env["config"], token_ids=project_env["token_ids"], output_dir=directory, verbose=False)
     again = snapshot(directory)
     for name in ("checkpoints/my_model.ckpt", "experiment_results.json", "notes.txt"):
         assert again[name] == before[name], name
@@ -221,8 +224,8 @@ def test_training_into_a_directory_of_files_but_no_model_is_refused_unless_overw
 
 def test_training_into_an_empty_or_missing_directory_needs_no_overwrite(project_env, tmp_path):
     (tmp_path / "empty").mkdir()
-    assert train(project_env["config"], output_dir=tmp_path / "empty", verbose=False).completed
-    assert train(project_env["config"], output_dir=tmp_path / "new" / "model", verbose=False).completed
+    assert train(project_env["config"], token_ids=project_env["token_ids"], output_dir=tmp_path / "empty", verbose=False).completed
+    assert train(project_env["config"], token_ids=project_env["token_ids"], output_dir=tmp_path / "new" / "model", verbose=False).completed
     assert (tmp_path / "empty" / "projection.safetensors").is_file()
     assert (tmp_path / "new" / "model" / "projection.safetensors").is_file()
 
@@ -284,7 +287,7 @@ def test_a_finished_run_record_is_never_written_into(project_env, tmp_path):
     record.mkdir(parents=True)
     (record / "manifest.json").write_text(json.dumps({"status": "completed"}))
     with pytest.raises(WLDetectError, match="inside the run record .*never written into"):
-        train(project_env["config"], output_dir=record / "artifacts", verbose=False)
+        train(project_env["config"], token_ids=project_env["token_ids"], output_dir=record / "artifacts", verbose=False)
     assert sorted(p.name for p in record.iterdir()) == ["manifest.json"]
 
 

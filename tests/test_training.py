@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_EXTRA_ROWS, TINY_LANGUAGES, module_tiny_project, tiny_vocabulary, use_cache
+from conftest import TINY_EXTRA_ROWS, TINY_LANGUAGES, counted_token_ids, module_tiny_project, tiny_vocabulary, use_cache
 from safetensors.numpy import load_file
 from typer.testing import CliRunner
 
@@ -45,8 +45,12 @@ def project(tmp_path_factory):
     with module_tiny_project(root) as (config_path, _, patch):
         mask_path = root / "token_mask.npy"
         np.save(mask_path, tiny_mask())
-        result = train(config_path, output_dir=root / "masked", token_mask=mask_path, verbose=False)
-        yield {"root": root, "config": config_path, "mask_path": mask_path, "result": result, "patch": patch}
+        token_ids = counted_token_ids(config_path)
+        result = train(config_path, output_dir=root / "masked", token_mask=mask_path, token_ids=token_ids, verbose=False)
+        yield {
+            "root": root, "config": config_path, "mask_path": mask_path, "token_ids": token_ids, "result": result,
+            "patch": patch,
+        }  # fmt: skip
 
 
 @pytest.fixture
@@ -128,7 +132,8 @@ def test_masked_weights_start_at_zero_and_learn_only_where_their_tokens_occur(pr
 
 def test_preparation_reports_the_files_it_reads(project_env, capsys, tmp_path):
     result = train(
-        project_env["config"], output_dir=tmp_path / "run", token_mask=project_env["mask_path"], stop_after_steps=1,
+        project_env["config"], output_dir=tmp_path / "run", token_mask=project_env["mask_path"],
+        token_ids=project_env["token_ids"], stop_after_steps=1,
     )  # fmt: skip
     out = capsys.readouterr().out
     assert "Token ids: " in out and "(120 examples, " in out
@@ -154,19 +159,19 @@ def test_a_mask_of_the_wrong_length_stops_training_before_it_starts(project_env,
     short = tmp_path / "short.npy"
     np.save(short, np.ones(V - 5, dtype=bool))
     with pytest.raises(WLDetectError, match=rf"Token mask shape doesn't match vocab_size.*\({V - 5},\).*{V}"):
-        train(project_env["config"], output_dir=tmp_path / "run", token_mask=short, verbose=False)
+        train(project_env["config"], output_dir=tmp_path / "run", token_mask=short, token_ids=project_env["token_ids"], verbose=False)
     assert not (tmp_path / "run").exists()
 
 
 def test_resume_ends_exactly_where_an_uninterrupted_run_ends(project_env, tmp_path):
-    config = project_env["config"]  # checkpoint_interval 5, dropout 0.1: RNG state matters
-    full = train(config, output_dir=tmp_path / "full", verbose=False)
-    stopped = train(config, output_dir=tmp_path / "resumed", verbose=False, stop_after_steps=7)
+    config, ids = project_env["config"], project_env["token_ids"]  # checkpoint_interval 5, dropout 0.1: RNG state matters
+    full = train(config, output_dir=tmp_path / "full", token_ids=ids, verbose=False)
+    stopped = train(config, output_dir=tmp_path / "resumed", token_ids=ids, verbose=False, stop_after_steps=7)
     assert not stopped.completed and stopped.steps == 7
     assert not (tmp_path / "resumed").exists()  # nothing is swapped in before the run completes
     checkpoints = sorted(p.name for p in (tmp_path / ".resumed.staging" / "checkpoints").glob("*.pt"))
     assert checkpoints == ["checkpoint_step_00000005.pt"]  # steps 6 and 7 are lost, as in a crash
-    resumed = train(config, output_dir=tmp_path / "resumed", verbose=False, resume=True)
+    resumed = train(config, output_dir=tmp_path / "resumed", token_ids=ids, verbose=False, resume=True)
     assert resumed.resumed_from_step == 5 and resumed.completed
     assert not (tmp_path / ".resumed.staging").exists()
 
@@ -190,19 +195,19 @@ def test_resume_ends_exactly_where_an_uninterrupted_run_ends(project_env, tmp_pa
     assert len(list((tmp_path / "full" / "checkpoints").glob("*.pt"))) == 2  # only the latest two are kept
 
     other_seed = load_training_config(config, {"training.seed": 4})
-    different = train(other_seed, output_dir=tmp_path / "seed4", verbose=False)
+    different = train(other_seed, output_dir=tmp_path / "seed4", token_ids=ids, verbose=False)
     c = load_file(str(tmp_path / "seed4" / "projection.safetensors"))
     assert not np.array_equal(a["projection.weight"], c["projection.weight"])
     assert different.completed
 
     with pytest.raises(WLDetectError, match="differs in: training"):
         train(load_training_config(config, {"training.learning_rate": 0.01}), output_dir=tmp_path / "resumed",
-              verbose=False, resume=True)  # fmt: skip
+              token_ids=ids, verbose=False, resume=True)  # fmt: skip
 
 
 def test_threshold_builds_the_mask_from_the_counted_tokens(project_env, tmp_path):
     counting = pytest.importorskip("wldetect.steps.counting")
-    result = train(project_env["config"], output_dir=tmp_path / "t", threshold=3, verbose=False)
+    result = train(project_env["config"], output_dir=tmp_path / "t", threshold=3, token_ids=project_env["token_ids"], verbose=False)
     counts = counting.count_tokens(project_env["config"], verbose=False).counts
     mask = np.load(tmp_path / "t" / "token_mask.npy")
     np.testing.assert_array_equal(mask, counts >= 3)
@@ -210,7 +215,7 @@ def test_threshold_builds_the_mask_from_the_counted_tokens(project_env, tmp_path
     # the counts training saw are the counts step 1 made
     assert result.mask["occurrences_total"] == int(counts.sum())
     with pytest.raises(WLDetectError, match="not both"):
-        train(project_env["config"], threshold=3, token_mask=project_env["mask_path"], verbose=False)
+        train(project_env["config"], threshold=3, token_mask=project_env["mask_path"], token_ids=project_env["token_ids"], verbose=False)
 
 
 def test_a_share_threshold_is_resolved_on_the_counted_tokens_and_the_mask_record_names_both(project_env, tmp_path):
@@ -222,7 +227,7 @@ def test_a_share_threshold_is_resolved_on_the_counted_tokens_and_the_mask_record
     counts = counting.count_tokens(project_env["config"], verbose=False).counts
     resolved = resolve_threshold("5%", counts)
     assert resolved.count > 1 and resolved.masked_data_share <= 0.05  # masks some seen tokens, within the share
-    result = train(project_env["config"], output_dir=tmp_path / "s", threshold="5%", verbose=False)
+    result = train(project_env["config"], output_dir=tmp_path / "s", threshold="5%", token_ids=project_env["token_ids"], verbose=False)
     np.testing.assert_array_equal(np.load(tmp_path / "s" / "token_mask.npy"), counts >= resolved.count)
     record = json.loads((tmp_path / "s" / "mask_stats.json").read_text())
     assert (record["threshold"], record["threshold_share"]) == (resolved.count, "5%") == (result.mask["threshold"], result.mask["threshold_share"])
@@ -230,17 +235,41 @@ def test_a_share_threshold_is_resolved_on_the_counted_tokens_and_the_mask_record
 
 
 def test_cli_train_with_a_token_mask(project_env, tmp_path):
+    """The seed's own command, `wldetect train --config X` with no counting step before it: step 1 runs first as
+    a step of its own (here reused from the cache), then training reads its token ids."""
     from wldetect.cli import app
 
     runner = CliRunner()
     args = ["train", "--config", str(project_env["config"]), "--output-dir", str(tmp_path / "cli")]
     result = runner.invoke(app, args + ["--token-mask", str(project_env["mask_path"])])
     assert result.exit_code == 0, result.output
+    steps = ["Step 1: count the training tokens", "Reused the cached token counts", f"Token ids: {project_env['token_ids']} ("]
+    positions = [result.output.find(line) for line in steps]
+    assert -1 not in positions and positions == sorted(positions), result.output
     assert "E3M4 saved: lookup_table_fp8_e3m4.safetensors (0.0 MB)" in result.output
     assert f"Tokens to zero: 5 ({5 / V * 100:.2f}%)" in result.output and f"Tokens to train: {V - 5:,}" in result.output
     assert (tmp_path / "cli" / "lookup_table_fp8_e3m4.safetensors").is_file()
     both = runner.invoke(app, args + ["--token-mask", str(project_env["mask_path"]), "--threshold", "2"])
-    assert both.exit_code != 0
+    assert both.exit_code != 0 and "not both" in str(both.exception)
+
+    threshold = runner.invoke(app, [*args[:3], "--output-dir", str(tmp_path / "t3"), "--threshold", "3", "--no-evaluate"])
+    assert threshold.exit_code == 0, threshold.output
+    assert "Step 1: count the training tokens" in threshold.output and "Tokens to zero: " in threshold.output
+    assert json.loads((tmp_path / "t3" / "mask_stats.json").read_text())["threshold"] == 3
+
+
+def test_training_never_counts_it_says_how_to_get_step_1s_token_ids(project_env, tmp_path, monkeypatch):
+    import wldetect.steps.counting as counting
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training ran step 1 itself")
+
+    monkeypatch.setattr(counting, "count_tokens", refuse)
+    with pytest.raises(WLDetectError) as raised:
+        train(project_env["config"], output_dir=tmp_path / "run", verbose=False)
+    message = str(raised.value)
+    assert "\n" not in message and f"wldetect count-tokens --training-config {project_env['config']}" in message
+    assert "token_ids=" in message and not (tmp_path / "run").exists() and not (tmp_path / ".run.staging").exists()
 
 
 # ------------------------------------------------------------------------------------------------ pieces
@@ -314,7 +343,7 @@ def test_training_reads_step_1s_files_and_tokenises_nothing(project_env, tmp_pat
     assert result.consumed["token_ids"] == counted.token_ids_path
     summary = json.loads((tmp_path / "model" / "training_summary.json").read_text())
     assert summary["token_ids"] == str(counted.token_ids_path)
-    # the same examples as the fixture's run (which counted through the cache): the same weights
+    # the same examples as the fixture's run (which read the ids in the cache): the same weights
     a = load_file(str(project_env["result"].artifacts_dir / "projection.safetensors"))
     b = load_file(str(tmp_path / "model" / "projection.safetensors"))
     for key in a:
@@ -355,11 +384,12 @@ def test_an_unmasked_run_after_a_masked_one_is_reported_as_unmasked(project_env,
 
     before = {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
     with pytest.raises(WLDetectError, match=f"diverged.*; {directory} is unchanged"):  # a failing run changes nothing
-        train(load_training_config(project_env["config"], {"training.learning_rate": 1e30}), output_dir=directory)  # fmt: skip
+        train(load_training_config(project_env["config"], {"training.learning_rate": 1e30}), output_dir=directory,
+              token_ids=project_env["token_ids"])  # fmt: skip
     assert {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()} == before
     capsys.readouterr()
 
-    result = train(project_env["config"], output_dir=directory)
+    result = train(project_env["config"], output_dir=directory, token_ids=project_env["token_ids"])
     out = capsys.readouterr().out
     assert result.completed and result.mask["tokens_masked"] == 0 and result.mask["source"] == "no mask"
     assert read_mask_record(directory)["tokens_masked"] == 0
@@ -384,11 +414,11 @@ def test_an_unmasked_run_after_a_masked_one_is_reported_as_unmasked(project_env,
 
 
 def test_a_fresh_run_is_not_overridden_by_an_earlier_runs_checkpoints(project_env, tmp_path):
-    config = project_env["config"]
+    config, ids = project_env["config"], project_env["token_ids"]
     directory = tmp_path / "shared"
-    longer = train(load_training_config(config, {"training.epochs": 4}), output_dir=directory, verbose=False)  # fmt: skip
+    longer = train(load_training_config(config, {"training.epochs": 4}), output_dir=directory, token_ids=ids, verbose=False)  # fmt: skip
     assert longer.steps == 32
-    stopped = train(config, output_dir=directory, token_mask=project_env["mask_path"], verbose=False,
+    stopped = train(config, output_dir=directory, token_mask=project_env["mask_path"], token_ids=ids, verbose=False,
                     stop_after_steps=7)  # fmt: skip
     assert not stopped.completed
     staged = tmp_path / ".shared.staging" / "checkpoints"
@@ -398,7 +428,7 @@ def test_a_fresh_run_is_not_overridden_by_an_earlier_runs_checkpoints(project_en
         "checkpoint_step_00000030.pt",
         "checkpoint_step_00000032.pt",
     ]
-    resumed = train(config, output_dir=directory, token_mask=project_env["mask_path"], verbose=False,
+    resumed = train(config, output_dir=directory, token_mask=project_env["mask_path"], token_ids=ids, verbose=False,
                     resume=True)  # fmt: skip
     assert resumed.resumed_from_step == 5 and resumed.completed and resumed.steps == 16
 

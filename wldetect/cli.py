@@ -189,22 +189,37 @@ def train(
         help="build the mask from the counted training tokens: keep tokens seen >= N times, or mask a share like 0.5%",
     ),
     token_ids: Path | None = typer.Option(
-        None, "--token-ids", help="step 1's token ids: its run directory, counts .npy or token-ids directory (default: count here, cached)"
+        None, "--token-ids",
+        help="step 1's token ids: its run directory, counts .npy or token-ids directory (default: step 1 runs first, as count-tokens does, cached)",
     ),
     resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint of an interrupted run"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file or another model's directory"),
     evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="run step 4 on the configured set afterwards"),
 ) -> None:
     """Step 3: train (optionally with a token mask) and write the artifacts; then the FP8 tables' quantisation
-    report and step 4's evaluation on the configured set, each as its own step."""
+    report and step 4's evaluation on the configured set, each as its own step.
+
+    Without --token-ids, step 1 runs first as its own step, as `count-tokens` does (reused from the cache when
+    these inputs were counted before): the seed's `wldetect train --config X` works on its own, and training
+    itself only ever reads step 1's files. The mask is `masking.resolve_mask`'s decision, as everywhere."""
     from wldetect.config import load_training_config
     from wldetect.steps.evaluation import evaluate_configured
     from wldetect.steps.posthoc import quantization_report
     from wldetect.steps.training import train as train_step
+    from wldetect.steps.training import training_output
 
-    if token_mask is not None and threshold is not None:
-        raise WLDetectError("give --token-mask or --threshold, not both")
     training_config = load_training_config(config)
+    if token_ids is None:
+        from wldetect.steps.counting import count_tokens
+        from wldetect.steps.masking import parse_threshold
+
+        threshold = parse_threshold(threshold) if threshold is not None else None  # a bad one: one line, not after counting
+
+        training_output(training_config, output_dir, overwrite)  # a run that could not commit is refused before counting
+        print("Step 1: count the training tokens (no --token-ids given; reused from the cache when counted before)")
+        num_workers = training_config.training.num_workers or None
+        token_ids = count_tokens(training_config, num_workers=num_workers).token_ids_path
+        print()
     result = train_step(
         training_config, output_dir=output_dir, token_mask=token_mask, threshold=threshold, token_ids=token_ids,
         resume=resume, overwrite=overwrite,

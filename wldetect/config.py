@@ -139,7 +139,7 @@ class TrainingSection(_Strict):
     batch_size: Int = Field(default=256, gt=0)
     learning_rate: float = Field(default=1e-3, gt=0)
     epochs: Int = Field(default=1, gt=0)
-    num_workers: Int = Field(default=0, ge=0, description="tokeniser threads when training runs step 1 itself (0: counting's default)")
+    num_workers: Int = Field(default=0, ge=0, description="tokeniser threads when `wldetect train` runs step 1 first (0: counting's default)")
     save_checkpoints: bool = True
     checkpoint_interval: Int = Field(default=500, gt=0)
     token_mask_path: Path | None = None

@@ -15,7 +15,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -28,7 +28,13 @@ import scipy.sparse
 from wldetect.artifacts import refuse_model_file
 from wldetect.errors import WLDetectError
 from wldetect.io import atomic_path, check_output_path, load_npy, write_text_atomic
-from wldetect.steps.count_files import load_per_language_counts, load_token_counts, per_language_paths, validate_counts
+from wldetect.steps.count_files import (
+    TokenCounts,
+    load_per_language_counts,
+    load_token_counts,
+    per_language_paths,
+    validate_counts,
+)
 from wldetect.steps.plots import mask_coverage_figure, save_figure
 from wldetect.vocab import TokenTexts, token_texts
 
@@ -597,29 +603,57 @@ class MaskInfo:
         return record
 
 
-def check_threshold_mask(token_mask: str | Path, counts: np.ndarray, threshold: Any) -> None:
-    """A mask file given together with a threshold (a count or a share) must be that threshold's mask on these counts."""
-    counts = validate_counts(counts)
-    resolved = resolve_threshold(threshold, counts)
-    mask = load_token_mask(token_mask, counts.size)
-    expected = counts >= resolved.count
-    if not np.array_equal(mask, expected):
-        differ = int((mask != expected).sum())
-        raise WLDetectError(
-            f"token mask {token_mask}: not the {resolved.label} mask of these counts ({differ:,} tokens differ); "
-            "give the mask or the threshold alone"
-        )
+def resolve_mask(
+    config,
+    step1: TokenCounts | TokenizedCorpus,
+    token_mask: str | Path | np.ndarray | MaskInfo | None = None,
+    threshold: Any = None,
+    *,
+    output: str | Path | None = None,
+    verbose: bool = True,
+) -> MaskInfo | None:
+    """The mask training starts from, decided here alone: `training.train`, notebook 03, `wldetect train` and
+    a sweep all ask this function, so one rule holds everywhere.
+
+    `step1` is step 1's output (its `TokenCounts`, or the `TokenizedCorpus` training reads), whose counts a
+    threshold is resolved on. `threshold`: a count, or a share of the training tokens (`"1%"`); 0 and None
+    both ask for no threshold mask. `token_mask`: step 2's file, a bool array, or a mask decided already;
+    asked together with a threshold above 0 it must be that threshold's mask (a sweep names the run by its
+    threshold and hands it step 2's file). Neither asked: the config's `training.token_mask_path`, else no
+    mask (None). A mask made from a threshold is step 2's work: with `output` it is written there with its
+    record (`create_mask`, which reports it when `verbose`), as a run record keeps it."""
+    counts_path, counts = (step1.counts_path, step1.counts) if isinstance(step1, TokenCounts) else step1.token_counts_file()
+    resolved = resolve_threshold(threshold, counts) if threshold is not None else None
+    count = resolved.count if resolved is not None else 0
+    if token_mask is None and count == 0:
+        token_mask = config.training.token_mask_path
+    if token_mask is not None:
+        mask = _given_mask(token_mask, counts)
+        if count == 0:
+            return mask
+        differ = int((mask.mask != (counts >= count)).sum())
+        if differ:
+            raise WLDetectError(
+                f"token mask {mask.source}: not the {resolved.label} mask of these counts ({differ:,} tokens differ); "
+                "give the mask or the threshold, not both"
+            )
+        return replace(mask, threshold=count, share_spec=resolved.share_spec)
+    if count == 0:
+        return None
+    if output is not None:
+        made = create_mask(counts if counts_path is None else counts_path, threshold, output, verbose=verbose)
+        return MaskInfo(made.mask, str(made.path), counts, path=made.path, threshold=count, share_spec=resolved.share_spec)
+    return MaskInfo(counts >= count, f"{counts_path} at {resolved.label}", counts, threshold=count, share_spec=resolved.share_spec)
 
 
-def resolve_mask(config, corpus: TokenizedCorpus, token_mask=None, threshold: int | str | None = None) -> MaskInfo | None:
-    """The mask training starts from: `token_mask` (step 2's file, or a bool array), else one made from step
-    1's counts at `threshold` (a count, or a share resolved on those counts), else `training.token_mask_path`
-    of the config, else None (no mask). A mask file's threshold and share come from its record
-    (`read_mask_record`), when it has one for these bits."""
-    if token_mask is not None and threshold is not None:
-        raise WLDetectError("give a token mask or a threshold, not both")
-    counts_path, counts = corpus.token_counts_file()
+def _given_mask(token_mask: str | Path | np.ndarray | MaskInfo, counts: np.ndarray) -> MaskInfo:
+    """A mask given as such, checked against step 1's counts (one entry per embedding row); a mask file's
+    threshold and share come from its record (`read_mask_record`), when it has one for these bits."""
     vocab_size = counts.size
+    if isinstance(token_mask, MaskInfo):
+        if token_mask.mask.shape != (vocab_size,):
+            raise WLDetectError(f"token mask {token_mask.source}: {token_mask.mask.size} entries, but the vocab size is {vocab_size}")
+        return token_mask
     if isinstance(token_mask, np.ndarray):
         if token_mask.dtype != bool:
             raise WLDetectError(f"token mask array: expected dtype bool (True = keep), got {token_mask.dtype}")
@@ -627,29 +661,19 @@ def resolve_mask(config, corpus: TokenizedCorpus, token_mask=None, threshold: in
         if mask.shape != (vocab_size,):
             raise WLDetectError(f"token mask array: {mask.shape[0]} entries, but the vocab size is {vocab_size}")
         return MaskInfo(mask, "(array)", counts)
-    if token_mask is None and threshold is None and config.training.token_mask_path is not None:
-        token_mask = config.training.token_mask_path
-    if token_mask is not None:
-        path = Path(token_mask)
-        mask = load_token_mask(path)
-        if mask.shape != (vocab_size,):
-            raise WLDetectError(
-                f"token mask {path}: Token mask shape doesn't match vocab_size: mask has shape {mask.shape}, "
-                f"vocab_size is {vocab_size} (the embeddings' rows)"
-            )
-        record = read_mask_record(path, mask) or {}
-        recorded = record.get("threshold")
-        if not isinstance(recorded, int) or isinstance(recorded, bool) or not np.array_equal(mask, counts >= recorded):
-            return MaskInfo(mask, str(path), counts, path=path)  # its threshold is inferred from these counts
-        share = record.get("threshold_share") if isinstance(record.get("threshold_share"), str) else None
-        return MaskInfo(mask, str(path), counts, path=path, threshold=recorded, share_spec=share)
-    if threshold is not None:
-        resolved = resolve_threshold(threshold, counts)
-        return MaskInfo(
-            counts >= resolved.count, f"{counts_path} at {resolved.label}", counts, threshold=resolved.count,
-            share_spec=resolved.share_spec,
-        )  # fmt: skip
-    return None
+    path = Path(token_mask)
+    mask = load_token_mask(path)
+    if mask.shape != (vocab_size,):
+        raise WLDetectError(
+            f"token mask {path}: Token mask shape doesn't match vocab_size: mask has shape {mask.shape}, "
+            f"vocab_size is {vocab_size} (the embeddings' rows)"
+        )
+    record = read_mask_record(path, mask) or {}
+    recorded = record.get("threshold")
+    if not isinstance(recorded, int) or isinstance(recorded, bool) or not np.array_equal(mask, counts >= recorded):
+        return MaskInfo(mask, str(path), counts, path=path)  # its threshold is inferred from these counts
+    share = record.get("threshold_share") if isinstance(record.get("threshold_share"), str) else None
+    return MaskInfo(mask, str(path), counts, path=path, threshold=recorded, share_spec=share)
 
 
 # --------------------------------------------------------------------------------------- whole analysis

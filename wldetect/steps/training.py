@@ -1,8 +1,10 @@
 """Step 3: train a projection and per-token weights over frozen embeddings, from the files of steps 1 and 2.
 
 `train(config, token_ids=..., token_mask=...)` reads step 1's token ids (`count_files.TokenizedCorpus`, every
-example tokenised once, memory-mapped chunk by chunk) and step 2's mask file, and writes the artifacts
-directory (`wldetect.artifacts`). The pieces, in the order a reader meets them:
+example tokenised once, memory-mapped chunk by chunk) and step 2's mask (the one `masking.resolve_mask`
+decides), and writes the artifacts directory (`wldetect.artifacts`). It consumes steps 1 and 2 and never runs
+them: counting is a step of its own (an hour on OpenLID), which `wldetect train` and notebook 03 show as such
+before they call this. The pieces, in the order a reader meets them:
 
 - `prepare`: the model's embeddings, the token ids, the mask and the schedule (`TrainingInputs`);
 - `TrainState`: model, optimiser, schedule, step and history, with one `checkpoint()` / `restore()` pair;
@@ -52,7 +54,7 @@ from wldetect.errors import WLDetectError
 from wldetect.io import StagedDirectory, atomic_path, write_text_atomic
 from wldetect.sources.models import LoadedModel, load_model
 from wldetect.steps.count_files import TokenizedCorpus, resolve_token_ids
-from wldetect.steps.counting import cache_key, count_tokens
+from wldetect.steps.counting import cache_key
 from wldetect.steps.masking import MaskInfo, resolve_mask
 from wldetect.steps.model import LanguageDetectionModel
 
@@ -229,28 +231,38 @@ class TrainingInputs:
             )
 
 
+def step1_token_ids(token_ids: str | Path | None, config: TrainingConfig) -> Path:
+    """Step 1's token-ids directory from what `resolve_token_ids` accepts; training never counts, so without
+    them it stops here, saying how to get them (a count on OpenLID takes an hour: it is a step of its own)."""
+    if token_ids is None:
+        source = config.source_path or "X.yaml"
+        raise WLDetectError(
+            f"training reads step 1's token ids and none were given: run `wldetect count-tokens --training-config "
+            f"{source}` (or notebook 01) and pass its counts file, run directory or token-ids directory as token_ids= "
+            "(`wldetect train` counts first by itself)"
+        )
+    return resolve_token_ids(token_ids)
+
+
 def prepare(
     config: TrainingConfig,
-    token_ids: str | Path | None = None,
-    token_mask: str | Path | np.ndarray | None = None,
+    token_ids: str | Path | None,
+    token_mask: str | Path | np.ndarray | MaskInfo | None = None,
     threshold: int | str | None = None,
     verbose: bool = True,
 ) -> TrainingInputs:
     """Read what training consumes: the model, the token ids (step 1) and the mask (step 2).
 
-    `token_ids`: step 1's token-ids directory, its counts file or its run directory; None runs step 1 here
-    (cached). `token_mask` (a .npy path or a bool array) or `threshold` (a mask built from step 1's counts; a
-    count, or a share of the training tokens like "1%") override `training.token_mask_path`.
+    `token_ids`: step 1's token-ids directory, its counts file or its run directory (required: `step1_token_ids`).
+    The mask is `masking.resolve_mask`'s decision on `token_mask` (a .npy path, a bool array or a mask decided
+    already), `threshold` (0 and None: none) and the config's `training.token_mask_path`.
     """
     say = print if verbose else (lambda *args, **kwargs: None)
     section = config.training
+    corpus = TokenizedCorpus(step1_token_ids(token_ids, config))
     say("Step 3a: read the model, the token ids (step 1) and the mask (step 2)")
     loaded = load_model(config.model)
     say(loaded.summary())
-    if token_ids is None:
-        counted = count_tokens(config, verbose=verbose, num_workers=section.num_workers or None, model=loaded)
-        token_ids = counted.token_ids_path
-    corpus = TokenizedCorpus(resolve_token_ids(token_ids))
     if corpus.vocab_size != loaded.vocab_size:
         raise WLDetectError(
             f"{corpus.directory}: token ids counted for vocab_size {corpus.vocab_size:,}, but the embeddings of "
@@ -268,9 +280,8 @@ def prepare(
         raise WLDetectError(f"{corpus.directory}: no training examples")
     say(f"  Token ids: {corpus.directory} ({len(corpus):,} examples, {corpus.record.get('n_tokens', 0):,} tokens)")
     mask = resolve_mask(config, corpus, token_mask, threshold)
-    if mask is not None:
-        for line in mask.seed_lines():
-            say(f"  {line}")
+    for line in mask.seed_lines() if mask is not None else ["No token mask: every token weight starts at 1.0"]:
+        say(f"  {line}")
     per_epoch = steps_per_epoch(corpus, section.batch_size)
     total = per_epoch * section.epochs
     warmup = warmup_steps_for(section, total)
@@ -535,7 +546,7 @@ class TrainingResult:
 def train(
     config: TrainingConfig | str | Path,
     output_dir: str | Path | None = None,
-    token_mask: str | Path | np.ndarray | None = None,
+    token_mask: str | Path | np.ndarray | MaskInfo | None = None,
     threshold: int | str | None = None,
     resume: bool = False,
     verbose: bool = True,
@@ -545,6 +556,9 @@ def train(
     overwrite: bool = False,
 ) -> TrainingResult:
     """Step 3: `prepare`, `fit`, then write the artifacts; see the module docstring.
+
+    `token_ids` is step 1's output (required: training consumes step 1, it never runs it); `token_mask` and
+    `threshold` are handed to `masking.resolve_mask`, the one place that decides the mask.
 
     `resume` continues from the latest checkpoint of this run (same fingerprint) in the staging directory
     `.<name>.staging/checkpoints/` (an interrupted run's) or in `<artifacts_dir>/checkpoints/` (a completed
@@ -558,9 +572,8 @@ def train(
     """
     if not isinstance(config, TrainingConfig):
         config = load_training_config(config)
-    artifacts_dir = Path(output_dir) if output_dir is not None else Path(config.output.artifacts_dir)
-    origin = f"training with {Path(config.source_path).absolute()}" if config.source_path else "training"
-    outputs_to_replace(artifacts_dir, origin, overwrite)  # refused before any work
+    step1_token_ids(token_ids, config)
+    artifacts_dir, origin = training_output(config, output_dir, overwrite)
 
     def replacing() -> set[str]:
         return outputs_to_replace(artifacts_dir, origin, overwrite)
@@ -576,6 +589,16 @@ def train(
         if staged.committed is False and staged._lock is not None:
             print(f"Training failed{_unchanged_note(staged)}", file=sys.stderr)
         raise
+
+
+def training_output(config: TrainingConfig, output_dir: str | Path | None = None, overwrite: bool = False) -> tuple[Path, str]:
+    """The artifacts directory a run of `config` writes and the origin it records there, refused now
+    (`outputs_to_replace`) when the run could not commit into it: `train` asks before any work, and `wldetect
+    train` before it counts step 1, so that a refused run costs nothing."""
+    artifacts_dir = Path(output_dir) if output_dir is not None else Path(config.output.artifacts_dir)
+    origin = f"training with {Path(config.source_path).absolute()}" if config.source_path else "training"
+    outputs_to_replace(artifacts_dir, origin, overwrite)
+    return artifacts_dir, origin
 
 
 def _holds_checkpoints(staging: Path) -> bool:

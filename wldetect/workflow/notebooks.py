@@ -12,7 +12,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from wldetect.errors import WLDetectError
 from wldetect.workflow.executors import (
@@ -25,6 +25,9 @@ from wldetect.workflow.executors import (
     patched_environ,
 )
 from wldetect.workflow.runs import Run, create_run, open_run, project_root
+
+if TYPE_CHECKING:
+    from wldetect.config import TrainingConfig
 
 NOTEBOOKS = ["01_count_tokens", "02_create_mask", "03_train", "04_evaluate", "05_compare", "06_weight_analysis"]
 KERNEL = "python3"
@@ -342,8 +345,8 @@ def sweep(
         count_run = run_notebook(
             "01_count_tokens", {"config": str(config), "overrides": overrides or {}}, run_name=name, runs_root=runs_root
         ).path
-    resolve_sweep_thresholds(thresholds, count_run)
     masks = {parse_threshold(t): str(path) for t, path in (masks or {}).items()}
+    resolve_sweep_thresholds(thresholds, count_run, training_config, masks)
     # seed by seed, each seed's baseline first (the order sweep_report reads baselines in)
     jobs_to_run = [
         {
@@ -368,18 +371,26 @@ def sweep(
     return sweep_report(training_runs, name, runs_root=runs_root, raise_on_failure=raise_on_failure)
 
 
-def resolve_sweep_thresholds(thresholds: list[int | str], count_run: str | Path) -> dict[int | str, Any]:
-    """Each share threshold of a sweep as the count it means on the count run's counts, printed before any
-    training starts (`0.0025% -> threshold 1: 45.10 % of vocabulary, 0.0000 % of tokens`), so a share that
-    lands on the same count as another threshold of the sweep is seen at once. Counts are not looked up
-    when every threshold is a count. Returns {spec: masking.ResolvedThreshold} of the shares."""
+def resolve_sweep_thresholds(
+    thresholds: list[int | str], count_run: str | Path, config: TrainingConfig, masks: dict[int | str, str] | None = None
+) -> dict[int | str, Any]:
+    """What each training run of a sweep will mask, decided before any starts by the function every run decides
+    it with (`masking.resolve_mask`): a step 2 mask file given for a threshold that is not that threshold's
+    mask fails the sweep now rather than each run, and each share threshold is printed as the count it means
+    on the count run's counts (`0.0025% -> threshold 1: 45.10 % of vocabulary, 0.0000 % of tokens`), so a
+    share that lands on the same count as another threshold of the sweep is seen at once. The counts are not
+    read when there is nothing to resolve or check (every threshold a count, no mask files). Returns
+    {spec: masking.ResolvedThreshold} of the shares."""
     shares = [t for t in thresholds if isinstance(t, str)]
-    if not shares:
+    if not shares and not masks:
         return {}
     from wldetect.steps.count_files import load_counts
-    from wldetect.steps.masking import resolve_threshold
+    from wldetect.steps.masking import resolve_mask, resolve_threshold
 
-    counts = load_counts(count_run).counts
+    token_counts = load_counts(count_run)
+    for threshold, token_mask in (masks or {}).items():
+        resolve_mask(config, token_counts, token_mask, threshold)
+    counts = token_counts.counts
     resolved = {spec: resolve_threshold(spec, counts) for spec in shares}
     for spec, threshold in resolved.items():
         same = [str(t) for t in thresholds if t != spec and resolve_threshold(t, counts).count == threshold.count]
