@@ -526,7 +526,10 @@ def test_a_sigkilled_wldetect_run_shows_as_interrupted_and_the_next_run_proceeds
         if b"interrupted" in listed.stdout:
             break
         time.sleep(0.2)
-    assert listed.returncode == 0 and f"Run {run_id} was interrupted".encode() in listed.stdout, listed.stdout
+    # Whoever sees the dead process first marks the record: `wldetect runs` (saying "Run <id> was interrupted")
+    # or, on a loaded machine, the orphaned kernel on its way out; the listing and the manifest agree either way.
+    row = [line for line in listed.stdout.decode().splitlines() if run_id in line and "was interrupted" not in line]
+    assert listed.returncode == 0 and row and "interrupted" in row[0], listed.stdout
     assert json.loads(manifests[0].read_text())["status"] == "interrupted"
 
     again = wldetect("run", "01_count_tokens", env={"WLDETECT_RUNS_DIR": str(runs)})
