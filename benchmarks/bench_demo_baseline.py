@@ -135,10 +135,12 @@ def published_predictor(languages: list[str], tokenizer_path: Path):
     except ImportError:
         return None
     from wldetect.detect import WLDetect
+    from wldetect.steps.references import resolve_code
 
     detector = WLDetect.load(published_model_dir(), num_threads=1, tokenizer=tokenizer_path)
-    columns = [i for i, code in enumerate(detector.languages) if code in languages]
-    names = np.asarray(detector.languages, dtype=object)
+    # Its codes as the demo's (its fil_Latn is the demo's tgl_Latn), as `wldetect eval --references` reads them.
+    names = np.asarray([resolve_code((code,), set(languages)) for code in detector.languages], dtype=object)
+    columns = [i for i, code in enumerate(names) if code in languages]
 
     def predict_many(texts: list[str]) -> tuple[list, list]:
         logits, evidence = detector.pooled_logits(texts)
@@ -146,7 +148,7 @@ def published_predictor(languages: list[str], tokenizer_path: Path):
         opened = np.where(evidence, names[logits.argmax(axis=1)], None)
         return closed.tolist(), opened.tolist()
 
-    return predict_many, "wordllamadetect 0.1.2"
+    return predict_many, "wordllamadetect 0.1.2, codes resolved"
 
 
 def reference_scores(gold: np.ndarray, sets: dict[str, list[str]], languages: list[str], tokenizer_path: Path) -> dict:
