@@ -270,6 +270,47 @@ def test_a_sigkilled_run_is_interrupted_its_leftovers_removed_and_the_next_run_p
     assert capsys.readouterr().out == ""  # reaped once: nothing more to say
 
 
+def test_a_run_whose_process_dies_while_runs_are_listed_is_marked_as_it_is_listed(tmp_path, monkeypatch, capsys):
+    """The process of a run ends after `wldetect runs` has reaped and before it lists (a kernel exiting on its
+    own, seen in CI): the row says interrupted, and so does the manifest once the command returns."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import wldetect.workflow.runs as runs_module
+
+    root = tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER, str(root)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        run_path = Path(owner.stdout.readline().strip())
+    finally:
+        owner.stdout.close()
+    listing = runs_module.list_runs
+
+    def dies_before_listing(*args, **kwargs):
+        if owner.poll() is None:
+            owner.send_signal(signal.SIGKILL)
+            owner.wait(timeout=30)
+        return listing(*args, **kwargs)
+
+    monkeypatch.setattr(runs_module, "list_runs", dies_before_listing)
+    monkeypatch.setenv("WLDETECT_RUNS_DIR", str(root))
+    try:
+        status, out, err = _cli(monkeypatch, capsys, "runs")
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait(timeout=30)
+    assert status == 0 and not err
+    row = [line for line in out.splitlines() if run_path.name in line and "was interrupted" not in line]
+    assert len(row) == 1 and "interrupted" in row[0], out
+    assert open_run(run_path).manifest()["status"] == "interrupted"
+    assert f"Run {run_path.name} was interrupted" in out
+
+
 def test_a_reused_pid_or_a_zombie_is_not_the_runs_process_and_another_hosts_is_left_alone(tmp_path):
     import os
     import socket

@@ -446,6 +446,10 @@ def runs_command(
     if runs_dir().is_dir():
         reap_interrupted()  # runs whose processes were killed: marked interrupted, their leftovers removed
     table = list_runs()
+    if not table.empty and (table["status"] == "interrupted").any():
+        # A run whose last process ended between the reaping and the listing is listed as interrupted: it is
+        # marked too (its processes, dead when listed, are still dead), so what is listed is what is recorded.
+        reap_interrupted()
     if table.empty:
         print(f"No runs under {runs_dir()}")
         return
